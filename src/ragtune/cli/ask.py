@@ -1,0 +1,62 @@
+"""``ragtune ask``: an answer from the knowledge base with its cited sources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ragtune.cli.common import (
+    CONFIG_OPTION,
+    JSON_OPTION,
+    KB_OPTION,
+    display_path,
+    print_json,
+    settings_from,
+)
+from ragtune.knowledge_base import KnowledgeBase
+from ragtune.types import Answer
+
+
+def format_answer(answer: Answer) -> str:
+    lines = [answer.text or "(empty answer)", ""]
+    if answer.citations:
+        lines.append("Sources:")
+    for c in answer.citations:
+        where = display_path(c.chunk.source) + (f", page {c.chunk.page}" if c.chunk.page else "")
+        mark = "supported" if c.supported else "NOT supported"
+        lines.append(f"  [{c.n}] {where} ({mark}, support {c.support:.2f})")
+        lines.append(f"      {' '.join(c.chunk.text.split())[:200]}")
+    if answer.dropped:
+        lines.append(f"({len(answer.dropped)} retrieved chunks did not fit the context window)")
+    t = answer.timings
+    lines.append(f"retrieve {t['retrieve_ms']:.0f} ms, generate {t['generate_ms']:.0f} ms, "
+                 f"{answer.prompt_tokens} prompt + {answer.completion_tokens} completion tokens")
+    return "\n".join(lines)
+
+
+def ask(
+    question: str = typer.Argument(..., help="The question."),
+    kb: Path = KB_OPTION,
+    k: int = typer.Option(None, "-k", help="Chunks to retrieve (default 5)."),
+    mode: str = typer.Option(None, "--mode", help="hybrid (default), dense or lexical."),
+    generator: str = typer.Option(None, "--generator", help="local (default) or openai."),
+    model: str = typer.Option(None, "--model",
+                              help="Bundled model, model folder, .gguf file, or remote name."),
+    base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint URL."),
+    api_key: str = typer.Option(None, "--api-key", help="API key (else OPENAI_API_KEY)."),
+    max_tokens: int = typer.Option(None, "--max-tokens", help="Output tokens to allow."),
+    config: Path = CONFIG_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Retrieve, generate from numbered sources, and check each citation."""
+    settings = settings_from(
+        config, retrieval={"mode": mode},
+        generator={"backend": generator, "model": model, "base_url": base_url,
+                   "api_key": api_key, "max_tokens": max_tokens},
+    )
+    result = KnowledgeBase.open(kb, settings).ask(question, k=k)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        typer.echo(format_answer(result))

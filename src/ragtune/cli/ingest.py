@@ -1,0 +1,57 @@
+"""``ragtune ingest``: add files and folders to a knowledge base (a sync on re-runs)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from ragtune.cli.common import CONFIG_OPTION, JSON_OPTION, KB_OPTION, print_json, settings_from
+from ragtune.knowledge_base import KnowledgeBase
+
+
+def ingest(
+    paths: list[Path] = typer.Argument(..., help="Files and folders (read recursively)."),
+    kb: Path = KB_OPTION,
+    prune: bool = typer.Option(True, "--prune/--keep-missing",
+                               help="Remove files that are gone from an ingested folder."),
+    embedder: str = typer.Option(None, "--embedder",
+                                 help="Embedder model for a new knowledge base."),
+    chunk_tokens: int = typer.Option(None, "--chunk-tokens", help="Max tokens per chunk."),
+    overlap: int = typer.Option(None, "--overlap", help="Overlap tokens between chunks."),
+    config: Path = CONFIG_OPTION,
+    as_json: bool = JSON_OPTION,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Read .txt .md .html .pdf .docx .json .jsonl files, chunk, embed and index them.
+
+    Exit status: 0 all files ingested, 2 some files skipped (listed), 1 nothing done.
+    """
+    settings = settings_from(config, embedder={"model": embedder},
+                             chunking={"max_tokens": chunk_tokens, "overlap": overlap})
+    base = KnowledgeBase.create(kb, settings)
+    if embedder:
+        base.manifest.check_embedder(base.manifest.embedder_backend, embedder, base.path)
+    bar = None
+    if not quiet and not as_json and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(desc="ingest", unit="file", file=sys.stderr)
+
+    def progress(files: int, chunks: int) -> None:
+        if bar is not None:
+            bar.update(files - bar.n)
+            rate = chunks / max(bar.format_dict["elapsed"], 1e-9)
+            bar.set_postfix(chunks=chunks, chunks_per_s=f"{rate:.1f}")
+
+    report = base.ingest(paths, prune=prune, progress=progress)
+    if bar is not None:
+        bar.close()
+    if as_json:
+        print_json({**report.to_dict(), "kb_version": base.version})
+    else:
+        typer.echo(report.summary())
+        for path, reason in report.failed:
+            typer.echo(f"skipped {path}: {reason}", err=True)
+    raise typer.Exit(report.exit_code)

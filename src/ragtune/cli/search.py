@@ -1,0 +1,38 @@
+"""``ragtune search``: ranked chunks for a query."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ragtune.cli.common import (
+    CONFIG_OPTION,
+    JSON_OPTION,
+    KB_OPTION,
+    display_path,
+    print_json,
+    settings_from,
+)
+from ragtune.knowledge_base import KnowledgeBase
+
+
+def search(
+    query: str = typer.Argument(..., help="What to look for."),
+    kb: Path = KB_OPTION,
+    mode: str = typer.Option(None, "--mode", help="hybrid (default), dense or lexical."),
+    k: int = typer.Option(None, "-k", help="How many hits (default 10)."),
+    config: Path = CONFIG_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Print the best-matching chunks with their source, page and score."""
+    settings = settings_from(config, retrieval={"mode": mode})
+    hits = KnowledgeBase.open(kb, settings).search(query, k=k or 10)
+    if as_json:
+        print_json({"hits": [h.to_dict() for h in hits]})
+        return
+    for rank, hit in enumerate(hits, start=1):
+        c = hit.chunk
+        where = display_path(c.source) + (f", page {c.page}" if c.page else "")
+        text = " ".join(c.text.split())
+        typer.echo(f"{rank:>2}. [{hit.score:.4f}] {where}\n    {text[:300]}")

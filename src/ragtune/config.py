@@ -1,0 +1,164 @@
+"""Settings: dataclasses with the embedded defaults, read from ``ragtune.toml`` and ``RAGTUNE_*``.
+
+Precedence, lowest first: the defaults below, a TOML file (``--config PATH``, else
+``./ragtune.toml`` when present), environment variables ``RAGTUNE_<SECTION>_<FIELD>``
+(for example ``RAGTUNE_GENERATOR_BASE_URL``), then explicit overrides (CLI flags).
+
+Example ``ragtune.toml``::
+
+    [generator]
+    backend = "openai"
+    base_url = "http://127.0.0.1:8001/v1"
+    model = "Qwen2.5-7B-Instruct"
+
+    [retrieval]
+    k = 8
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from ragtune.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class EmbedderSettings:
+    backend: str = "sentence-transformers"
+    model: str = "all-minilm-l6-v2"  # a bundled model name or a local model directory
+    batch_size: int = 32
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    max_tokens: int = 200  # embedder tokens per chunk, context line not included
+    overlap: int = 40  # tokens of trailing sentences repeated at the start of the next chunk
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    mode: str = "hybrid"  # hybrid | dense | lexical
+    k: int = 3  # chunks in an answer's context: small local models do best with few
+    candidates: int = 100  # depth of each retriever's list before fusion
+    rrf_k: int = 60  # reciprocal-rank fusion constant (Cormack et al. 2009)
+
+
+@dataclass(frozen=True)
+class GeneratorSettings:
+    backend: str = "local"  # local | openai | a plugin's name
+    model: str = "smollm2-135m-instruct"  # bundled name, model directory, .gguf file, or remote name
+    base_url: str | None = None  # OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1
+    api_key: str | None = None  # else OPENAI_API_KEY
+    max_tokens: int = 256  # output tokens reserved in the context window
+    temperature: float = 0.0
+    context_window: int | None = None  # default: the model's own
+    max_context: int = 2048  # cap on prompt + output tokens: small models degrade on long prompts
+    prompt: str = "auto"  # full | compact | auto (compact for local models under 1B parameters)
+    timeout_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
+    chunking: ChunkSettings = field(default_factory=ChunkSettings)
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    generator: GeneratorSettings = field(default_factory=GeneratorSettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        if data["generator"].get("api_key"):
+            data["generator"]["api_key"] = "***"
+        return data
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    text = str(typ)
+    try:
+        if value is None or (isinstance(value, str) and value == "" and "None" in text):
+            if "None" in text:
+                return None
+            raise ValueError("empty")
+        if "int" in text and "float" not in text:
+            if isinstance(value, bool):
+                raise ValueError("a boolean")
+            return int(value)
+        if "float" in text:
+            return float(value)
+        return str(value)
+    except ValueError as exc:
+        raise ConfigError(f"setting {where}: cannot read {value!r} as {text} ({exc})") from None
+
+
+def _apply(settings: Settings, data: Mapping[str, Any], origin: str) -> Settings:
+    sections = {f.name: f for f in fields(Settings)}
+    updates: dict[str, Any] = {}
+    for name, values in data.items():
+        if name not in sections:
+            raise ConfigError(
+                f"{origin}: unknown section [{name}]; valid sections: {', '.join(sections)}"
+            )
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{origin}: [{name}] must be a table of settings")
+        current = getattr(settings, name)
+        hints = get_type_hints(type(current))
+        valid = {f.name for f in fields(current)}
+        changes = {}
+        for key, value in values.items():
+            if key not in valid:
+                raise ConfigError(
+                    f"{origin}: unknown setting {name}.{key}; valid: {', '.join(sorted(valid))}"
+                )
+            changes[key] = _coerce(value, hints[key], f"{name}.{key} in {origin}")
+        updates[name] = replace(current, **changes)
+    return replace(settings, **updates)
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    data: dict[str, dict[str, str]] = {}
+    names = {f.name: {g.name for g in fields(f.default_factory())}  # type: ignore[misc]
+             for f in fields(Settings)}
+    for key, value in env.items():
+        if not key.startswith("RAGTUNE_"):
+            continue
+        rest = key[len("RAGTUNE_"):].lower()
+        for section, keys in names.items():
+            if rest.startswith(section + "_") and rest[len(section) + 1:] in keys:
+                data.setdefault(section, {})[rest[len(section) + 1:]] = value
+    return data
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Resolve settings from defaults, a TOML file, ``RAGTUNE_*`` variables and overrides.
+
+    ``overrides`` is ``{"section": {"field": value}}``; ``None`` values are ignored so that
+    CLI options left unset do not hide the file or the environment.
+    """
+    settings = Settings()
+    if path is None and Path("ragtune.toml").is_file():
+        path = "ragtune.toml"
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+        settings = _apply(settings, data, str(p))
+    settings = _apply(settings, _from_env(os.environ if env is None else env), "environment")
+    if overrides:
+        cleaned = {s: {k: v for k, v in vals.items() if v is not None} for s, vals in overrides.items()}
+        settings = _apply(settings, {s: v for s, v in cleaned.items() if v}, "options")
+    return settings

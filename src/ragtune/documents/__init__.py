@@ -1,0 +1,1 @@
+"""Reading files into documents, cleaning their text and cutting it into chunks."""

@@ -1,0 +1,184 @@
+"""Cut documents into chunks of at most ``max_tokens`` embedder tokens, on sentence boundaries.
+
+Pieces are split hierarchically, each level only where a piece is still too long:
+paragraphs (blank lines) → sentences (``.!?`` and the Chinese ``。！？；``) → lines → words
+(CJK characters one by one). Sentences are then packed greedily; each chunk after the first
+starts with trailing sentences of the previous one worth at most ``overlap`` tokens.
+Chunks never cross a section, so every chunk has exactly one page and one heading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Sequence
+
+from ragtune.types import Chunk, Document, Section
+
+CountTokens = Callable[[Sequence[str]], list[int]]
+
+_PARAGRAPH = re.compile(r"\n\s*\n")
+# a sentence ends at .!? (plus closing quotes/brackets) before whitespace, or at CJK stops
+_SENTENCE_END = re.compile(r"(?:[.!?][\"'”’)\]]*(?=\s)|[。！？；][”’」』）]*)")
+_ABBREVIATIONS = {"e.g", "i.e", "mr", "mrs", "ms", "dr", "prof", "vs", "etc", "inc", "ltd", "co",
+                  "no", "fig", "al", "st", "jr", "sr", "u.s", "approx", "dept", "est", "vol"}
+_ATOM = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\u3040-\u30ff]|[^\s\u3400-\u9fff\uf900-\ufaff"
+                   r"\u3040-\u30ff]+\s*|\s+")
+
+Span = tuple[int, int]
+
+
+def _strip_span(text: str, start: int, end: int) -> Span | None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if end > start else None
+
+
+def _split(text: str, start: int, end: int, pattern: re.Pattern[str], keep: bool) -> list[Span]:
+    """Split ``text[start:end]`` at ``pattern``; ``keep`` leaves the match on the left piece."""
+    spans: list[Span] = []
+    cursor = start
+    for m in pattern.finditer(text, start, end):
+        cut = m.end() if keep else m.start()
+        if keep and m.group().startswith(".") and not _is_sentence_end(text, m.start()):
+            continue
+        span = _strip_span(text, cursor, cut)
+        if span:
+            spans.append(span)
+        cursor = m.end()
+    span = _strip_span(text, cursor, end)
+    if span:
+        spans.append(span)
+    return spans
+
+
+def _is_sentence_end(text: str, dot: int) -> bool:
+    word_start = dot
+    while word_start > 0 and not text[word_start - 1].isspace():
+        word_start -= 1
+    word = text[word_start:dot].lower().lstrip("(\"'")
+    if word in _ABBREVIATIONS:
+        return False
+    return not (len(word) == 1 and word.isalpha())  # initials: "J. Smith"
+
+
+def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[Span]:
+    """Sentence spans of ``text[start:end]``, paragraph breaks always ending a sentence."""
+    end = len(text) if end is None else end
+    spans: list[Span] = []
+    for p_start, p_end in _split(text, start, end, _PARAGRAPH, keep=False):
+        spans.extend(_split(text, p_start, p_end, _SENTENCE_END, keep=True))
+    return spans
+
+
+def _atoms(text: str, start: int, end: int) -> list[Span]:
+    return [(m.start(), m.end()) for m in _ATOM.finditer(text, start, end)]
+
+
+def _fit(text: str, spans: list[Span], count: CountTokens, max_tokens: int) -> list[tuple[Span, int]]:
+    """Spans with their token counts, splitting any over ``max_tokens`` at a finer level."""
+    counts = count([text[s:e] for s, e in spans])
+    out: list[tuple[Span, int]] = []
+    for (s, e), n in zip(spans, counts, strict=True):
+        if n <= max_tokens:
+            out.append(((s, e), n))
+            continue
+        lines = _split(text, s, e, re.compile(r"\n"), keep=False)
+        if len(lines) > 1:
+            out.extend(_fit(text, lines, count, max_tokens))
+            continue
+        out.extend(_pack_atoms(text, s, e, count, max_tokens))
+    return out
+
+
+def _pack_atoms(text: str, s: int, e: int, count: CountTokens,
+                max_tokens: int) -> list[tuple[Span, int]]:
+    atoms = _atoms(text, s, e)
+    counts = count([text[a:b] for a, b in atoms])
+    out: list[tuple[Span, int]] = []
+    cur_start, cur_n, cur_end = atoms[0][0], 0, atoms[0][0]
+    for (a, b), n in zip(atoms, counts, strict=True):
+        if cur_n and cur_n + n > max_tokens:
+            span = _strip_span(text, cur_start, cur_end)
+            if span:
+                out.append((span, cur_n))
+            cur_start, cur_n = a, 0
+        cur_n += n
+        cur_end = b
+    span = _strip_span(text, cur_start, cur_end)
+    if span:
+        out.append((span, cur_n))
+    return out
+
+
+def pack(pieces: list[tuple[Span, int]], max_tokens: int, overlap: int) -> list[tuple[Span, int]]:
+    """Greedy packing of consecutive pieces into chunks of at most ``max_tokens`` tokens."""
+    chunks: list[tuple[Span, int]] = []
+    i = 0
+    while i < len(pieces):
+        j, total = i, 0
+        while j < len(pieces) and (j == i or total + pieces[j][1] <= max_tokens):
+            total += pieces[j][1]
+            j += 1
+        chunks.append(((pieces[i][0][0], pieces[j - 1][0][1]), total))
+        if j >= len(pieces):
+            break
+        # step back over trailing pieces worth <= overlap tokens, always moving forward
+        back, carried = j, 0
+        while back - 1 > i and carried + pieces[back - 1][1] <= overlap:
+            back -= 1
+            carried += pieces[back][1]
+        i = back
+    return chunks
+
+
+def chunk_id(source: str, record: int | None, start: int, text: str) -> str:
+    """A stable id: the same text at the same place in the same source keeps its id."""
+    key = f"{source}\x00{record}\x00{start}\x00{text}".encode()
+    return hashlib.sha1(key).hexdigest()[:20]
+
+
+def context_line(title: str | None, heading: str | None, limit: int = 200) -> str:
+    """The document-level context indexed with each chunk: ``title › section path``."""
+    parts = [p for p in (title, heading) if p]
+    if len(parts) == 2 and parts[1].startswith(parts[0]):
+        parts = [parts[1]]
+    line = " › ".join(parts)
+    return line[:limit]
+
+
+def chunk_section(doc: Document, section: Section, count: CountTokens, max_tokens: int,
+                  overlap: int) -> list[Chunk]:
+    text = section.text
+    pieces = _fit(text, split_sentences(text), count, max_tokens)
+    context = context_line(doc.title, section.heading)
+    chunks = []
+    for (s, e), _ in pack(pieces, max_tokens, overlap):
+        body = text[s:e]
+        start = section.start + s
+        chunks.append(Chunk(
+            id=chunk_id(doc.source, doc.record, start, body), source=doc.source, text=body,
+            start=start, end=section.start + e, page=section.page, heading=section.heading,
+            line=section.line, title=doc.title, record=doc.record, context=context,
+        ))
+    return chunks
+
+
+def chunk_document(doc: Document, count: CountTokens, max_tokens: int = 200,
+                   overlap: int = 40) -> list[Chunk]:
+    """All chunks of ``doc``; ``count`` gives token counts in the embedder's tokenizer.
+
+    Example:
+        >>> doc = Document.from_text("a.txt", "One. Two. Three.")
+        >>> [c.text for c in chunk_document(doc, lambda ts: [len(t.split()) for t in ts], 2, 0)]
+        ['One. Two.', 'Three.']
+    """
+    if max_tokens < 1 or overlap < 0 or overlap >= max_tokens:
+        raise ValueError(f"need max_tokens >= 1 and 0 <= overlap < max_tokens; "
+                         f"got max_tokens={max_tokens}, overlap={overlap}")
+    chunks: list[Chunk] = []
+    for section in doc.sections:
+        chunks.extend(chunk_section(doc, section, count, max_tokens, overlap))
+    return chunks

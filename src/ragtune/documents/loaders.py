@@ -1,0 +1,337 @@
+"""Loaders for .txt .md .html .pdf .docx .json .jsonl, chosen by file suffix.
+
+Each loader returns documents whose sections carry page (PDF), heading path and line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ragtune.documents.protocol import Loader
+from ragtune.documents.text import clean, decode, read_bytes
+from ragtune.errors import DocumentError
+from ragtune.types import Document
+
+_Part = tuple[str, int | None, str | None, int | None]  # text, page, heading, line
+
+
+def load_text(path: Path, source: str) -> list[Document]:
+    text = clean(decode(read_bytes(path), source))
+    return [Document.from_sections(source, [(text, None, None, 1)], title=path.stem)]
+
+
+# --- Markdown ------------------------------------------------------------------------------
+
+_MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
+_MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+_FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.S)
+
+
+def _heading_path(stack: list[str]) -> str | None:
+    return " › ".join(stack) if stack else None
+
+
+def load_markdown(path: Path, source: str) -> list[Document]:
+    raw = decode(read_bytes(path), source).replace("\r\n", "\n")
+    title = None
+    front = _FRONT_MATTER.match(raw)
+    offset_lines = 0
+    if front:
+        for line in front.group(1).splitlines():
+            if line.lower().startswith("title:"):
+                title = line.split(":", 1)[1].strip().strip("\"'")
+        offset_lines = front.group(0).count("\n")
+        raw = raw[front.end():]
+    parts: list[_Part] = []
+    stack: list[str] = []
+    levels: list[int] = []
+    buf: list[str] = []
+    start_line = offset_lines + 1
+    in_fence = False
+
+    def flush(next_line: int) -> None:
+        nonlocal start_line
+        text = clean(_MD_LINK.sub(r"\1", _MD_IMAGE.sub(r"\1", "\n".join(buf))))
+        if text:
+            parts.append((text, None, _heading_path(stack), start_line))
+        buf.clear()
+        start_line = next_line
+
+    for i, line in enumerate(raw.split("\n"), start=offset_lines + 1):
+        if line.lstrip().startswith(("```", "~~~")):
+            in_fence = not in_fence
+        match = None if in_fence else _MD_HEADING.match(line)
+        if match:
+            flush(i)
+            level, heading = len(match.group(1)), match.group(2).strip()
+            while levels and levels[-1] >= level:
+                levels.pop()
+                stack.pop()
+            levels.append(level)
+            stack.append(heading)
+            if title is None and level == 1:
+                title = heading
+            continue
+        buf.append(line)
+    flush(0)
+    return [Document.from_sections(source, parts, title=title or path.stem)]
+
+
+# --- HTML ----------------------------------------------------------------------------------
+
+_SKIP_TAGS = {"script", "style", "noscript", "nav", "header", "footer", "aside", "form", "svg",
+              "iframe", "template", "button", "select", "head", "-comment"}
+_BLOCK_TAGS = {"p", "div", "section", "article", "main", "li", "ul", "ol", "table", "tr", "pre",
+               "blockquote", "br", "dt", "dd", "dl", "figure", "figcaption", "hr", "address",
+               "caption", "thead", "tbody", "tfoot"}
+_HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+
+
+def _walk_html(node: Any, out: list[Any]) -> None:
+    for child in node.iter(include_text=True):
+        tag = child.tag
+        if tag == "-text":
+            out.append(child.text_content or "")
+        elif tag in _SKIP_TAGS:
+            continue
+        elif tag in _HEADINGS:
+            out.append((_HEADINGS[tag], child.text(strip=True, separator=" ")))
+        else:
+            block = tag in _BLOCK_TAGS
+            if block:
+                out.append("\n")
+            _walk_html(child, out)
+            if block:
+                out.append("\n")
+            elif tag in ("td", "th"):
+                out.append(" | ")
+
+
+def load_html(path: Path, source: str) -> list[Document]:
+    from selectolax.lexbor import LexborHTMLParser
+
+    tree = LexborHTMLParser(decode(read_bytes(path), source))
+    title_node = tree.css_first("title")
+    title = title_node.text(strip=True) if title_node else None
+    root = tree.css_first("main") or tree.css_first("article") or tree.body
+    if root is None:
+        raise DocumentError(source, "HTML has no body")
+    pieces: list[Any] = []
+    try:
+        _walk_html(root, pieces)
+    except RecursionError:  # pathologically nested markup: fall back to flat text
+        pieces = [root.text(separator="\n")]
+    parts: list[_Part] = []
+    stack: list[str] = []
+    levels: list[int] = []
+    buf: list[str] = []
+    for piece in pieces:
+        if isinstance(piece, tuple):
+            text = clean("".join(buf))
+            if text:
+                parts.append((text, None, _heading_path(stack), None))
+            buf.clear()
+            level, heading = piece
+            while levels and levels[-1] >= level:
+                levels.pop()
+                stack.pop()
+            levels.append(level)
+            stack.append(heading)
+            title = title or heading
+        else:
+            buf.append(piece)
+    text = clean("".join(buf))
+    if text:
+        parts.append((text, None, _heading_path(stack), None))
+    return [Document.from_sections(source, parts, title=title or path.stem)]
+
+
+# --- PDF -----------------------------------------------------------------------------------
+
+def load_pdf(path: Path, source: str) -> list[Document]:
+    """Text page by page through PDFium; pages are 1-based."""
+    import pypdfium2 as pdfium
+
+    data = read_bytes(path)
+    try:
+        pdf = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        raise DocumentError(source, f"not a readable PDF ({exc}); is it corrupt or encrypted?"
+                            ) from None
+    try:
+        title = (pdf.get_metadata_dict().get("Title") or "").strip() or path.stem
+        parts: list[_Part] = []
+        for number in range(len(pdf)):
+            page = pdf[number]
+            textpage = page.get_textpage()
+            try:
+                text = clean(textpage.get_text_range(), pdf=True)
+            finally:
+                textpage.close()
+                page.close()
+            parts.append((text, number + 1, None, None))
+    except pdfium.PdfiumError as exc:
+        raise DocumentError(source, f"PDF page could not be read: {exc}") from None
+    finally:
+        pdf.close()
+    return [Document.from_sections(source, parts, title=title)]
+
+
+# --- DOCX ----------------------------------------------------------------------------------
+
+def load_docx(path: Path, source: str) -> list[Document]:
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+
+    try:
+        document = docx.Document(str(path))
+    except (PackageNotFoundError, KeyError, ValueError, OSError) as exc:
+        raise DocumentError(source, f"not a readable .docx file ({exc})") from None
+    title = (document.core_properties.title or "").strip() or None
+    parts: list[_Part] = []
+    stack: list[str] = []
+    levels: list[int] = []
+    buf: list[str] = []
+
+    def flush() -> None:
+        text = clean("\n".join(buf))
+        if text:
+            parts.append((text, None, _heading_path(stack), None))
+        buf.clear()
+
+    body = document.element.body
+    for element in body.iterchildren():
+        tag = element.tag.rsplit("}", 1)[-1]
+        if tag == "tbl":
+            rows = element.iter("{http://schemas.openxmlformats.org/wordprocessingml/2006/main}tr")
+            for row in rows:
+                cells = ["".join(t.text or "" for t in cell.iter(
+                    "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}t"))
+                    for cell in row.iterchildren() if cell.tag.endswith("}tc")]
+                buf.append(" | ".join(c.strip() for c in cells))
+            continue
+        if tag != "p":
+            continue
+        paragraph = docx.text.paragraph.Paragraph(element, document)
+        style = (paragraph.style.name if paragraph.style is not None else "") or ""
+        text = paragraph.text
+        level = None
+        if style == "Title":
+            title = title or text.strip()
+            level = 1
+        elif style.startswith("Heading"):
+            digits = style.removeprefix("Heading").strip()
+            level = int(digits) if digits.isdigit() else 1
+        if level is not None and text.strip():
+            flush()
+            while levels and levels[-1] >= level:
+                levels.pop()
+                stack.pop()
+            levels.append(level)
+            stack.append(text.strip())
+        else:
+            buf.append(text)
+    flush()
+    return [Document.from_sections(source, parts, title=title or path.stem)]
+
+
+# --- JSON / JSONL --------------------------------------------------------------------------
+
+_TEXT_KEYS = ("text", "content", "body", "contents", "passage", "document", "context",
+              "abstract", "original_text", "page_content")
+_TITLE_KEYS = ("title", "name", "heading", "subject")
+
+
+def _record_document(record: Any, source: str, index: int, line: int | None) -> Document | None:
+    if isinstance(record, str):
+        text, title = record, None
+    elif isinstance(record, dict):
+        title = next((str(record[k]) for k in _TITLE_KEYS if isinstance(record.get(k), str)), None)
+        texts = [record[k] for k in _TEXT_KEYS if isinstance(record.get(k), str)]
+        if texts:
+            text = "\n\n".join(texts)
+        else:  # no known text field: keep every string value, labelled
+            text = "\n".join(f"{k}: {v}" for k, v in record.items()
+                             if isinstance(v, str) and k not in _TITLE_KEYS)
+        if isinstance(record.get("text"), list):
+            text = "\n".join(str(t) for t in record["text"])
+    else:
+        return None
+    text = clean(text)
+    if not text:
+        return None
+    return Document.from_sections(source, [(text, None, title, line)], title=title, record=index)
+
+
+def _json_records(data: Any) -> Iterator[Any]:
+    if isinstance(data, list):
+        yield from data
+    elif isinstance(data, dict):
+        if any(isinstance(data.get(k), str) for k in _TEXT_KEYS):
+            yield data
+        elif data and all(isinstance(v, dict) for v in data.values()):
+            yield from data.values()  # {id: record, ...}
+        else:
+            lists = [v for v in data.values() if isinstance(v, list)]
+            if len(lists) == 1:
+                yield from lists[0]
+            else:
+                yield data
+    else:
+        yield data
+
+
+def load_json(path: Path, source: str) -> list[Document]:
+    try:
+        data = json.loads(decode(read_bytes(path), source))
+    except json.JSONDecodeError as exc:
+        raise DocumentError(source, f"invalid JSON at line {exc.lineno} column {exc.colno}: "
+                            f"{exc.msg}") from None
+    docs = [_record_document(r, source, i, None) for i, r in enumerate(_json_records(data))]
+    return [d for d in docs if d is not None]
+
+
+def load_jsonl(path: Path, source: str) -> list[Document]:
+    docs: list[Document] = []
+    text = decode(read_bytes(path), source)
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DocumentError(f"{source}:{number}", f"invalid JSON on line {number}: {exc.msg}; "
+                                "fix or remove that line") from None
+        doc = _record_document(record, source, len(docs), number)
+        if doc is not None:
+            docs.append(doc)
+    return docs
+
+
+LOADERS: dict[str, Loader] = {
+    ".txt": load_text,
+    ".text": load_text,
+    ".md": load_markdown,
+    ".markdown": load_markdown,
+    ".html": load_html,
+    ".htm": load_html,
+    ".pdf": load_pdf,
+    ".docx": load_docx,
+    ".json": load_json,
+    ".jsonl": load_jsonl,
+}
+
+
+def load(path: Path, source: str | None = None) -> list[Document]:
+    """Read one file with the loader for its suffix."""
+    source = source or str(path)
+    loader = LOADERS.get(path.suffix.lower())
+    if loader is None:
+        raise DocumentError(source, f"unsupported file type {path.suffix!r}; supported: "
+                            f"{', '.join(sorted(LOADERS))}")
+    return loader(path, source)

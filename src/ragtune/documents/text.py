@@ -1,0 +1,71 @@
+"""Reading bytes as text (encoding detection) and cleaning extracted text."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import Path
+
+from ragtune.errors import DocumentError
+
+MAX_FILE_BYTES = 200 * 1024 * 1024  # larger files are refused with a clear error
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\ufeff]")
+_SPACES = re.compile(r"[ \t\u00a0\u3000]+")
+_TRAILING = re.compile(r" +\n")
+_BLANKS = re.compile(r"\n{3,}")
+_HYPHEN_BREAK = re.compile(r"(\w)-\n(\w)")
+
+
+def read_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The file's bytes, refusing unreadable, empty-named or oversized files clearly."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DocumentError(str(path), f"cannot read: {exc.strerror or exc}") from None
+    if size > limit:
+        raise DocumentError(
+            str(path), f"file is {size / 1e6:.1f} MB, over the {limit / 1e6:.0f} MB limit; "
+            "split it or raise the limit"
+        )
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DocumentError(str(path), f"cannot read: {exc.strerror or exc}") from None
+
+
+def decode(data: bytes, source: str) -> str:
+    """Decode ``data``: UTF-8 (with or without BOM), UTF-16 by BOM, else detected.
+
+    Binary data (NUL bytes outside UTF-16) is refused rather than indexed as garbage.
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    if b"\x00" in data[:8192]:
+        raise DocumentError(source, "looks like a binary file, not text")
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None:
+        raise DocumentError(source, "could not detect the text encoding; save it as UTF-8")
+    return str(best)
+
+
+def clean(text: str, *, pdf: bool = False) -> str:
+    """Normalise Unicode (NFC), whitespace and line ends; drop control characters.
+
+    Paragraph breaks (blank lines) are kept since chunking splits on them. With ``pdf``,
+    words hyphenated across line ends are joined.
+    """
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROL.sub("", text)
+    text = _SPACES.sub(" ", text)
+    if pdf:
+        text = _HYPHEN_BREAK.sub(r"\1\2", text)
+    text = _TRAILING.sub("\n", text)
+    text = _BLANKS.sub("\n\n", text)
+    return "\n".join(line.strip() for line in text.split("\n")).strip()

@@ -1,0 +1,104 @@
+"""The lexical index: BM25 (bm25s) over chunk texts, saved as a folder of JSON + arrays.
+
+Defaults ``k1=0.9, b=0.4`` are Anserini's, the setting of the BEIR BM25 baseline
+(Thakur et al. 2021). The folder holds bm25s' arrays, ``ids.json`` (row → chunk id) and
+``meta.json``; it is rebuilt whole and swapped in atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ragtune.errors import KnowledgeBaseError
+from ragtune.index.tokenize import TOKENIZER_VERSION, tokenize
+
+
+class BM25Index:
+    """BM25 over chunk texts with ragtune's CJK-aware tokenizer.
+
+    Example:
+        >>> idx = BM25Index.build(["a", "b"], ["cats purr", "dogs bark"])
+        >>> idx.search("cat", k=1)[0][0]
+        'a'
+    """
+
+    def __init__(self, ids: list[str], retriever: Any, k1: float, b: float) -> None:
+        self.ids = ids
+        self._retriever = retriever
+        self.k1 = k1
+        self.b = b
+        self._vocab: dict[str, int] = retriever.vocab_dict if retriever is not None else {}
+
+    @classmethod
+    def build(cls, ids: Sequence[str], texts: Sequence[str], k1: float = 0.9,
+              b: float = 0.4) -> BM25Index:
+        import bm25s
+
+        if not ids:
+            return cls([], None, k1, b)
+        retriever = bm25s.BM25(k1=k1, b=b)
+        retriever.index([tokenize(t) for t in texts], show_progress=False)
+        return cls(list(ids), retriever, k1, b)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def search(self, query: str, k: int = 10) -> list[tuple[str, float]]:
+        """Up to ``k`` (chunk id, BM25 score) pairs with a positive score, best first."""
+        if self._retriever is None or k <= 0:
+            return []
+        terms = [t for t in tokenize(query) if t in self._vocab]
+        if not terms:
+            return []
+        docs, scores = self._retriever.retrieve(
+            [terms], k=min(k, len(self.ids)), show_progress=False, n_threads=0
+        )
+        return [(self.ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0], strict=True)
+                if s > 0]
+
+    def save(self, folder: Path) -> None:
+        """Write to ``folder`` through a temporary sibling, then swap it in."""
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".lexical-"))
+        try:
+            if self._retriever is not None:
+                self._retriever.save(str(tmp), show_progress=False)
+            (tmp / "ids.json").write_text(json.dumps(self.ids))
+            (tmp / "meta.json").write_text(json.dumps({
+                "format_version": 1, "tokenizer": TOKENIZER_VERSION, "k1": self.k1,
+                "b": self.b, "count": len(self.ids),
+            }, indent=2))
+            old = folder.with_name(folder.name + ".old")
+            if folder.exists():
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    @classmethod
+    def load(cls, folder: Path) -> BM25Index:
+        import bm25s
+
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+            ids = json.loads((folder / "ids.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise KnowledgeBaseError(
+                f"lexical index in {folder} is missing or unreadable ({exc}); "
+                "rebuild it with: ragtune kb verify --repair"
+            ) from None
+        if meta.get("tokenizer") != TOKENIZER_VERSION:
+            raise KnowledgeBaseError(
+                f"lexical index in {folder} was built with tokenizer {meta.get('tokenizer')!r}, "
+                f"this version uses {TOKENIZER_VERSION!r}; rebuild it: ragtune kb verify --repair"
+            )
+        retriever = bm25s.BM25.load(str(folder), show_progress=False) if ids else None
+        return cls(ids, retriever, float(meta["k1"]), float(meta["b"]))

@@ -1,0 +1,237 @@
+"""Ingest files into a knowledge base: find, read, chunk, embed, store, index.
+
+Re-ingesting is a sync: unchanged files (same SHA-256) cost nothing, changed files have
+their chunks replaced (chunks whose text and position did not change keep their stored
+vectors), and files gone from an ingested folder are removed unless ``prune=False``.
+Work is committed in batches: store first, then the record of sources, so that an
+interrupted run leaves the last committed state searchable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ragtune.documents.chunking import chunk_document
+from ragtune.documents.loaders import LOADERS, load
+from ragtune.documents.text import read_bytes
+from ragtune.errors import DocumentError
+from ragtune.index.protocol import VectorStore
+from ragtune.index.sources import SourceRecord, save_sources
+from ragtune.models.protocol import Embedder
+from ragtune.types import Chunk
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did. Exit status: 0 all good, 2 some files failed, 1 nothing done."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    chunks_total: int = 0
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        if self.failed:
+            done = self.added or self.updated or self.unchanged or self.removed
+            return 2 if done else 1
+        return 0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "added": len(self.added), "updated": len(self.updated),
+            "unchanged": len(self.unchanged), "removed": len(self.removed),
+            "failed": [{"path": p, "reason": r} for p, r in self.failed],
+            "chunks_embedded": self.chunks_embedded, "chunks_reused": self.chunks_reused,
+            "chunks_total": self.chunks_total, "seconds": round(self.seconds, 3),
+        }
+
+    def summary(self) -> str:
+        return (f"{len(self.added)} added, {len(self.updated)} updated, "
+                f"{len(self.unchanged)} unchanged, {len(self.removed)} removed, "
+                f"{len(self.failed)} failed; {self.chunks_embedded} chunks embedded, "
+                f"{self.chunks_reused} reused, {self.chunks_total} in the knowledge base "
+                f"({self.seconds:.1f} s)")
+
+
+def source_name(path: Path) -> str:
+    """How a file is recorded: its absolute path, POSIX style."""
+    return Path(os.path.abspath(path)).as_posix()
+
+
+def _is_knowledge_base(folder: str) -> bool:
+    return os.path.isfile(os.path.join(folder, "manifest.json")) and os.path.isdir(
+        os.path.join(folder, "store"))
+
+
+def discover(paths: Iterable[str | Path], exclude: Path | None = None,
+             ) -> tuple[list[Path], list[Path], list[tuple[str, str]]]:
+    """Files to ingest, the folders they were found in, and paths that cannot be ingested.
+
+    Folders are walked recursively without following symbolic links (so link loops end),
+    skipping hidden entries, unsupported suffixes, ``exclude`` and any knowledge-base
+    folder (a knowledge base kept inside the folder it indexes must not index itself).
+    A file named explicitly is always tried, so an unsupported type is reported rather
+    than silently ignored.
+    """
+    skip = os.path.abspath(exclude) if exclude is not None else None
+    files: list[Path] = []
+    folders: list[Path] = []
+    problems: list[tuple[str, str]] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            folders.append(path)
+            for root, dirs, names in os.walk(path, followlinks=False):
+                dirs[:] = sorted(
+                    d for d in dirs if not d.startswith(".")
+                    and os.path.abspath(os.path.join(root, d)) != skip
+                    and not _is_knowledge_base(os.path.join(root, d)))
+                for name in sorted(names):
+                    candidate = Path(root) / name
+                    if name.startswith(".") or candidate.suffix.lower() not in LOADERS:
+                        continue
+                    files.append(candidate)
+        elif path.exists():
+            files.append(path)
+        elif path.is_symlink():
+            problems.append((str(path), "broken symbolic link"))
+        else:
+            problems.append((str(path), "no such file or folder"))
+    unique = list(dict.fromkeys(files))
+    return unique, folders, problems
+
+
+@dataclass
+class _Pending:
+    source: str
+    sha256: str
+    size: int
+    chunks: list[Chunk]
+    pages: int | None
+    documents: int
+    old_ids: tuple[str, ...]
+    is_new: bool
+
+
+class Ingestor:
+    """Runs one ingest against a store; the knowledge base wires it up and holds the lock."""
+
+    def __init__(self, folder: Path, store: VectorStore, embedder: Embedder,
+                 records: dict[str, SourceRecord], *, max_tokens: int, overlap: int,
+                 batch_chunks: int = 256,
+                 progress: Callable[[int, int], None] | None = None) -> None:
+        self.folder = folder
+        self.store = store
+        self.embedder = embedder
+        self.records = records
+        self.max_tokens = max_tokens
+        self.overlap = overlap
+        self.batch_chunks = batch_chunks
+        self.progress = progress
+        self.report = IngestReport()
+        self._pending: list[_Pending] = []
+        self._pending_chunks = 0
+
+    def run(self, paths: Sequence[str | Path], *, prune: bool = True) -> IngestReport:
+        start = time.perf_counter()
+        files, folders, problems = discover(paths, exclude=self.folder)
+        self.report.failed.extend(problems)
+        for done, path in enumerate(files, start=1):
+            self._ingest_file(path)
+            if self._pending_chunks >= self.batch_chunks:
+                self._flush()
+            if self.progress:
+                self.progress(done, self.report.chunks_embedded + self._pending_chunks)
+        self._flush()
+        if prune and folders:
+            self._prune(folders, {source_name(f) for f in files})
+        self.report.chunks_total = sum(len(r.chunk_ids) for r in self.records.values())
+        self.report.seconds = time.perf_counter() - start
+        return self.report
+
+    def _ingest_file(self, path: Path) -> None:
+        source = source_name(path)
+        try:
+            data = read_bytes(path)
+            sha = hashlib.sha256(data).hexdigest()
+            old = self.records.get(source)
+            if old is not None and old.sha256 == sha:
+                self.report.unchanged.append(source)
+                return
+            docs = load(path, source)
+            chunks = [c for d in docs for c in chunk_document(
+                d, self.embedder.count_tokens, self.max_tokens, self.overlap)]
+            if not chunks:
+                raise DocumentError(source, "no text found (empty, or a scanned PDF without a "
+                                            "text layer)")
+        except DocumentError as exc:
+            logger.warning("skipped %s", exc)
+            self.report.failed.append((exc.path, exc.reason))
+            return
+        pages = max((c.page for c in chunks if c.page is not None), default=None)
+        self._pending.append(_Pending(
+            source=source, sha256=sha, size=len(data), chunks=chunks, pages=pages,
+            documents=len(docs), old_ids=old.chunk_ids if old else (), is_new=old is None))
+        self._pending_chunks += len(chunks)
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        # ids identify text at a position in a source: a known id has a stored vector
+        new_chunks: dict[str, Chunk] = {}
+        for p in self._pending:
+            old = set(p.old_ids)
+            for c in p.chunks:
+                if c.id not in old:
+                    new_chunks.setdefault(c.id, c)
+        # rows a crashed run stored without recording them are kept, not embedded again
+        already = set(self.store.get(list(new_chunks))) if new_chunks else set()
+        to_embed = [c for i, c in new_chunks.items() if i not in already]
+        vectors = (self.embedder.embed([c.index_text for c in to_embed]) if to_embed
+                   else np.zeros((0, self.store.dimension), dtype=np.float32))
+        stale = [i for p in self._pending for i in set(p.old_ids) - {c.id for c in p.chunks}]
+        # add before delete: a crash in between leaves extra rows that verify removes,
+        # never a source with no rows
+        self.store.add(to_embed, vectors)
+        if stale:
+            self.store.delete(stale)
+        now = time.time()
+        for p in self._pending:
+            ids = tuple(dict.fromkeys(c.id for c in p.chunks))
+            self.records[p.source] = SourceRecord(
+                source=p.source, sha256=p.sha256, size=p.size, chunk_ids=ids, pages=p.pages,
+                documents=p.documents, ingested_at=now)
+            (self.report.added if p.is_new else self.report.updated).append(p.source)
+            self.report.chunks_reused += len(set(ids) & (set(p.old_ids) | already))
+        self.report.chunks_embedded += len(to_embed)
+        save_sources(self.folder, self.records)
+        self._pending.clear()
+        self._pending_chunks = 0
+
+    def _prune(self, folders: list[Path], seen: set[str]) -> None:
+        prefixes = [source_name(f).rstrip("/") + "/" for f in folders]
+        gone = [s for s in self.records
+                if s not in seen and any(s.startswith(p) for p in prefixes)]
+        if not gone:
+            return
+        self.store.delete([i for s in gone for i in self.records[s].chunk_ids])
+        for s in gone:
+            del self.records[s]
+        self.report.removed.extend(gone)
+        save_sources(self.folder, self.records)

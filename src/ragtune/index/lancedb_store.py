@@ -1,0 +1,146 @@
+"""The embedded default store: LanceDB on disk, one ``chunks`` table, versioned by Lance.
+
+Each write (add, delete) makes a new table version; ``version`` is what answers report.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragtune.errors import KnowledgeBaseError
+from ragtune.types import Chunk
+
+logger = logging.getLogger(__name__)
+
+TABLE = "chunks"
+_FIELDS = ("id", "source", "text", "context", "start", "end", "page", "heading", "line", "title",
+           "record")
+
+
+def _schema(dimension: int) -> Any:
+    import pyarrow as pa
+
+    return pa.schema([
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("context", pa.string()),
+        pa.field("start", pa.int64()),
+        pa.field("end", pa.int64()),
+        pa.field("page", pa.int32()),
+        pa.field("heading", pa.string()),
+        pa.field("line", pa.int32()),
+        pa.field("title", pa.string()),
+        pa.field("record", pa.int32()),
+        pa.field("ingested_at", pa.float64()),
+        pa.field("vector", pa.list_(pa.float32(), dimension)),
+    ])
+
+
+def _quote(values: Sequence[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+def _to_chunk(row: dict[str, Any]) -> Chunk:
+    return Chunk(**{k: row.get(k) for k in _FIELDS if k != "context"},
+                 context=row.get("context") or "")
+
+
+class LanceDBStore:
+    """Chunks and vectors in a LanceDB table under ``path``.
+
+    Example:
+        >>> store = LanceDBStore(Path("kb/store"), dimension=384)  # doctest: +SKIP
+        >>> store.search(vector, k=5)  # doctest: +SKIP
+    """
+
+    def __init__(self, path: Path, dimension: int) -> None:
+        import lancedb
+
+        self.path = path
+        self.dimension = dimension
+        self._db = lancedb.connect(str(path))
+        try:
+            self._table = self._db.open_table(TABLE)
+        except ValueError:  # not found
+            self._table = self._db.create_table(TABLE, schema=_schema(dimension), exist_ok=True)
+        else:
+            width = self._table.schema.field("vector").type.list_size
+            if width != dimension:
+                raise KnowledgeBaseError(
+                    f"store {path} holds {width}-d vectors, expected {dimension}-d"
+                )
+
+    @property
+    def version(self) -> int:
+        return int(self._table.version)
+
+    def versions(self) -> list[dict[str, Any]]:
+        return list(self._table.list_versions())
+
+    def count(self) -> int:
+        return int(self._table.count_rows())
+
+    def add(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        import pyarrow as pa
+
+        if not chunks:
+            return
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.shape != (len(chunks), self.dimension):
+            raise ValueError(f"expected vectors of shape ({len(chunks)}, {self.dimension}), "
+                             f"got {vectors.shape}")
+        now = time.time()
+        columns: dict[str, Any] = {f: [getattr(c, f) for c in chunks] for f in _FIELDS}
+        columns["ingested_at"] = [now] * len(chunks)
+        columns["vector"] = pa.FixedSizeListArray.from_arrays(
+            pa.array(vectors.reshape(-1)), self.dimension)
+        self._table.add(pa.table(columns, schema=_schema(self.dimension)))
+
+    def delete(self, ids: Sequence[str]) -> None:
+        ids = list(ids)
+        for i in range(0, len(ids), 500):  # keep each predicate a reasonable size
+            self._table.delete(f"id IN ({_quote(ids[i:i + 500])})")
+
+    def search(self, vector: np.ndarray, k: int) -> list[tuple[Chunk, float]]:
+        if k <= 0:
+            return []
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        rows = (self._table.search(query).metric("cosine").limit(k)
+                .select([*_FIELDS, "_distance"]).to_arrow().to_pylist())
+        return [(_to_chunk(r), 1.0 - float(r["_distance"])) for r in rows]
+
+    def get(self, ids: Sequence[str]) -> dict[str, Chunk]:
+        found: dict[str, Chunk] = {}
+        ids = list(dict.fromkeys(ids))
+        for i in range(0, len(ids), 500):
+            rows = (self._table.search().where(f"id IN ({_quote(ids[i:i + 500])})")
+                    .select([*_FIELDS]).limit(len(ids[i:i + 500])).to_arrow().to_pylist())
+            found.update((r["id"], _to_chunk(r)) for r in rows)
+        return found
+
+    def scan(self) -> Iterator[Chunk]:
+        n = self.count()
+        if n == 0:
+            return
+        table = self._table.search().select([*_FIELDS]).limit(n).to_arrow()
+        for batch in table.to_batches():
+            for row in batch.to_pylist():
+                yield _to_chunk(row)
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors by chunk id (used to reuse embeddings of unchanged chunks)."""
+        out: dict[str, np.ndarray] = {}
+        ids = list(dict.fromkeys(ids))
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            rows = (self._table.search().where(f"id IN ({_quote(part)})")
+                    .select(["id", "vector"]).limit(len(part)).to_arrow().to_pylist())
+            out.update((r["id"], np.asarray(r["vector"], dtype=np.float32)) for r in rows)
+        return out

@@ -1,0 +1,208 @@
+"""A knowledge base: a folder with a vector store, a BM25 index, a manifest and a record of
+sources; the object users open to ingest, search and ask.
+
+Layout of the folder::
+
+    manifest.json   format version, embedder name and dimension, chunking
+    sources.json    the record of sources: hash and chunk ids per file
+    store/          LanceDB (chunks + vectors, versioned)
+    lexical/        BM25 index (bm25s arrays + ids.json + meta.json)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ragtune.config import Settings
+from ragtune.errors import ConfigError, EmbedderMismatchError, KnowledgeBaseError
+from ragtune.index.bm25 import BM25Index
+from ragtune.index.ingest import IngestReport, Ingestor
+from ragtune.index.lancedb_store import LanceDBStore
+from ragtune.index.lock import write_lock
+from ragtune.index.manifest import MANIFEST, Manifest
+from ragtune.index.sources import SourceRecord, load_sources
+from ragtune.models.components import build_embedder, build_generator
+from ragtune.models.protocol import Embedder, Generator
+from ragtune.rag.answer import answer
+from ragtune.retrieve.protocol import Retriever
+from ragtune.retrieve.retrievers import MODES, DenseRetriever, HybridRetriever, LexicalRetriever
+from ragtune.types import Answer, Hit
+
+logger = logging.getLogger(__name__)
+
+
+class KnowledgeBase:
+    """Documents indexed for retrieval, and answers with cited sources.
+
+    Example:
+        >>> kb = KnowledgeBase.create("my-kb")  # doctest: +SKIP
+        >>> kb.ingest(["docs/"]).summary()  # doctest: +SKIP
+        >>> for hit in kb.search("how do I install it?"):  # doctest: +SKIP
+        ...     print(hit.chunk.source, hit.score)
+        >>> answer = kb.ask("How do I install it?")  # doctest: +SKIP
+        >>> print(answer.text, [c.chunk.source for c in answer.citations])  # doctest: +SKIP
+    """
+
+    def __init__(self, path: Path, manifest: Manifest, settings: Settings, *,
+                 embedder: Embedder | None = None, generator: Generator | None = None) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.settings = settings
+        self._embedder = embedder
+        self._generator = generator
+        self._store: LanceDBStore | None = None
+        self._lexical: BM25Index | None = None
+        if embedder is not None:
+            self._check_embedder(embedder)
+
+    # --- opening --------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | Path, settings: Settings | None = None, *,
+             embedder: Embedder | None = None, generator: Generator | None = None,
+             ) -> KnowledgeBase:
+        """Open an existing knowledge base; its embedder is the one in its manifest."""
+        folder = Path(path)
+        manifest = Manifest.load(folder)
+        return cls(folder, manifest, settings or Settings(), embedder=embedder,
+                   generator=generator)
+
+    @classmethod
+    def create(cls, path: str | Path, settings: Settings | None = None, *,
+               embedder: Embedder | None = None, generator: Generator | None = None,
+               ) -> KnowledgeBase:
+        """Open the knowledge base at ``path``, creating it (with ``settings``) if absent."""
+        folder = Path(path)
+        settings = settings or Settings()
+        if (folder / MANIFEST).exists():
+            return cls.open(folder, settings, embedder=embedder, generator=generator)
+        if folder.exists() and not folder.is_dir():
+            raise KnowledgeBaseError(f"{folder} exists and is not a folder")
+        if folder.is_dir() and any(p.name != ".lock" for p in folder.iterdir()):
+            raise KnowledgeBaseError(
+                f"{folder} is a non-empty folder without a {MANIFEST}; choose an empty or new "
+                "folder for the knowledge base"
+            )
+        emb = embedder or build_embedder(settings.embedder)
+        manifest = Manifest(
+            embedder_backend=settings.embedder.backend if embedder is None else "custom",
+            embedder_model=emb.name, dimension=emb.dimension,
+            chunk_max_tokens=settings.chunking.max_tokens, chunk_overlap=settings.chunking.overlap,
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        manifest.save(folder)
+        return cls(folder, manifest, settings, embedder=emb, generator=generator)
+
+    def _check_embedder(self, embedder: Embedder) -> None:
+        if embedder.name != self.manifest.embedder_model:
+            self.manifest.check_embedder(self.manifest.embedder_backend, embedder.name, self.path)
+        if embedder.dimension != self.manifest.dimension:
+            raise EmbedderMismatchError(
+                f"embedder {embedder.name} gives {embedder.dimension}-d vectors but the "
+                f"knowledge base {self.path} holds {self.manifest.dimension}-d vectors; rebuild "
+                f"them with: ragtune kb reembed --kb {self.path}"
+            )
+
+    # --- parts, built on first use ----------------------------------------------------------
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            if self.manifest.embedder_backend == "custom":
+                raise ConfigError(
+                    f"knowledge base {self.path} was built with a custom embedder "
+                    f"({self.manifest.embedder_model}); pass it: KnowledgeBase.open(path, "
+                    "embedder=...)"
+                )
+            settings = self.settings.embedder
+            from dataclasses import replace
+
+            emb = build_embedder(replace(settings, backend=self.manifest.embedder_backend,
+                                         model=self.manifest.embedder_model))
+            self._check_embedder(emb)
+            self._embedder = emb
+        return self._embedder
+
+    @property
+    def generator(self) -> Generator:
+        if self._generator is None:
+            self._generator = build_generator(self.settings.generator)
+        return self._generator
+
+    @property
+    def store(self) -> LanceDBStore:
+        if self._store is None:
+            self._store = LanceDBStore(self.path / "store", self.manifest.dimension)
+        return self._store
+
+    @property
+    def lexical(self) -> BM25Index:
+        if self._lexical is None:
+            folder = self.path / "lexical"
+            self._lexical = BM25Index.load(folder) if folder.exists() else BM25Index.build([], [])
+        return self._lexical
+
+    @property
+    def version(self) -> int:
+        """The store's current version (each ingest that changes anything adds versions)."""
+        return self.store.version
+
+    def sources(self) -> list[SourceRecord]:
+        return sorted(load_sources(self.path).values(), key=lambda r: r.source)
+
+    # --- operations ---------------------------------------------------------------------------
+
+    def ingest(self, paths: Sequence[str | Path], *, prune: bool = True,
+               progress: Callable[[int, int], None] | None = None) -> IngestReport:
+        """Add, update and (for folders, with ``prune``) remove files; see :mod:`.index.ingest`."""
+        with write_lock(self.path):
+            records = load_sources(self.path)
+            ingestor = Ingestor(self.path, self.store, self.embedder, records,
+                                max_tokens=self.manifest.chunk_max_tokens,
+                                overlap=self.manifest.chunk_overlap, progress=progress)
+            report = ingestor.run(paths, prune=prune)
+            changed = report.added or report.updated or report.removed
+            if changed or not (self.path / "lexical").exists():
+                self.rebuild_lexical()
+        return report
+
+    def rebuild_lexical(self) -> None:
+        """Rebuild the BM25 index from the chunks in the store."""
+        chunks = list(self.store.scan())
+        index = BM25Index.build([c.id for c in chunks], [c.index_text for c in chunks])
+        index.save(self.path / "lexical")
+        self._lexical = index
+
+    def retriever(self, mode: str | None = None) -> Retriever:
+        mode = mode or self.settings.retrieval.mode
+        if mode not in MODES:
+            raise ConfigError(f"unknown retrieval mode {mode!r}; valid choices: {', '.join(MODES)}")
+        if mode == "lexical":
+            return LexicalRetriever(self.lexical, self.store)
+        dense = DenseRetriever(self.store, self.embedder)
+        if mode == "dense":
+            return dense
+        r = self.settings.retrieval
+        return HybridRetriever(dense, LexicalRetriever(self.lexical, self.store),
+                               candidates=r.candidates, rrf_k=r.rrf_k)
+
+    def search(self, query: str, *, k: int | None = None, mode: str | None = None) -> list[Hit]:
+        """The ``k`` best chunks for ``query`` (hybrid RRF of dense and BM25 by default)."""
+        if not query.strip():
+            raise ConfigError("the query is empty; give a question or some keywords")
+        return self.retriever(mode).retrieve(query, k or self.settings.retrieval.k)
+
+    def ask(self, question: str, *, k: int | None = None, mode: str | None = None,
+            generator: Generator | None = None, max_tokens: int | None = None) -> Answer:
+        """Retrieve, pack a numbered-sources prompt, generate and check the citations."""
+        if not question.strip():
+            raise ConfigError("the question is empty")
+        g = self.settings.generator
+        return answer(
+            question, self.retriever(mode), generator or self.generator,
+            k=k or self.settings.retrieval.k, max_tokens=max_tokens or g.max_tokens,
+            temperature=g.temperature, embedder=self.embedder, kb_version=self.version,
+            prompt_style=None if g.prompt == "auto" else g.prompt,
+        )

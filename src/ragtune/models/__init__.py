@@ -1,0 +1,1 @@
+"""Bundled models, the embedder and generator protocols and their implementations."""

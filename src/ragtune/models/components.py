@@ -1,0 +1,61 @@
+"""Name → factory registries for generators and embedders.
+
+Built-ins and plugins go through the same path: the ``ragtune.generators`` and
+``ragtune.embedders`` entry-point groups. Settings name components by registry name,
+never by import path, so a config file (or a server request) cannot import arbitrary code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import import_module
+from importlib.metadata import entry_points
+from typing import Any
+
+from ragtune.config import EmbedderSettings, GeneratorSettings
+from ragtune.errors import UnknownComponentError
+from ragtune.models.protocol import Embedder, Generator
+
+# Used only when ragtune runs from a source tree without its package metadata.
+_BUILTIN: dict[str, dict[str, str]] = {
+    "generators": {
+        "local": "ragtune.models.local_generator:LocalGenerator.from_settings",
+        "openai": "ragtune.models.openai_generator:OpenAIGenerator.from_settings",
+    },
+    "embedders": {
+        "sentence-transformers":
+            "ragtune.models.embedders:SentenceTransformerEmbedder.from_settings",
+    },
+}
+
+
+def _load_target(target: str) -> Callable[..., Any]:
+    module, _, attr = target.partition(":")
+    obj: Any = import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj  # type: ignore[no-any-return]
+
+
+def available(role: str) -> dict[str, str]:
+    """Registered names for ``role`` ("generators" or "embedders") and their targets."""
+    found = dict(_BUILTIN[role])
+    for ep in entry_points(group=f"ragtune.{role}"):
+        found[ep.name] = ep.value
+    return found
+
+
+def build_generator(settings: GeneratorSettings) -> Generator:
+    """The generator named by ``settings.backend``, built from the settings."""
+    names = available("generators")
+    if settings.backend not in names:
+        raise UnknownComponentError("generator backend", settings.backend, names)
+    return _load_target(names[settings.backend])(settings)  # type: ignore[no-any-return]
+
+
+def build_embedder(settings: EmbedderSettings) -> Embedder:
+    """The embedder named by ``settings.backend``, built from the settings."""
+    names = available("embedders")
+    if settings.backend not in names:
+        raise UnknownComponentError("embedder backend", settings.backend, names)
+    return _load_target(names[settings.backend])(settings)  # type: ignore[no-any-return]

@@ -1,0 +1,142 @@
+"""The local generator: a causal LM loaded through transformers, on the CPU by default.
+
+Accepts a bundled model name (``smollm2-135m-instruct``, ``gemma-3-270m``), a ``.gguf``
+file (converted once, see :mod:`ragtune.models.gguf_cache`) or a transformers model folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ragtune.config import GeneratorSettings
+from ragtune.errors import ConfigError, GenerationError
+from ragtune.models.gguf_cache import bundled_gguf, converted_model
+from ragtune.models.offline import ensure_offline
+from ragtune.models.registry import BUNDLED, bundled_model
+from ragtune.types import Completion, Message
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_model_dir(model: str) -> Path:
+    """A transformers folder for a bundled name, a ``.gguf`` path or a model folder."""
+    names = [m.name for m in BUNDLED if m.role == "generator"]
+    if model.lower() in names:
+        return converted_model(bundled_gguf(bundled_model(model)))
+    path = Path(model).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return converted_model(path)
+    if path.is_dir() and (path / "config.json").exists():
+        return path
+    raise ConfigError(
+        f"generator model {model!r} is neither a bundled model ({', '.join(names)}), "
+        "a .gguf file nor a transformers model folder with a config.json"
+    )
+
+
+class LocalGenerator:
+    """Generate with a local transformers causal LM.
+
+    Example:
+        >>> gen = LocalGenerator("smollm2-135m-instruct")  # doctest: +SKIP
+        >>> gen.generate([{"role": "user", "content": "Hi"}], max_tokens=20).text  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: str = "smollm2-135m-instruct",
+        *,
+        context_window: int | None = None,
+        max_context: int | None = None,
+        dtype: str = "float32",
+    ) -> None:
+        ensure_offline()
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.name = model
+        self.path = resolve_model_dir(model)
+        self._torch = torch
+        self.tokenizer: Any = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+        self.model: Any = AutoModelForCausalLM.from_pretrained(
+            str(self.path), local_files_only=True, dtype=getattr(torch, dtype)
+        )
+        self.model.eval()
+        native = int(getattr(self.model.config, "max_position_embeddings", 2048))
+        window = context_window or native
+        self.context_window = min(window, max_context) if max_context else window
+        # small models do better with the compact prompt (see ragtune.rag.prompts)
+        n_params = sum(p.numel() for p in self.model.parameters())
+        self.prompt_style = "compact" if n_params < 1_000_000_000 else "full"
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: GeneratorSettings) -> LocalGenerator:
+        return cls(settings.model, context_window=settings.context_window,
+                   max_context=settings.max_context)
+
+    def _encode(self, messages: Sequence[Message]) -> Any:
+        try:
+            return self.tokenizer.apply_chat_template(
+                list(messages), add_generation_prompt=True, return_tensors="pt", return_dict=True
+            )
+        except Exception as exc:  # jinja errors, bad roles
+            raise GenerationError(f"could not apply {self.name}'s chat template: {exc}") from exc
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return int(self._encode(messages)["input_ids"].shape[1])
+
+    def _generate_kwargs(self, inputs: Any, max_tokens: int, temperature: float) -> dict[str, Any]:
+        kwargs: dict[str, Any] = dict(inputs)
+        kwargs["max_new_tokens"] = max_tokens
+        kwargs["pad_token_id"] = self.tokenizer.pad_token_id or self.tokenizer.eos_token_id
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature, top_p=0.95)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        return kwargs
+
+    def generate(
+        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0
+    ) -> Completion:
+        inputs = self._encode(messages)
+        n_prompt = int(inputs["input_ids"].shape[1])
+        with self._lock, self._torch.inference_mode():
+            out = self.model.generate(**self._generate_kwargs(inputs, max_tokens, temperature))
+        new = out[0, n_prompt:]
+        text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos])
+        finished = len(new) < max_tokens or (len(new) > 0 and int(new[-1]) in eos_ids)
+        return Completion(text=text, prompt_tokens=n_prompt, completion_tokens=int(len(new)),
+                          finish_reason="stop" if finished else "length")
+
+    def stream(
+        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0
+    ) -> Iterator[str]:
+        from transformers import TextIteratorStreamer
+
+        inputs = self._encode(messages)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        kwargs = self._generate_kwargs(inputs, max_tokens, temperature)
+        kwargs["streamer"] = streamer
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with self._lock, self._torch.inference_mode():
+                    self.model.generate(**kwargs)
+            except BaseException as exc:  # surfaced to the consumer below
+                errors.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        yield from (piece for piece in streamer if piece)
+        thread.join()
+        if errors:
+            raise GenerationError(f"{self.name} failed while streaming: {errors[0]}")

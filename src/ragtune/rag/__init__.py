@@ -1,0 +1,1 @@
+"""Retrieval-augmented answers: context packing, prompts, generation and citation checks."""

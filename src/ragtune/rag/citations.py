@@ -1,0 +1,103 @@
+"""Citations: which source each answer sentence cites, and whether that source supports it.
+
+A sentence's citations are the ``[n]`` markers the model wrote; a sentence without a
+marker is attributed to the source that supports it best. Support of a sentence by a
+chunk combines
+
+* lexical support: the share of the sentence's BM25 terms (stemmed, stopwords dropped)
+  found in the chunk, and
+* semantic support: cosine similarity of their embeddings (when an embedder is given),
+
+as ``0.5 * lexical + 0.5 * semantic`` (lexical alone without an embedder). A citation is
+*supported* when every sentence citing it reaches ``threshold``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from ragtune.documents.chunking import split_sentences
+from ragtune.index.tokenize import tokenize
+from ragtune.models.protocol import Embedder
+from ragtune.types import Chunk, Citation, Hit
+
+THRESHOLD = 0.5
+_MARKER = re.compile(r"[\[【]\s*(\d+(?:\s*[,，、]\s*\d+)*)\s*[\]】]")
+# a sentence whose best support is below this, with no marker, is left unattributed
+_ATTRIBUTION_FLOOR = 0.15
+
+
+@dataclass(frozen=True)
+class SentenceSupport:
+    sentence: str
+    cited: tuple[int, ...]  # source numbers (1-based)
+    marked: bool
+    support: dict[int, float]  # source number -> support score
+
+
+def lexical_support(sentence: str, chunk_text: str) -> float:
+    """Share of the sentence's terms that occur in the chunk, in [0, 1]."""
+    terms = set(tokenize(sentence))
+    if not terms:
+        return 0.0
+    return len(terms & set(tokenize(chunk_text))) / len(terms)
+
+
+def answer_sentences(answer: str) -> list[str]:
+    return [answer[s:e] for s, e in split_sentences(answer)]
+
+
+def analyse(answer: str, sources: list[Chunk], embedder: Embedder | None = None,
+            ) -> list[SentenceSupport]:
+    """Per answer sentence: its cited sources and its support by every source."""
+    sentences = answer_sentences(answer)
+    if not sentences or not sources:
+        return []
+    plain = [_MARKER.sub("", s).strip() for s in sentences]
+    lexical = np.array([[lexical_support(s, c.text) for c in sources] for s in plain])
+    if embedder is not None:
+        vectors = embedder.embed([*plain, *(c.text for c in sources)])
+        semantic = np.clip(vectors[: len(plain)] @ vectors[len(plain):].T, 0.0, 1.0)
+        scores = 0.5 * lexical + 0.5 * semantic
+    else:
+        scores = lexical
+    out = []
+    for i, sentence in enumerate(sentences):
+        marked = tuple(dict.fromkeys(
+            int(n) for m in _MARKER.finditer(sentence)
+            for n in re.split(r"\s*[,，、]\s*", m.group(1)) if 1 <= int(n) <= len(sources)))
+        support = {n: float(scores[i, n - 1]) for n in range(1, len(sources) + 1)}
+        if marked:
+            out.append(SentenceSupport(sentence, marked, True, support))
+            continue
+        if not tokenize(plain[i]):
+            out.append(SentenceSupport(sentence, (), False, support))
+            continue
+        best = int(np.argmax(scores[i])) + 1
+        cited = (best,) if scores[i, best - 1] >= _ATTRIBUTION_FLOOR else ()
+        out.append(SentenceSupport(sentence, cited, False, support))
+    return out
+
+
+def cite(answer: str, hits: list[Hit], embedder: Embedder | None = None,
+         threshold: float = THRESHOLD) -> list[Citation]:
+    """The citations of ``answer`` over the numbered ``hits`` (numbered from 1)."""
+    analysis = analyse(answer, [h.chunk for h in hits], embedder)
+    by_source: dict[int, list[tuple[int, float, bool]]] = {}
+    for i, s in enumerate(analysis):
+        for n in s.cited:
+            by_source.setdefault(n, []).append((i, s.support[n], s.marked))
+    citations = []
+    for n in sorted(by_source):
+        entries = by_source[n]
+        support = min(score for _, score, _ in entries)
+        hit = hits[n - 1]
+        citations.append(Citation(
+            n=n, chunk=hit.chunk, score=hit.score, support=support,
+            supported=support >= threshold, sentences=tuple(i for i, _, _ in entries),
+            marked=any(m for _, _, m in entries),
+        ))
+    return citations

@@ -1,0 +1,1 @@
+"""Dense, lexical and hybrid retrieval over a knowledge base."""

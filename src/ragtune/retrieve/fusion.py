@@ -1,0 +1,48 @@
+"""Rank fusion of several ranked lists (pure functions)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int = 60,
+                           weights: Sequence[float] | None = None) -> list[tuple[str, float]]:
+    """Reciprocal-rank fusion: ``score(d) = sum_i w_i / (k + rank_i(d))``, ranks from 1.
+
+    Cormack, Clarke & Büttcher (2009), "Reciprocal Rank Fusion outperforms Condorcet and
+    individual Rank Learning Methods", SIGIR. Ties are broken by first appearance.
+
+    Example:
+        >>> reciprocal_rank_fusion([["a", "b"], ["b", "c"]], k=60)[0][0]
+        'b'
+    """
+    weights = [1.0] * len(rankings) if weights is None else list(weights)
+    if len(weights) != len(rankings):
+        raise ValueError(f"{len(rankings)} rankings but {len(weights)} weights")
+    scores: dict[str, float] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        for rank, doc in enumerate(ranking, start=1):
+            scores[doc] = scores.get(doc, 0.0) + weight / (k + rank)
+    return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+def min_max(scores: Sequence[float]) -> list[float]:
+    """Scale to [0, 1]; a constant list maps to all ones."""
+    if not scores:
+        return []
+    lo, hi = min(scores), max(scores)
+    if hi == lo:
+        return [1.0] * len(scores)
+    return [(s - lo) / (hi - lo) for s in scores]
+
+
+def weighted_fusion(results: Sequence[Sequence[tuple[str, float]]],
+                    weights: Sequence[float]) -> list[tuple[str, float]]:
+    """Convex combination of min-max normalised scores; a list missing a doc adds 0."""
+    if len(weights) != len(results):
+        raise ValueError(f"{len(results)} result lists but {len(weights)} weights")
+    scores: dict[str, float] = {}
+    for result, weight in zip(results, weights, strict=True):
+        for (doc, _), norm in zip(result, min_max([s for _, s in result]), strict=True):
+            scores[doc] = scores.get(doc, 0.0) + weight * norm
+    return sorted(scores.items(), key=lambda kv: -kv[1])
