@@ -58,10 +58,10 @@ def _is_sentence_end(text: str, dot: int) -> bool:
     word_start = dot
     while word_start > 0 and not text[word_start - 1].isspace():
         word_start -= 1
-    word = text[word_start:dot].lower().lstrip("(\"'")
-    if word in _ABBREVIATIONS:
+    word = text[word_start:dot].lstrip("(\"'")
+    if word.lower() in _ABBREVIATIONS:
         return False
-    return not (len(word) == 1 and word.isalpha())  # initials: "J. Smith"
+    return not (len(word) == 1 and word.isupper())  # initials: "J. Smith"
 
 
 def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[Span]:

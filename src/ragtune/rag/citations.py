@@ -4,12 +4,16 @@ A sentence's citations are the ``[n]`` markers the model wrote; a sentence witho
 marker is attributed to the source that supports it best. Support of a sentence by a
 chunk combines
 
-* lexical support: the share of the sentence's BM25 terms (stemmed, stopwords dropped)
-  found in the chunk, and
-* semantic support: cosine similarity of their embeddings (when an embedder is given),
+* lexical support: the mean of the share of the sentence's BM25 terms (stemmed, stopwords
+  dropped) found in the chunk and the share of its term bigrams found there (word order
+  matters: "removed from the knowledge base" is not "the knowledge base removed"), and
+* semantic support: the best cosine similarity between the sentence's embedding and the
+  embeddings of the chunk's sentences (when an embedder is given),
 
 as ``0.5 * lexical + 0.5 * semantic`` (lexical alone without an embedder). A citation is
-*supported* when every sentence citing it reaches ``threshold``.
+*supported* when every sentence citing it reaches ``threshold``. This is a heuristic: it
+catches answers that drift from their sources, not every contradiction that reuses the
+source's words (that needs an entailment model).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from ragtune.index.tokenize import tokenize
 from ragtune.models.protocol import Embedder
 from ragtune.types import Chunk, Citation, Hit
 
-THRESHOLD = 0.5
+THRESHOLD = 0.6
 _MARKER = re.compile(r"[\[【]\s*(\d+(?:\s*[,，、]\s*\d+)*)\s*[\]】]")
 # a sentence whose best support is below this, with no marker, is left unattributed
 _ATTRIBUTION_FLOOR = 0.15
@@ -39,15 +43,44 @@ class SentenceSupport:
 
 
 def lexical_support(sentence: str, chunk_text: str) -> float:
-    """Share of the sentence's terms that occur in the chunk, in [0, 1]."""
-    terms = set(tokenize(sentence))
+    """Mean of term recall and term-bigram recall of the sentence in the chunk, in [0, 1]."""
+    terms = tokenize(sentence)
     if not terms:
         return 0.0
-    return len(terms & set(tokenize(chunk_text))) / len(terms)
+    chunk_terms = tokenize(chunk_text)
+    unigram = len(set(terms) & set(chunk_terms)) / len(set(terms))
+    bigrams = set(zip(terms, terms[1:]))
+    if not bigrams:
+        return unigram
+    bigram = len(bigrams & set(zip(chunk_terms, chunk_terms[1:]))) / len(bigrams)
+    return 0.5 * unigram + 0.5 * bigram
+
+
+def semantic_support(sentences: list[str], chunks: list[str], embedder: Embedder) -> np.ndarray:
+    """``(len(sentences), len(chunks))``: best cosine of each sentence to a chunk sentence."""
+    pieces = [[c[s:e] for s, e in split_sentences(c)] or [c] for c in chunks]
+    flat = [p for ps in pieces for p in ps]
+    vectors = embedder.embed([*sentences, *flat])
+    sims = vectors[: len(sentences)] @ vectors[len(sentences):].T
+    out = np.zeros((len(sentences), len(chunks)), dtype=np.float32)
+    start = 0
+    for j, ps in enumerate(pieces):
+        out[:, j] = sims[:, start:start + len(ps)].max(axis=1)
+        start += len(ps)
+    return np.clip(out, 0.0, 1.0)
 
 
 def answer_sentences(answer: str) -> list[str]:
-    return [answer[s:e] for s, e in split_sentences(answer)]
+    """Sentences of the answer; a piece that is only markers ("... year. [1]") joins the
+    sentence before it, since that is the sentence it cites."""
+    out: list[str] = []
+    for s, e in split_sentences(answer):
+        piece = answer[s:e]
+        if out and not re.search(r"\w", _MARKER.sub("", piece)):
+            out[-1] = f"{out[-1]} {piece}"
+        else:
+            out.append(piece)
+    return out
 
 
 def analyse(answer: str, sources: list[Chunk], embedder: Embedder | None = None,
@@ -59,8 +92,7 @@ def analyse(answer: str, sources: list[Chunk], embedder: Embedder | None = None,
     plain = [_MARKER.sub("", s).strip() for s in sentences]
     lexical = np.array([[lexical_support(s, c.text) for c in sources] for s in plain])
     if embedder is not None:
-        vectors = embedder.embed([*plain, *(c.text for c in sources)])
-        semantic = np.clip(vectors[: len(plain)] @ vectors[len(plain):].T, 0.0, 1.0)
+        semantic = semantic_support(plain, [c.text for c in sources], embedder)
         scores = 0.5 * lexical + 0.5 * semantic
     else:
         scores = lexical

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from ragtune.config import EmbedderSettings, GeneratorSettings
 from ragtune.types import Completion, Message
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -31,6 +32,11 @@ class FakeEmbedder:
         self.dimension = dimension
         self.calls = 0
         self.texts_embedded = 0
+
+    @classmethod
+    def from_settings(cls, settings: EmbedderSettings) -> FakeEmbedder:
+        """Registered as the ``fake`` embedder backend, so tests can use the real path."""
+        return cls(name=settings.model if settings.model.startswith("fake") else "fake-hash")
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         self.calls += 1
@@ -63,6 +69,11 @@ class FakeGenerator:
         self.context_window = context_window
         self.reply = reply
         self.last_messages: list[Message] = []
+
+    @classmethod
+    def from_settings(cls, settings: GeneratorSettings) -> FakeGenerator:
+        """Registered as the ``fake`` generator backend, so tests can use the real path."""
+        return cls(context_window=settings.context_window or settings.max_context)
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         return sum(len(m["content"].split()) + 2 for m in messages)

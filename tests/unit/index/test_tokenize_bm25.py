@@ -1,0 +1,50 @@
+from ragtune.index.bm25 import BM25Index
+from ragtune.index.tokenize import tokenize
+
+
+def test_english_is_stemmed_without_stopwords():
+    # the stopwords are Lucene's English set, as in the BEIR BM25 baseline
+    assert tokenize("The Cats are RUNNING quickly") == ["cat", "run", "quick"]
+
+
+def test_chinese_is_segmented_into_words():
+    terms = tokenize("北京大学的学生在图书馆学习")
+    assert "北京" in terms and "学生" in terms and "图书馆" in terms
+    assert "的" not in terms
+
+
+def test_mixed_text_keeps_both():
+    terms = tokenize("iPhone 销量 grew 8%")
+    assert {"iphon", "销量", "grew", "8"} <= set(terms)
+
+
+def test_bm25_ranks_and_roundtrips(tmp_path):
+    ids = ["a", "b", "c"]
+    texts = ["the cat sat on the mat", "dogs bark at cats", "quarterly revenue grew"]
+    index = BM25Index.build(ids, texts)
+    hits = index.search("cat", k=3)
+    assert [i for i, _ in hits][:2] == ["a", "b"] or [i for i, _ in hits][:2] == ["b", "a"]
+    assert "c" not in [i for i, _ in hits]  # zero scores are not returned
+    assert index.search("zebra", k=3) == []
+    assert index.search("the", k=3) == []  # only stopwords
+    index.save(tmp_path / "lex")
+    loaded = BM25Index.load(tmp_path / "lex")
+    assert loaded.search("revenue", k=1) == index.search("revenue", k=1)
+
+
+def test_bm25_matches_the_formula():
+    # k1=0.9, b=0.4; Lucene's BM25 (Kamphuis et al. 2020, ECIR): idf = ln(1 + (N - df + 0.5)
+    # / (df + 0.5)), term weight tf / (tf + k1 * (1 - b + b * dl / avgdl))
+    import math
+
+    ids = ["a", "b"]
+    index = BM25Index.build(ids, ["apple banana", "banana cherry cherry durian"])
+    (doc, score), = [h for h in index.search("cherry", k=2)]
+    n, df, tf, dl, avgdl, k1, b = 2, 1, 2, 4, 3.0, 0.9, 0.4
+    idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+    expected = idf * tf / (tf + k1 * (1 - b + b * dl / avgdl))
+    assert doc == "b" and abs(score - expected) < 1e-5
+
+
+def test_empty_index():
+    assert BM25Index.build([], []).search("x") == []

