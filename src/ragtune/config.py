@@ -53,13 +53,14 @@ class RetrievalSettings:
 @dataclass(frozen=True)
 class GeneratorSettings:
     backend: str = "local"  # local | openai | a plugin's name
-    model: str = "smollm2-135m-instruct"  # bundled name, model directory, .gguf file, or remote name
+    model: str = "smollm2-135m-instruct"  # bundled name, model folder, .gguf file, remote name
     base_url: str | None = None  # OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1
     api_key: str | None = None  # else OPENAI_API_KEY
     max_tokens: int = 256  # output tokens reserved in the context window
     temperature: float = 0.0
     context_window: int | None = None  # default: the model's own
-    max_context: int = 2048  # cap on prompt + output tokens: small models degrade on long prompts
+    # cap on prompt + output tokens: small models degrade on long prompts
+    max_context: int = 2048
     prompt: str = "auto"  # full | compact | auto (compact for local models under 1B parameters)
     timeout_s: float = 120.0
 
@@ -159,6 +160,7 @@ def load_settings(
         settings = _apply(settings, data, str(p))
     settings = _apply(settings, _from_env(os.environ if env is None else env), "environment")
     if overrides:
-        cleaned = {s: {k: v for k, v in vals.items() if v is not None} for s, vals in overrides.items()}
+        cleaned = {s: {k: v for k, v in vals.items() if v is not None}
+                   for s, vals in overrides.items()}
         settings = _apply(settings, {s: v for s, v in cleaned.items() if v}, "options")
     return settings

@@ -33,7 +33,8 @@ class UnknownComponentError(ConfigError, KeyError):
         self.name = name
         self.choices = sorted(choices)
         super().__init__(
-            f"unknown {role} {name!r}; valid choices: {', '.join(self.choices) or '(none installed)'}"
+            f"unknown {role} {name!r}; valid choices: "
+            f"{', '.join(self.choices) or '(none installed)'}"
         )
 
     def __str__(self) -> str:  # KeyError would quote the message otherwise

@@ -18,7 +18,7 @@ from pathlib import Path
 from ragtune.config import Settings
 from ragtune.errors import ConfigError, EmbedderMismatchError, KnowledgeBaseError
 from ragtune.index.bm25 import BM25Index
-from ragtune.index.ingest import IngestReport, Ingestor
+from ragtune.index.ingest import Ingestor, IngestReport
 from ragtune.index.lancedb_store import LanceDBStore
 from ragtune.index.lock import write_lock
 from ragtune.index.manifest import MANIFEST, Manifest

@@ -77,7 +77,8 @@ def _atoms(text: str, start: int, end: int) -> list[Span]:
     return [(m.start(), m.end()) for m in _ATOM.finditer(text, start, end)]
 
 
-def _fit(text: str, spans: list[Span], count: CountTokens, max_tokens: int) -> list[tuple[Span, int]]:
+def _fit(text: str, spans: list[Span], count: CountTokens,
+         max_tokens: int) -> list[tuple[Span, int]]:
     """Spans with their token counts, splitting any over ``max_tokens`` at a finer level."""
     counts = count([text[s:e] for s, e in spans])
     out: list[tuple[Span, int]] = []

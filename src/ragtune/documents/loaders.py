@@ -164,7 +164,9 @@ def load_pdf(path: Path, source: str) -> list[Document]:
         raise DocumentError(source, f"not a readable PDF ({exc}); is it corrupt or encrypted?"
                             ) from None
     try:
-        title = (pdf.get_metadata_dict().get("Title") or "").strip() or path.stem
+        title = (pdf.get_metadata_dict().get("Title") or "").strip()
+        if len(re.findall(r"[^\W\d_]{2,}", title)) < 2:  # empty, or an id like 0000320193-22-70
+            title = path.stem
         parts: list[_Part] = []
         for number in range(len(pdf)):
             page = pdf[number]

@@ -1,1 +1,1 @@
-"""Where chunks live: the vector store, the lexical index, the manifest and the record of sources."""
+"""Where chunks live: vector store, lexical index, manifest and the record of sources."""

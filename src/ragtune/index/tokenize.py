@@ -20,8 +20,10 @@ TOKENIZER_VERSION = "ragtune-bm25-v1"
 _CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _HAS_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_ZH_STOP = frozenset("的 了 是 在 和 与 及 或 也 都 就 而 被 把 对 从 到 这 那 之 其 为 以 于 上 中 "
-                     "下 个 着 过 吗 呢 吧 啊 一 有 我 你 他 她 它 们".split())
+_ZH_STOP = frozenset(
+    "的 了 是 在 和 与 及 或 也 都 就 而 被 把 对 从 到 这 那 之 其 "
+    "为 以 于 上 中 下 个 着 过 吗 呢 吧 啊 一 有 我 你 他 她 它 们".split()
+)
 
 
 @functools.lru_cache(maxsize=1)

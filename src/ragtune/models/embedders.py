@@ -68,6 +68,7 @@ class SentenceTransformerEmbedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
+        # verbose=False: counting a long text is not running it through the model
         encoded = self._model.tokenizer(list(texts), add_special_tokens=False,
-                                        return_attention_mask=False)
+                                        return_attention_mask=False, verbose=False)
         return [len(ids) for ids in encoded["input_ids"]]

@@ -29,7 +29,8 @@ def answer(
     ``embedder`` (the knowledge base's) adds semantic support to the citation check.
     ``prompt_style`` is ``full`` or ``compact`` (see :func:`ragtune.rag.prompts.build_messages`);
     by default the generator's own ``prompt_style`` attribute, else ``full``.
-    Timings are milliseconds: ``retrieve_ms``, ``prompt_ms`` (packing), ``generate_ms``, ``cite_ms``, ``total_ms``.
+    Timings are milliseconds: ``retrieve_ms``, ``prompt_ms`` (packing), ``generate_ms``,
+    ``cite_ms``, ``total_ms``.
     """
     t0 = time.perf_counter()
     hits = retriever.retrieve(question, k)

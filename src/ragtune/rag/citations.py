@@ -49,10 +49,10 @@ def lexical_support(sentence: str, chunk_text: str) -> float:
         return 0.0
     chunk_terms = tokenize(chunk_text)
     unigram = len(set(terms) & set(chunk_terms)) / len(set(terms))
-    bigrams = set(zip(terms, terms[1:]))
+    bigrams = set(zip(terms, terms[1:], strict=False))
     if not bigrams:
         return unigram
-    bigram = len(bigrams & set(zip(chunk_terms, chunk_terms[1:]))) / len(bigrams)
+    bigram = len(bigrams & set(zip(chunk_terms, chunk_terms[1:], strict=False))) / len(bigrams)
     return 0.5 * unigram + 0.5 * bigram
 
 

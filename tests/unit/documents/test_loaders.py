@@ -8,7 +8,8 @@ from ragtune.errors import DocumentError
 
 def test_text_utf8_and_gbk(tmp_path):
     (tmp_path / "a.txt").write_text("Hello  world.\r\n\r\n\r\nBye.", encoding="utf-8")
-    (tmp_path / "b.txt").write_bytes("这是一个用GBK编码的中文文件，内容是关于知识库的。".encode("gbk"))
+    text = "这是一个用GBK编码的中文文件，内容是关于知识库的。"
+    (tmp_path / "b.txt").write_bytes(text.encode("gbk"))
     a = load(tmp_path / "a.txt")[0]
     assert a.text == "Hello world.\n\nBye."
     assert a.title == "a"

@@ -1,0 +1,53 @@
+"""Shared by the benchmarks: where the datasets are, BEIR loading, result files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def data_dir() -> Path:
+    """``$RAGTUNE_DATA``, else ``../shared/datasets`` beside the repository."""
+    path = Path(os.environ.get("RAGTUNE_DATA", ROOT.parent / "shared" / "datasets"))
+    return path
+
+
+def require(path: Path) -> Path:
+    if not path.exists():
+        sys.exit(f"dataset not found: {path} (set RAGTUNE_DATA to the datasets folder)")
+    return path
+
+
+def load_beir(folder: Path, split: str) -> tuple[list[dict[str, Any]], dict[str, str],
+                                                 dict[str, dict[str, int]]]:
+    """Corpus records (in file order), queries by id, and qrels ``{query: {doc: grade}}``."""
+    with (folder / "corpus.jsonl").open(encoding="utf-8") as f:
+        corpus = [json.loads(line) for line in f if line.strip()]
+    with (folder / "queries.jsonl").open(encoding="utf-8") as f:
+        queries = {q["_id"]: q["text"] for q in map(json.loads, f)}
+    qrels: dict[str, dict[str, int]] = {}
+    with (folder / "qrels" / f"{split}.tsv").open(encoding="utf-8") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
+    return corpus, queries, qrels
+
+
+def machine() -> dict[str, Any]:
+    return {"python": platform.python_version(), "cpus": os.cpu_count(),
+            "platform": platform.platform(), "date": time.strftime("%Y-%m-%d")}
+
+
+def write_result(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({**data, "machine": machine()}, indent=2))
+    return path

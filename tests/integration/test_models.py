@@ -1,0 +1,39 @@
+import json
+import subprocess
+import sys
+
+from ragtune.models.gguf_cache import bundled_gguf, converted_model
+from ragtune.models.registry import bundled_model
+from ragtune.testing.contracts import check_embedder, check_generator
+
+
+def test_bundled_embedder_passes_the_contract(embedder):
+    check_embedder(embedder)
+    assert embedder.dimension == 384
+
+
+def test_bundled_generator_passes_the_contract(generator):
+    check_generator(generator)
+    assert generator.context_window == 2048
+    out = generator.generate([{"role": "user", "content": "What is the capital of France?"}],
+                             max_tokens=20)
+    assert "Paris" in out.text
+
+
+def test_gguf_is_converted_once_and_reloads_fast(generator):
+    # the session fixture converted it already; a new process loads the cached safetensors
+    folder = converted_model(bundled_gguf(bundled_model("smollm2-135m-instruct")))
+    assert (folder / "model.safetensors").exists()
+    code = ("import time, json; from ragtune.models.local_generator import LocalGenerator; "
+            "t = time.perf_counter(); g = LocalGenerator('smollm2-135m-instruct'); "
+            "print(json.dumps({'seconds': time.perf_counter() - t, 'path': str(g.path)}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["path"] == str(folder)
+    assert result["seconds"] < 5.0, f"second load took {result['seconds']:.1f} s"
+
+
+def test_no_hub_access_configured(generator):
+    import os
+
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"

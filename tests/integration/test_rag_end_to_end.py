@@ -1,0 +1,67 @@
+"""Real embedder and generator over a tiny corpus, including a PDF made here."""
+
+from pathlib import Path
+
+import pytest
+
+from ragtune import KnowledgeBase
+
+
+def make_pdf(path: Path, pages: list[str]) -> None:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_title("City facts")
+    for text in pages:
+        pdf.add_page()
+        pdf.set_font("helvetica", size=12)
+        pdf.multi_cell(w=0, text=text)
+    pdf.output(str(path))
+
+
+@pytest.fixture(scope="module")
+def kb(tmp_path_factory, embedder, generator):
+    root = tmp_path_factory.mktemp("rag")
+    docs = root / "docs"
+    docs.mkdir()
+    (docs / "paris.md").write_text(
+        "# Paris\n\nParis is the capital of France. The Eiffel Tower was completed in 1889.\n")
+    (docs / "handbook.txt").write_text(
+        "The company cafeteria opens at 8 am and closes at 3 pm on weekdays.")
+    make_pdf(docs / "cities.pdf", [
+        "Madrid is the capital of Spain. Its main square is the Plaza Mayor.",
+        "Berlin is the capital of Germany. The Berlin Wall fell in 1989.",
+        "Rome is the capital of Italy. The Colosseum was completed in the year 80.",
+    ])
+    base = KnowledgeBase.create(root / "kb", embedder=embedder, generator=generator)
+    report = base.ingest([docs])
+    assert report.exit_code == 0 and len(report.added) == 3
+    return base
+
+
+def test_pdf_pages_are_kept(kb):
+    hits = kb.search("Berlin Wall", k=1)
+    assert hits[0].chunk.source.endswith("cities.pdf") and hits[0].chunk.page == 2
+
+
+def test_answer_contains_the_fact_and_cites_the_right_file(kb):
+    answer = kb.ask("When was the Eiffel Tower completed?")
+    assert "1889" in answer.text
+    sources = {(Path(c.chunk.source).name, c.chunk.page) for c in answer.citations}
+    assert ("paris.md", None) in sources
+    assert any(c.supported for c in answer.citations)
+
+
+def test_answer_cites_the_right_pdf_page(kb):
+    answer = kb.ask("When did the Berlin Wall fall?")
+    assert "1989" in answer.text
+    cited = [(Path(c.chunk.source).name, c.chunk.page) for c in answer.citations]
+    assert ("cities.pdf", 2) in cited
+    assert answer.prompt_tokens + 256 <= kb.generator.context_window
+
+
+def test_chinese_question_gets_a_chinese_prompt(kb):
+    answer = kb.ask("埃菲尔铁塔是哪一年建成的？")
+    assert answer.language == "zh"
+    assert "资料" in kb.generator.tokenizer.decode(
+        kb.generator._encode([{"role": "user", "content": "资料"}])["input_ids"][0])
