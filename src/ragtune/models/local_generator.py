@@ -56,12 +56,15 @@ class LocalGenerator:
     ) -> None:
         ensure_offline()
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
         self.name = model
         self.path = resolve_model_dir(model)
         self._torch = torch
-        self.tokenizer: Any = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+        # AutoTokenizer's class resolution costs over a second; a tokenizer.json needs none
+        tokenizer_cls = (PreTrainedTokenizerFast if (self.path / "tokenizer.json").exists()
+                         else AutoTokenizer)
+        self.tokenizer: Any = tokenizer_cls.from_pretrained(str(self.path), local_files_only=True)
         self.model: Any = AutoModelForCausalLM.from_pretrained(
             str(self.path), local_files_only=True, dtype=getattr(torch, dtype)
         )
