@@ -43,6 +43,13 @@ class ChunkSettings:
 
 
 @dataclass(frozen=True)
+class IngestSettings:
+    max_file_mb: float = 200.0  # larger files are skipped and reported
+    batch_chunks: int = 256  # chunks embedded and committed together
+    lock_timeout_s: float = 600.0  # how long a second writer waits for the first
+
+
+@dataclass(frozen=True)
 class RetrievalSettings:
     mode: str = "hybrid"  # hybrid | dense | lexical
     k: int = 3  # chunks in an answer's context: small local models do best with few
@@ -69,6 +76,7 @@ class GeneratorSettings:
 class Settings:
     embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     generator: GeneratorSettings = field(default_factory=GeneratorSettings)
 

@@ -4,16 +4,22 @@ sources; the object users open to ingest, search and ask.
 Layout of the folder::
 
     manifest.json   format version, embedder name and dimension, chunking
-    sources.json    the record of sources: hash and chunk ids per file
+    sources.json    the record of sources and the store version it was committed with
+    history.jsonl   one line per committed change
     store/          LanceDB (chunks + vectors, versioned)
     lexical/        BM25 index (bm25s arrays + ids.json + meta.json)
+
+Writes take the folder's lock and commit by renaming ``sources.json`` into place; readers
+see the last committed version of the store, so an interrupted write is never visible.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ragtune.config import Settings
 from ragtune.errors import ConfigError, EmbedderMismatchError, KnowledgeBaseError
@@ -22,13 +28,22 @@ from ragtune.index.ingest import Ingestor, IngestReport
 from ragtune.index.lancedb_store import LanceDBStore
 from ragtune.index.lock import write_lock
 from ragtune.index.manifest import MANIFEST, Manifest
-from ragtune.index.sources import SourceRecord, load_sources
+from ragtune.index.sources import (
+    SourceLog,
+    SourceRecord,
+    append_history,
+    load_sources,
+    save_sources,
+)
 from ragtune.models.components import build_embedder, build_generator
 from ragtune.models.protocol import Embedder, Generator
 from ragtune.rag.answer import answer
 from ragtune.retrieve.protocol import Retriever
 from ragtune.retrieve.retrievers import MODES, DenseRetriever, HybridRetriever, LexicalRetriever
 from ragtune.types import Answer, Hit
+
+if TYPE_CHECKING:
+    from ragtune.index.verify import VerifyReport
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +106,11 @@ class KnowledgeBase:
             embedder_model=emb.name, dimension=emb.dimension,
             chunk_max_tokens=settings.chunking.max_tokens, chunk_overlap=settings.chunking.overlap,
         )
-        folder.mkdir(parents=True, exist_ok=True)
-        manifest.save(folder)
+        with write_lock(folder, settings.ingest.lock_timeout_s):
+            store = LanceDBStore(folder / "store", emb.dimension)
+            save_sources(folder, SourceLog(store_version=store.version))
+            BM25Index.build([], [], store_version=store.version).save(folder / "lexical")
+            manifest.save(folder)  # last: a folder with a manifest is a complete knowledge base
         return cls(folder, manifest, settings, embedder=emb, generator=generator)
 
     def _check_embedder(self, embedder: Embedder) -> None:
@@ -102,7 +120,7 @@ class KnowledgeBase:
             raise EmbedderMismatchError(
                 f"embedder {embedder.name} gives {embedder.dimension}-d vectors but the "
                 f"knowledge base {self.path} holds {self.manifest.dimension}-d vectors; rebuild "
-                f"them with: ragtune kb reembed --kb {self.path}"
+                f"them with: ragtune kb reembed --kb {self.path} --embedder {embedder.name}"
             )
 
     # --- parts, built on first use ----------------------------------------------------------
@@ -116,10 +134,8 @@ class KnowledgeBase:
                     f"({self.manifest.embedder_model}); pass it: KnowledgeBase.open(path, "
                     "embedder=...)"
                 )
-            settings = self.settings.embedder
-            from dataclasses import replace
-
-            emb = build_embedder(replace(settings, backend=self.manifest.embedder_backend,
+            emb = build_embedder(replace(self.settings.embedder,
+                                         backend=self.manifest.embedder_backend,
                                          model=self.manifest.embedder_model))
             self._check_embedder(emb)
             self._embedder = emb
@@ -133,47 +149,111 @@ class KnowledgeBase:
 
     @property
     def store(self) -> LanceDBStore:
+        """The store as of the last committed version (read-only when a write is pending)."""
         if self._store is None:
-            self._store = LanceDBStore(self.path / "store", self.manifest.dimension)
+            store = LanceDBStore(self.path / "store", self.manifest.dimension)
+            committed = load_sources(self.path).store_version
+            if committed is not None and store.version != committed:
+                logger.info("store %s is at version %d, reading committed version %d",
+                            self.path, store.version, committed)
+                store.checkout(committed)
+            self._store = store
         return self._store
 
     @property
     def lexical(self) -> BM25Index:
         if self._lexical is None:
             folder = self.path / "lexical"
-            self._lexical = BM25Index.load(folder) if folder.exists() else BM25Index.build([], [])
+            index = BM25Index.load(folder) if folder.exists() else None
+            committed = load_sources(self.path).store_version
+            if index is None or index.store_version != committed:
+                # an interrupted write left it behind the record: rebuild it in memory
+                index = self._build_lexical(self.store, committed)
+            self._lexical = index
         return self._lexical
 
     @property
     def version(self) -> int:
-        """The store's current version (each ingest that changes anything adds versions)."""
-        return self.store.version
+        """The committed store version: answers report it, history lists them."""
+        committed = load_sources(self.path).store_version
+        return committed if committed is not None else self.store.version
 
     def sources(self) -> list[SourceRecord]:
-        return sorted(load_sources(self.path).values(), key=lambda r: r.source)
+        return sorted(load_sources(self.path).sources.values(), key=lambda r: r.source)
 
-    # --- operations ---------------------------------------------------------------------------
+    # --- writing --------------------------------------------------------------------------------
+
+    def _writable_store(self) -> LanceDBStore:
+        """The newest store, with any uncommitted write rolled back (call under the lock)."""
+        store = LanceDBStore(self.path / "store", self.manifest.dimension)
+        log = load_sources(self.path)
+        committed = log.store_version
+        if committed is None and store.count() > 0:
+            committed = int(store.versions()[0]["version"])
+        if committed is not None and store.version != committed:
+            logger.warning("rolling back an interrupted write to %s (store version %d to %d)",
+                           self.path, store.version, committed)
+            store.restore(committed)  # a new version with the committed content
+            log.store_version = store.version
+            save_sources(self.path, log)
+        return store
+
+    def _build_lexical(self, store: LanceDBStore, version: int | None) -> BM25Index:
+        chunks = list(store.scan())
+        return BM25Index.build([c.id for c in chunks], [c.index_text for c in chunks],
+                               store_version=version)
+
+    def _after_write(self, store: LanceDBStore, operation: str, changed: bool,
+                     **details: object) -> None:
+        committed = load_sources(self.path).store_version
+        lexical = self.path / "lexical"
+        if changed or BM25Index.stored_version(lexical) != committed:
+            self._build_lexical(store, committed).save(lexical)
+        if changed:
+            append_history(self.path, operation, committed, **details)
+        self._store = None
+        self._lexical = None
 
     def ingest(self, paths: Sequence[str | Path], *, prune: bool = True,
                progress: Callable[[int, int], None] | None = None) -> IngestReport:
-        """Add, update and (for folders, with ``prune``) remove files; see :mod:`.index.ingest`."""
-        with write_lock(self.path):
-            records = load_sources(self.path)
-            ingestor = Ingestor(self.path, self.store, self.embedder, records,
-                                max_tokens=self.manifest.chunk_max_tokens,
-                                overlap=self.manifest.chunk_overlap, progress=progress)
+        """Add, update and (for folders, with ``prune``) remove files; see :mod:`.index.ingest`.
+
+        Waits up to ``settings.ingest.lock_timeout_s`` for another writer.
+        """
+        cfg = self.settings.ingest
+        with write_lock(self.path, cfg.lock_timeout_s):
+            store = self._writable_store()
+            ingestor = Ingestor(
+                self.path, store, lambda: self.embedder, load_sources(self.path),
+                max_tokens=self.manifest.chunk_max_tokens, overlap=self.manifest.chunk_overlap,
+                batch_chunks=cfg.batch_chunks, max_file_bytes=int(cfg.max_file_mb * 1e6),
+                version=lambda: store.version, progress=progress)
             report = ingestor.run(paths, prune=prune)
-            changed = report.added or report.updated or report.removed
-            if changed or not (self.path / "lexical").exists():
-                self.rebuild_lexical()
+            changed = bool(report.added or report.updated or report.removed)
+            self._after_write(store, "ingest", changed, added=len(report.added),
+                              updated=len(report.updated), removed=len(report.removed),
+                              chunks_embedded=report.chunks_embedded)
         return report
 
-    def rebuild_lexical(self) -> None:
-        """Rebuild the BM25 index from the chunks in the store."""
-        chunks = list(self.store.scan())
-        index = BM25Index.build([c.id for c in chunks], [c.index_text for c in chunks])
-        index.save(self.path / "lexical")
-        self._lexical = index
+    def remove(self, sources: Sequence[str]) -> list[str]:
+        """Remove sources (stored names, paths, or glob patterns); returns what was removed."""
+        from ragtune.maintenance import remove_sources
+
+        return remove_sources(self, sources)
+
+    def verify(self, *, repair: bool = False) -> VerifyReport:
+        """Reconcile record, store and lexical index; with ``repair``, fix what can be fixed."""
+        from ragtune.maintenance import verify
+
+        return verify(self, repair=repair)
+
+    def reembed(self, embedder: Embedder | str) -> int:
+        """Re-embed every chunk with another embedder; returns the number of chunks."""
+        from ragtune.maintenance import reembed
+
+        return reembed(self, embedder)
+
+    # --- reading --------------------------------------------------------------------------------
 
     def retriever(self, mode: str | None = None) -> Retriever:
         mode = mode or self.settings.retrieval.mode

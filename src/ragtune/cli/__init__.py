@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from ragtune.cli import ask, ingest, models, search
+from ragtune.cli import ask, ingest, kb, models, search
 from ragtune.cli.common import run_safely
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(models.app, name="models")
+app.add_typer(kb.app, name="kb")
 app.command("ingest")(ingest.ingest)
 app.command("search")(search.search)
 app.command("ask")(ask.ask)

@@ -20,6 +20,8 @@ def ingest(
                                  help="Embedder model for a new knowledge base."),
     chunk_tokens: int = typer.Option(None, "--chunk-tokens", help="Max tokens per chunk."),
     overlap: int = typer.Option(None, "--overlap", help="Overlap tokens between chunks."),
+    wait: float = typer.Option(None, "--wait",
+                               help="Seconds to wait for another writer (default 600)."),
     config: Path = CONFIG_OPTION,
     as_json: bool = JSON_OPTION,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -29,7 +31,8 @@ def ingest(
     Exit status: 0 all files ingested, 2 some files skipped (listed), 1 nothing done.
     """
     settings = settings_from(config, embedder={"model": embedder},
-                             chunking={"max_tokens": chunk_tokens, "overlap": overlap})
+                             chunking={"max_tokens": chunk_tokens, "overlap": overlap},
+                             ingest={"lock_timeout_s": wait})
     base = KnowledgeBase.create(kb, settings)
     if embedder:
         base.manifest.check_embedder(base.manifest.embedder_backend, embedder, base.path)

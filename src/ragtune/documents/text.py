@@ -15,6 +15,9 @@ _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
 _TRAILING = re.compile(r" +\n")
 _BLANKS = re.compile(r"\n{3,}")
 _HYPHEN_BREAK = re.compile(r"(\w)-\n(\w)")
+# among encodings that fit the bytes equally well, the most common ones win
+_PREFERRED = ("cp1252", "gb18030", "cp1251", "shift_jis", "euc_kr", "big5", "latin_1")
+_LATIN_SINGLE_BYTE = ("cp125", "iso8859", "mac_", "latin")
 
 
 def read_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
@@ -49,9 +52,22 @@ def decode(data: bytes, source: str) -> str:
         raise DocumentError(source, "looks like a binary file, not text")
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
-    if best is None:
+    matches = list(from_bytes(data))
+    if not matches:
         raise DocumentError(source, "could not detect the text encoding; save it as UTF-8")
+    best = matches[0]
+    tied = [m.encoding for m in matches
+            if m.chaos <= best.chaos + 0.01 and m.coherence >= best.coherence - 0.01]
+    for encoding in _PREFERRED:
+        if encoding in tied:
+            return str(data.decode(encoding))
+    # Short Western texts fit several single-byte Latin code pages equally well; Windows-1252
+    # is by far the most common of them (and what browsers read "latin-1" as).
+    if len(tied) > 1 and all(e.startswith(_LATIN_SINGLE_BYTE) for e in tied[:2]):
+        try:
+            return data.decode("cp1252")
+        except UnicodeDecodeError:
+            pass
     return str(best)
 
 

@@ -28,8 +28,10 @@ class BM25Index:
         'a'
     """
 
-    def __init__(self, ids: list[str], retriever: Any, k1: float, b: float) -> None:
+    def __init__(self, ids: list[str], retriever: Any, k1: float, b: float,
+                 store_version: int | None = None) -> None:
         self.ids = ids
+        self.store_version = store_version  # the store version the index was built from
         self._retriever = retriever
         self.k1 = k1
         self.b = b
@@ -37,14 +39,14 @@ class BM25Index:
 
     @classmethod
     def build(cls, ids: Sequence[str], texts: Sequence[str], k1: float = 0.9,
-              b: float = 0.4) -> BM25Index:
+              b: float = 0.4, store_version: int | None = None) -> BM25Index:
         import bm25s
 
         if not ids:
-            return cls([], None, k1, b)
+            return cls([], None, k1, b, store_version)
         retriever = bm25s.BM25(k1=k1, b=b)
         retriever.index([tokenize(t) for t in texts], show_progress=False)
-        return cls(list(ids), retriever, k1, b)
+        return cls(list(ids), retriever, k1, b, store_version)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -72,7 +74,7 @@ class BM25Index:
             (tmp / "ids.json").write_text(json.dumps(self.ids))
             (tmp / "meta.json").write_text(json.dumps({
                 "format_version": 1, "tokenizer": TOKENIZER_VERSION, "k1": self.k1,
-                "b": self.b, "count": len(self.ids),
+                "b": self.b, "count": len(self.ids), "store_version": self.store_version,
             }, indent=2))
             old = folder.with_name(folder.name + ".old")
             if folder.exists():
@@ -82,6 +84,15 @@ class BM25Index:
             shutil.rmtree(old, ignore_errors=True)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    @staticmethod
+    def stored_version(folder: Path) -> int | None:
+        """The store version a saved index was built from (``None`` if absent or unreadable)."""
+        try:
+            version = json.loads((folder / "meta.json").read_text()).get("store_version")
+        except (OSError, ValueError):
+            return None
+        return int(version) if version is not None else None
 
     @classmethod
     def load(cls, folder: Path) -> BM25Index:
@@ -101,4 +112,5 @@ class BM25Index:
                 f"this version uses {TOKENIZER_VERSION!r}; rebuild it: ragtune kb verify --repair"
             )
         retriever = bm25s.BM25.load(str(folder), show_progress=False) if ids else None
-        return cls(ids, retriever, float(meta["k1"]), float(meta["b"]))
+        return cls(ids, retriever, float(meta["k1"]), float(meta["b"]),
+                   meta.get("store_version"))

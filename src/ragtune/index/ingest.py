@@ -21,10 +21,10 @@ import numpy as np
 
 from ragtune.documents.chunking import chunk_document
 from ragtune.documents.loaders import LOADERS, load
-from ragtune.documents.text import read_bytes
+from ragtune.documents.text import MAX_FILE_BYTES, read_bytes
 from ragtune.errors import DocumentError
 from ragtune.index.protocol import VectorStore
-from ragtune.index.sources import SourceRecord, save_sources
+from ragtune.index.sources import SourceLog, SourceRecord, save_sources
 from ragtune.models.protocol import Embedder
 from ragtune.types import Chunk
 
@@ -132,14 +132,18 @@ class _Pending:
 class Ingestor:
     """Runs one ingest against a store; the knowledge base wires it up and holds the lock."""
 
-    def __init__(self, folder: Path, store: VectorStore, embedder: Embedder,
-                 records: dict[str, SourceRecord], *, max_tokens: int, overlap: int,
-                 batch_chunks: int = 256,
+    def __init__(self, folder: Path, store: VectorStore, embedder: Callable[[], Embedder],
+                 log: SourceLog, *, max_tokens: int, overlap: int, batch_chunks: int = 256,
+                 max_file_bytes: int = MAX_FILE_BYTES, version: Callable[[], int] | None = None,
                  progress: Callable[[int, int], None] | None = None) -> None:
         self.folder = folder
         self.store = store
-        self.embedder = embedder
-        self.records = records
+        self._embedder_factory = embedder
+        self._embedder: Embedder | None = None
+        self.log = log
+        self.records = log.sources
+        self.max_file_bytes = max_file_bytes
+        self._version = version
         self.max_tokens = max_tokens
         self.overlap = overlap
         self.batch_chunks = batch_chunks
@@ -147,6 +151,19 @@ class Ingestor:
         self.report = IngestReport()
         self._pending: list[_Pending] = []
         self._pending_chunks = 0
+
+    @property
+    def embedder(self) -> Embedder:
+        """Built on first use, so that a sync with nothing to embed loads no model."""
+        if self._embedder is None:
+            self._embedder = self._embedder_factory()
+        return self._embedder
+
+    def _commit(self) -> None:
+        """Record the store version these sources describe; the rename is the commit."""
+        if self._version is not None:
+            self.log.store_version = self._version()
+        save_sources(self.folder, self.log)
 
     def run(self, paths: Sequence[str | Path], *, prune: bool = True) -> IngestReport:
         start = time.perf_counter()
@@ -168,7 +185,7 @@ class Ingestor:
     def _ingest_file(self, path: Path) -> None:
         source = source_name(path)
         try:
-            data = read_bytes(path)
+            data = read_bytes(path, self.max_file_bytes)
             sha = hashlib.sha256(data).hexdigest()
             old = self.records.get(source)
             if old is not None and old.sha256 == sha:
@@ -205,6 +222,8 @@ class Ingestor:
         to_embed = [c for i, c in new_chunks.items() if i not in already]
         vectors = (self.embedder.embed([c.index_text for c in to_embed]) if to_embed
                    else np.zeros((0, self.store.dimension), dtype=np.float32))
+        if to_embed and not np.isfinite(vectors).all():
+            raise ValueError("the embedder returned non-finite values; nothing was stored")
         stale = [i for p in self._pending for i in set(p.old_ids) - {c.id for c in p.chunks}]
         # add before delete: a crash in between leaves extra rows that verify removes,
         # never a source with no rows
@@ -220,7 +239,7 @@ class Ingestor:
             (self.report.added if p.is_new else self.report.updated).append(p.source)
             self.report.chunks_reused += len(set(ids) & (set(p.old_ids) | already))
         self.report.chunks_embedded += len(to_embed)
-        save_sources(self.folder, self.records)
+        self._commit()
         self._pending.clear()
         self._pending_chunks = 0
 
@@ -234,4 +253,4 @@ class Ingestor:
         for s in gone:
             del self.records[s]
         self.report.removed.extend(gone)
-        save_sources(self.folder, self.records)
+        self._commit()

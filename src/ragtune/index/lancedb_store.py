@@ -84,6 +84,39 @@ class LanceDBStore:
     def versions(self) -> list[dict[str, Any]]:
         return list(self._table.list_versions())
 
+    def checkout(self, version: int) -> None:
+        """Read the table as it was at ``version`` (read-only until :meth:`latest`)."""
+        self._table.checkout(version)
+
+    def latest(self) -> None:
+        self._table.checkout_latest()
+
+    def restore(self, version: int) -> None:
+        """Make ``version`` the newest version again (rolls back later writes)."""
+        self._table.checkout_latest()
+        self._table.restore(version)
+
+    @property
+    def columns(self) -> list[str]:
+        return [f.name for f in self._table.schema]
+
+    def rows(self, columns: Sequence[str]) -> Any:
+        """The given columns of every row, as a pyarrow table (``vector`` included if asked)."""
+        n = self.count()
+        if n == 0:
+            import pyarrow as pa
+
+            return pa.table({c: pa.array([], type=self._table.schema.field(c).type)
+                             for c in columns})
+        return self._table.search().select(list(columns)).limit(n).to_arrow()
+
+    def add_rows(self, rows: Any) -> None:
+        """Append pyarrow rows already in the table's schema (used by repair and re-embed)."""
+        self._table.add(rows)
+
+    def disk_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+
     def count(self) -> int:
         return int(self._table.count_rows())
 
