@@ -131,7 +131,8 @@ def _apply(settings: Settings, data: Mapping[str, Any], origin: str) -> Settings
 
 def _from_env(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
     data: dict[str, dict[str, str]] = {}
-    names = {f.name: {g.name for g in fields(f.default_factory())}  # type: ignore[misc]
+    defaults = Settings()
+    names = {f.name: {g.name for g in fields(getattr(defaults, f.name))}
              for f in fields(Settings)}
     for key, value in env.items():
         if not key.startswith("RAGTUNE_"):

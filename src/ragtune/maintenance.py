@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -133,7 +134,7 @@ def _match(pattern: str, known: list[str]) -> list[str]:
     return [s for s in known if fnmatch.fnmatch(s, pattern) or fnmatch.fnmatch(s, absolute)]
 
 
-def remove_sources(kb: KnowledgeBase, patterns: list[str] | tuple[str, ...]) -> list[str]:
+def remove_sources(kb: KnowledgeBase, patterns: Sequence[str]) -> list[str]:
     """Remove the sources matching each pattern: a stored name, a path (file or folder),
     or a glob. A pattern that matches nothing is an error listing some stored sources."""
     with write_lock(kb.path, kb.settings.ingest.lock_timeout_s):

@@ -61,7 +61,13 @@ def test_answer_cites_the_right_pdf_page(kb):
 
 
 def test_chinese_question_gets_a_chinese_prompt(kb):
+    from ragtune.rag.prompts import build_messages
+
     answer = kb.ask("埃菲尔铁塔是哪一年建成的？")
-    assert answer.language == "zh"
-    assert "资料" in kb.generator.tokenizer.decode(
-        kb.generator._encode([{"role": "user", "content": "资料"}])["input_ids"][0])
+    assert answer.language == "zh" and answer.text
+    # the prompt the generator saw was the Chinese one, counted by its own tokenizer
+    hits = kb.search("埃菲尔铁塔是哪一年建成的？", k=3)
+    messages = build_messages("埃菲尔铁塔是哪一年建成的？", [h.chunk for h in hits], "zh",
+                              kb.generator.prompt_style)
+    assert "只根据资料" in messages[0]["content"]
+    assert answer.prompt_tokens == kb.generator.count_tokens(messages)

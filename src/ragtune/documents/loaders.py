@@ -189,6 +189,7 @@ def load_pdf(path: Path, source: str) -> list[Document]:
 def load_docx(path: Path, source: str) -> list[Document]:
     import docx
     from docx.opc.exceptions import PackageNotFoundError
+    from docx.text.paragraph import Paragraph
 
     try:
         document = docx.Document(str(path))
@@ -219,7 +220,7 @@ def load_docx(path: Path, source: str) -> list[Document]:
             continue
         if tag != "p":
             continue
-        paragraph = docx.text.paragraph.Paragraph(element, document)
+        paragraph = Paragraph(element, document)
         style = (paragraph.style.name if paragraph.style is not None else "") or ""
         text = paragraph.text
         level = None

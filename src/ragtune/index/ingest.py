@@ -164,6 +164,8 @@ class Ingestor:
         if self._version is not None:
             self.log.store_version = self._version()
         save_sources(self.folder, self.log)
+        logger.info("committed %d sources at store version %s", len(self.records),
+                    self.log.store_version)
 
     def run(self, paths: Sequence[str | Path], *, prune: bool = True) -> IngestReport:
         start = time.perf_counter()

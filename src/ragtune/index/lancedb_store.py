@@ -48,8 +48,8 @@ def _quote(values: Sequence[str]) -> str:
 
 
 def _to_chunk(row: dict[str, Any]) -> Chunk:
-    return Chunk(**{k: row.get(k) for k in _FIELDS if k != "context"},
-                 context=row.get("context") or "")
+    fields: dict[str, Any] = {k: row.get(k) for k in _FIELDS if k != "context"}
+    return Chunk(**fields, context=row.get("context") or "")
 
 
 class LanceDBStore:
@@ -145,7 +145,8 @@ class LanceDBStore:
         if k <= 0:
             return []
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
-        rows = (self._table.search(query).metric("cosine").limit(k)
+        builder: Any = self._table.search(query)
+        rows = (builder.distance_type("cosine").limit(k)
                 .select([*_FIELDS, "_distance"]).to_arrow().to_pylist())
         return [(_to_chunk(r), 1.0 - float(r["_distance"])) for r in rows]
 

@@ -49,8 +49,8 @@ class SentenceTransformerEmbedder:
                                                local_files_only=True)
         get_dim = getattr(self._model, "get_embedding_dimension", None) or \
             self._model.get_sentence_embedding_dimension
-        self.dimension = int(get_dim())
-        self.max_tokens = int(self._model.max_seq_length)
+        self.dimension = int(get_dim() or 0)
+        self.max_tokens = int(self._model.max_seq_length or 512)
 
     @classmethod
     def from_settings(cls, settings: EmbedderSettings) -> SentenceTransformerEmbedder:

@@ -125,7 +125,7 @@ def _convert(gguf_path: Path, out: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), **kwargs)
     # The de-quantised weights are plain tensors; drop the GGUF quantizer marker so that
     # save_pretrained writes them as an ordinary checkpoint.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     if not getattr(tokenizer, "chat_template", None):

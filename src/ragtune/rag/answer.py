@@ -36,7 +36,7 @@ def answer(
     hits = retriever.retrieve(question, k)
     t1 = time.perf_counter()
     lang = detect_language(question)
-    style = prompt_style or getattr(generator, "prompt_style", "full")
+    style = prompt_style or str(getattr(generator, "prompt_style", "full"))
     kept, dropped, _ = pack(question, hits, generator, reserve=max_tokens, lang=lang,
                             style=style)
     messages = build_messages(question, [h.chunk for h in kept], lang, style)
