@@ -77,3 +77,36 @@ def test_models_list_json():
 def test_models_install_needs_a_name():
     result = runner.invoke(app, ["models", "install"])
     assert result.exit_code != 0
+
+
+def test_kb_commands(env, docs, tmp_path):
+    kb = str(tmp_path / "kb")
+    assert runner.invoke(app, ["ingest", str(docs), "--kb", kb, "--quiet"]).exit_code == 0
+
+    listed = json.loads(runner.invoke(app, ["kb", "list", "--kb", kb, "--json"]).output)
+    assert {s["source"].rsplit("/", 1)[-1] for s in listed["sources"]} == {"a.txt", "b.md"}
+    assert all(s["chunks"] >= 1 and s["ingested_at"] for s in listed["sources"])
+
+    stats = json.loads(runner.invoke(app, ["kb", "stats", "--kb", kb, "--json"]).output)
+    assert stats["sources"] == 2 and stats["embedder"]["backend"] == "fake"
+
+    result = runner.invoke(app, ["kb", "verify", "--kb", kb])
+    assert result.exit_code == 0 and result.output.startswith("ok")
+
+    (tmp_path / "kb" / "lexical" / "ids.json").write_text('["bogus"]')
+    result = runner.invoke(app, ["kb", "verify", "--kb", kb, "--json"])
+    assert result.exit_code == 1
+    assert json.loads(result.output)["problems"][0]["kind"] == "lexical"
+    result = runner.invoke(app, ["kb", "verify", "--kb", kb, "--repair"])
+    assert result.exit_code == 0 and "repaired" in result.output
+
+    result = runner.invoke(app, ["kb", "remove", str(docs / "a.txt"), "--kb", kb])
+    assert result.exit_code == 0 and "removed" in result.output
+    history = json.loads(runner.invoke(app, ["kb", "history", "--kb", kb, "--json"]).output)
+    assert [v["operation"] for v in history["versions"]] == ["ingest", "repair", "remove"]
+
+    result = runner.invoke(app, ["ingest", str(docs), "--kb", kb, "--embedder", "other"])
+    from ragtune.errors import EmbedderMismatchError
+
+    assert isinstance(result.exception, EmbedderMismatchError)
+    assert "ragtune kb reembed" in str(result.exception)
