@@ -68,7 +68,7 @@ class GeneratorSettings:
     context_window: int | None = None  # default: the model's own
     # cap on prompt + output tokens: small models degrade on long prompts
     max_context: int = 2048
-    prompt: str = "auto"  # full | compact | auto (compact for local models under 1B parameters)
+    prompt: str = "full"  # full (system prompt asking for [n] citations) | compact
     timeout_s: float = 120.0
 
 

@@ -284,5 +284,5 @@ class KnowledgeBase:
             question, self.retriever(mode), generator or self.generator,
             k=k or self.settings.retrieval.k, max_tokens=max_tokens or g.max_tokens,
             temperature=g.temperature, embedder=self.embedder, kb_version=self.version,
-            prompt_style=None if g.prompt == "auto" else g.prompt,
+            prompt_style=g.prompt,
         )

@@ -67,7 +67,6 @@ def test_chinese_question_gets_a_chinese_prompt(kb):
     assert answer.language == "zh" and answer.text
     # the prompt the generator saw was the Chinese one, counted by its own tokenizer
     hits = kb.search("埃菲尔铁塔是哪一年建成的？", k=3)
-    messages = build_messages("埃菲尔铁塔是哪一年建成的？", [h.chunk for h in hits], "zh",
-                              kb.generator.prompt_style)
-    assert "只根据资料" in messages[0]["content"]
+    messages = build_messages("埃菲尔铁塔是哪一年建成的？", [h.chunk for h in hits], "zh")
+    assert "只根据编号的资料" in messages[0]["content"]
     assert answer.prompt_tokens == kb.generator.count_tokens(messages)

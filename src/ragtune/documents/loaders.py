@@ -30,6 +30,28 @@ _MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
 _MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
 _FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.S)
+_MD_BLOCK_START = re.compile(r"^\s*([-*+]\s|\d+[.)]\s|\||>|#|```|~~~|    )")
+
+
+def _unwrap_markdown(text: str) -> str:
+    """Join hard-wrapped lines of a paragraph (Markdown renders them as one line); list
+    items, table rows, quotes and code keep their line breaks."""
+    out: list[str] = []
+    in_fence = False
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if stripped.startswith(("```", "~~~")):
+            in_fence = not in_fence
+            out.append(line)
+            continue
+        joinable = (not in_fence and out and out[-1].strip() and stripped
+                    and not _MD_BLOCK_START.match(line)
+                    and not out[-1].lstrip().startswith(("|", "```", "~~~", "#")))
+        if joinable:
+            out[-1] = out[-1].rstrip() + " " + stripped
+        else:
+            out.append(line)
+    return "\n".join(out)
 
 
 def _heading_path(stack: list[str]) -> str | None:
@@ -56,7 +78,7 @@ def load_markdown(path: Path, source: str) -> list[Document]:
 
     def flush(next_line: int) -> None:
         nonlocal start_line
-        text = clean(_MD_LINK.sub(r"\1", _MD_IMAGE.sub(r"\1", "\n".join(buf))))
+        text = clean(_unwrap_markdown(_MD_LINK.sub(r"\1", _MD_IMAGE.sub(r"\1", "\n".join(buf)))))
         if text:
             parts.append((text, None, _heading_path(stack), start_line))
         buf.clear()

@@ -72,9 +72,6 @@ class LocalGenerator:
         native = int(getattr(self.model.config, "max_position_embeddings", 2048))
         window = context_window or native
         self.context_window = min(window, max_context) if max_context else window
-        # small models do better with the compact prompt (see ragtune.rag.prompts)
-        n_params = sum(p.numel() for p in self.model.parameters())
-        self.prompt_style = "compact" if n_params < 1_000_000_000 else "full"
         self._lock = threading.Lock()
 
     @classmethod

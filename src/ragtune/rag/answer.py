@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 
+from ragtune.errors import ConfigError
 from ragtune.models.protocol import Embedder, Generator
 from ragtune.rag.citations import cite
 from ragtune.rag.packing import pack
-from ragtune.rag.prompts import build_messages, detect_language
+from ragtune.rag.prompts import STYLES, build_messages, detect_language
 from ragtune.retrieve.protocol import Retriever
 from ragtune.types import Answer
 
@@ -37,6 +38,8 @@ def answer(
     t1 = time.perf_counter()
     lang = detect_language(question)
     style = prompt_style or str(getattr(generator, "prompt_style", "full"))
+    if style not in STYLES:
+        raise ConfigError(f"unknown prompt style {style!r}; valid choices: {', '.join(STYLES)}")
     kept, dropped, _ = pack(question, hits, generator, reserve=max_tokens, lang=lang,
                             style=style)
     messages = build_messages(question, [h.chunk for h in kept], lang, style)

@@ -24,8 +24,8 @@ _QUESTION = {"en": "Question:", "zh": "问题："}
 _ANSWER = {"en": "Answer with citations:", "zh": "请用中文回答，并标注引用："}
 _NO_SOURCES = {"en": "(no sources found)", "zh": "（没有找到资料）"}
 _PAGE = {"en": "page", "zh": "第{}页"}
-# Models of a few hundred million parameters follow one short instruction after the
-# context far better than a system prompt with several rules (measured on SmolLM2-135M).
+# One short instruction after the sources. Measured with bench/prompt_styles.py it did
+# worse than the full prompt even for SmolLM2-135M, so it is an option, not the default.
 _COMPACT = {
     "en": "Context:\n{sources}\n\nUsing only the context, answer in one sentence: {question}",
     "zh": "资料：\n{sources}\n\n只根据资料，用一句话回答：{question}",
@@ -48,9 +48,9 @@ def source_label(chunk: Chunk, lang: str = "en") -> str:
     return name
 
 
-def format_source(n: int, chunk: Chunk, lang: str = "en") -> str:
+def format_source(n: int, chunk: Chunk, lang: str = "en", context: bool = True) -> str:
     header = f"[{n}] {source_label(chunk, lang)}"
-    if chunk.context:
+    if context and chunk.context:
         header += f" ({chunk.context})"
     return f"{header}\n{chunk.text}"
 
@@ -63,8 +63,11 @@ def build_messages(question: str, sources: list[Chunk], lang: str = "en",
     then one user message with sources, question and answer cue. ``compact``: one short
     user message, for small local models.
     """
-    blocks = "\n\n".join(format_source(i, c, lang) for i, c in enumerate(sources, start=1))
-    if style == "compact":
+    compact = style == "compact"
+    # small models copy a long header into their answer; they get number and file only
+    blocks = "\n\n".join(format_source(i, c, lang, context=not compact)
+                          for i, c in enumerate(sources, start=1))
+    if compact:
         text = _COMPACT[lang].format(sources=blocks or _NO_SOURCES[lang],
                                      question=question.strip())
         return [{"role": "user", "content": text}]

@@ -120,3 +120,12 @@ def test_json_shapes(tmp_path):
     path.write_text("{not json")
     with pytest.raises(DocumentError, match="invalid JSON at line 1"):
         load(path)
+
+
+def test_markdown_hard_wraps_are_joined_but_lists_kept(tmp_path):
+    path = tmp_path / "w.md"
+    path.write_text("A paragraph that is\nwrapped over\nthree lines.\n\n- item one\n- item two\n"
+                    "\n| a | b |\n|---|---|\n")
+    text = load(path)[0].text
+    assert "A paragraph that is wrapped over three lines." in text
+    assert "- item one\n- item two" in text and "| a | b |\n|---|---|" in text

@@ -46,3 +46,16 @@ def test_pack_keeps_within_budget_and_records_dropped():
 def test_pack_refuses_impossible_budget():
     with pytest.raises(ValueError, match="no room"):
         pack("Q?", [], FakeGenerator(context_window=100), reserve=100)
+
+
+def test_unknown_prompt_style_lists_choices():
+    from ragtune.errors import ConfigError
+    from ragtune.rag.answer import answer
+    from ragtune.testing import FakeGenerator
+
+    class NoHits:
+        def retrieve(self, query, k):
+            return []
+
+    with pytest.raises(ConfigError, match="valid choices: full, compact"):
+        answer("Q?", NoHits(), FakeGenerator(), prompt_style="verbose")
