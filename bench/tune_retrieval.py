@@ -27,7 +27,9 @@ def doc_ranking(chunk_ids, record_of, doc_ids):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--kb", default=str(RESULTS / "scifact-kb"))
+    parser.add_argument("--kb", default=str(RESULTS / "scifact-kb"),
+                        help="a knowledge base of the SciFact corpus (retrieval_beir.py builds "
+                             "one); chunking is whatever it was built with")
     parser.add_argument("--depth", type=int, default=300)
     args = parser.parse_args()
     folder = require(data_dir() / "scifact")
@@ -57,10 +59,12 @@ def main() -> None:
                 [[c for c, _ in dense[q]], [c for c, _ in lexical[q]]], k=rrf_k,
                 weights=[w, 1 - w]) for q in qrels}
             results.append((score(fused), f"rrf k={rrf_k} dense_w={w} | bm25 k1={k1} b={b}"))
-        for alpha in (0.3, 0.4, 0.5, 0.6, 0.7):
-            fused = {q: weighted_fusion([dense[q], lexical[q]], [alpha, 1 - alpha])
+        for alpha, norm in itertools.product((0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7),
+                                             ("minmax", "max")):
+            fused = {q: weighted_fusion([dense[q], lexical[q]], [alpha, 1 - alpha], norm)
                      for q in qrels}
-            results.append((score(fused), f"minmax dense_w={alpha} | bm25 k1={k1} b={b}"))
+            name = "score" if norm == "max" else "minmax"
+            results.append((score(fused), f"{name} dense_w={alpha} | bm25 k1={k1} b={b}"))
         print(f"bm25 k1={k1} b={b}: best so far {max(results)[0]:.4f} {max(results)[1]}",
               flush=True)
     results.append((score(dense), "dense"))
@@ -68,8 +72,9 @@ def main() -> None:
     print("\nbest on train (nDCG@10):")
     for value, name in results[:15]:
         print(f"  {value:.4f}  {name}")
-    baseline = next(v for v, n in results if n == "rrf k=60 dense_w=0.5 | bm25 k1=0.9 b=0.4")
-    print(f"  {baseline:.4f}  current default (rrf k=60, equal weights, k1=0.9 b=0.4)")
+    for name in ("rrf k=60 dense_w=0.5 | bm25 k1=0.9 b=0.4",
+                 "score dense_w=0.5 | bm25 k1=0.9 b=0.4"):
+        print(f"  {next(v for v, n in results if n == name):.4f}  {name}")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ class EmbedderSettings:
     model: str = "all-minilm-l6-v2"  # a bundled model name or a local model directory
     batch_size: int = 32
     device: str = "cpu"
+    languages: str = ""  # e.g. "en" or "en,zh"; empty: the bundled model's, else any
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,10 @@ class IngestSettings:
 class RetrievalSettings:
     mode: str = "hybrid"  # hybrid | dense | lexical
     k: int = 3  # chunks in an answer's context: small local models do best with few
-    candidates: int = 100  # depth of each retriever's list before fusion
-    rrf_k: int = 60  # reciprocal-rank fusion constant (Cormack et al. 2009)
+    candidates: int = 300  # depth of each retriever's list before fusion
+    fusion: str = "score"  # score (each list scaled by its best score) | rrf | minmax
+    dense_weight: float = 0.5  # weight of the dense list in the fusion
+    rrf_k: int = 60  # reciprocal-rank fusion constant (Cormack et al. 2009), fusion = "rrf"
 
 
 @dataclass(frozen=True)

@@ -266,7 +266,8 @@ class KnowledgeBase:
             return dense
         r = self.settings.retrieval
         return HybridRetriever(dense, LexicalRetriever(self.lexical, self.store),
-                               candidates=r.candidates, rrf_k=r.rrf_k)
+                               candidates=r.candidates, rrf_k=r.rrf_k, fusion=r.fusion,
+                               dense_weight=r.dense_weight)
 
     def search(self, query: str, *, k: int | None = None, mode: str | None = None) -> list[Hit]:
         """The ``k`` best chunks for ``query`` (hybrid RRF of dense and BM25 by default)."""

@@ -42,10 +42,17 @@ def test_search_modes_find_the_right_file(kb, mode):
     assert hits == sorted(hits, key=lambda h: -h.score)
 
 
-def test_hybrid_scores_are_rrf_of_both_lists(kb):
+def test_hybrid_scores_fuse_both_lists(kb):
+    from dataclasses import replace
+
     hit = kb.search("Eiffel Tower completed", k=1)[0]
     assert hit.dense_score is not None and hit.lexical_score is not None
-    assert hit.score == pytest.approx(2 / 61)  # first in both lists
+    assert hit.score == pytest.approx(1.0)  # best of both lists: 0.5 * 1 + 0.5 * 1
+    kb.settings = replace(kb.settings, retrieval=replace(kb.settings.retrieval, fusion="rrf"))
+    assert kb.search("Eiffel Tower completed", k=1)[0].score == pytest.approx(2 / 61)
+    kb.settings = replace(kb.settings, retrieval=replace(kb.settings.retrieval, fusion="magic"))
+    with pytest.raises(ConfigError, match="valid choices: score, rrf, minmax"):
+        kb.search("x")
 
 
 def test_heading_context_is_searchable(kb):
@@ -131,3 +138,19 @@ def test_bad_queries(kb):
         kb.search("  ")
     with pytest.raises(ConfigError, match="valid choices: hybrid, dense, lexical"):
         kb.search("x", mode="fuzzy")
+
+
+def test_dense_list_is_ignored_for_a_language_the_embedder_lacks(tmp_path):
+    docs = tmp_path / "zh"
+    docs.mkdir()
+    (docs / "a.txt").write_text("巴黎是法国的首都，埃菲尔铁塔建于1889年。")
+    (docs / "b.txt").write_text("柏林是德国的首都。")
+    embedder = FakeEmbedder()
+    embedder.languages = ("en",)
+    base = KnowledgeBase.create(tmp_path / "kb", embedder=embedder)
+    base.ingest([docs])
+    calls = embedder.calls
+    hits = base.search("埃菲尔铁塔是哪一年建成的？", k=2)
+    assert hits[0].chunk.source.endswith("a.txt")
+    assert all(h.dense_score is None for h in hits) and embedder.calls == calls
+    assert base.search("Paris tower", k=1)[0].dense_score is not None

@@ -141,14 +141,15 @@ class LanceDBStore:
         for i in range(0, len(ids), 500):  # keep each predicate a reasonable size
             self._table.delete(f"id IN ({_quote(ids[i:i + 500])})")
 
-    def search(self, vector: np.ndarray, k: int) -> list[tuple[Chunk, float]]:
+    def search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
         if k <= 0:
             return []
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         builder: Any = self._table.search(query)
-        rows = (builder.distance_type("cosine").limit(k)
-                .select([*_FIELDS, "_distance"]).to_arrow().to_pylist())
-        return [(_to_chunk(r), 1.0 - float(r["_distance"])) for r in rows]
+        rows = builder.distance_type("cosine").limit(k).select(["id", "_distance"]).to_arrow()
+        ids = rows.column("id").to_pylist()
+        distances = rows.column("_distance").to_pylist()
+        return [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
 
     def get(self, ids: Sequence[str]) -> dict[str, Chunk]:
         found: dict[str, Chunk] = {}

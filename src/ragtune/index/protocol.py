@@ -26,8 +26,9 @@ class VectorStore(Protocol):
 
     def delete(self, ids: Sequence[str]) -> None: ...
 
-    def search(self, vector: np.ndarray, k: int) -> list[tuple[Chunk, float]]:
-        """The ``k`` nearest chunks to ``vector`` (shape ``(dimension,)``), best first."""
+    def search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """Ids and cosine similarities of the ``k`` nearest chunks to ``vector`` (shape
+        ``(dimension,)``), best first; :meth:`get` fetches the chunks."""
         ...
 
     def get(self, ids: Sequence[str]) -> dict[str, Chunk]: ...

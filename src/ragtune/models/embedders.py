@@ -38,12 +38,16 @@ class SentenceTransformerEmbedder:
     """
 
     def __init__(self, model: str = "all-minilm-l6-v2", *, batch_size: int = 32,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", languages: tuple[str, ...] | None = None) -> None:
         ensure_offline()
         from sentence_transformers import SentenceTransformer
 
         self.name = model
         self.path = resolve_embedder_dir(model)
+        # the languages it embeds well (None: not known to be limited); hybrid search gives
+        # the dense list no weight for queries in other languages
+        bundled = [m for m in BUNDLED if m.name == model.lower()]
+        self.languages = languages or (bundled[0].languages if bundled else None)
         self.batch_size = batch_size
         self._model: Any = SentenceTransformer(str(self.path), device=device,
                                                local_files_only=True)
@@ -54,7 +58,9 @@ class SentenceTransformerEmbedder:
 
     @classmethod
     def from_settings(cls, settings: EmbedderSettings) -> SentenceTransformerEmbedder:
-        return cls(settings.model, batch_size=settings.batch_size, device=settings.device)
+        languages = tuple(x.strip() for x in settings.languages.split(",") if x.strip())
+        return cls(settings.model, batch_size=settings.batch_size, device=settings.device,
+                   languages=languages or None)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

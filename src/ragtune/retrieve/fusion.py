@@ -36,13 +36,27 @@ def min_max(scores: Sequence[float]) -> list[float]:
     return [(s - lo) / (hi - lo) for s in scores]
 
 
+def max_scaled(scores: Sequence[float]) -> list[float]:
+    """Divide by the largest score (scores are assumed non-negative)."""
+    top = max(scores, default=0.0)
+    return [s / top for s in scores] if top > 0 else [0.0] * len(scores)
+
+
 def weighted_fusion(results: Sequence[Sequence[tuple[str, float]]],
-                    weights: Sequence[float]) -> list[tuple[str, float]]:
-    """Convex combination of min-max normalised scores; a list missing a doc adds 0."""
+                    weights: Sequence[float], normalize: str = "minmax",
+                    ) -> list[tuple[str, float]]:
+    """Weighted sum of each list's normalised scores; a list missing a doc adds 0.
+
+    ``normalize`` is ``"minmax"`` (to [0, 1] within the list) or ``"max"`` (divide by the
+    list's top score, keeping how far below the best each candidate is).
+    """
     if len(weights) != len(results):
         raise ValueError(f"{len(results)} result lists but {len(weights)} weights")
+    scale = {"minmax": min_max, "max": max_scaled}.get(normalize)
+    if scale is None:
+        raise ValueError(f"unknown normalisation {normalize!r}; valid choices: minmax, max")
     scores: dict[str, float] = {}
     for result, weight in zip(results, weights, strict=True):
-        for (doc, _), norm in zip(result, min_max([s for _, s in result]), strict=True):
+        for (doc, _), norm in zip(result, scale([s for _, s in result]), strict=True):
             scores[doc] = scores.get(doc, 0.0) + weight * norm
     return sorted(scores.items(), key=lambda kv: -kv[1])

@@ -1,7 +1,12 @@
-"""Dense, lexical and hybrid retrievers over a vector store and a BM25 index."""
+"""Dense, lexical and hybrid retrievers over a vector store and a BM25 index.
+
+Each retriever ranks chunk ids first (``rank``) and fetches chunks only for the hits it
+returns (``retrieve``), so fusing deep candidate lists costs no chunk reads.
+"""
 
 from __future__ import annotations
 
+from ragtune.documents.language import detect_language
 from ragtune.errors import ConfigError
 from ragtune.index.bm25 import BM25Index
 from ragtune.index.protocol import VectorStore
@@ -10,6 +15,17 @@ from ragtune.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion
 from ragtune.types import Hit
 
 MODES = ("hybrid", "dense", "lexical")
+FUSIONS = ("score", "rrf", "minmax")
+
+
+def _materialize(store: VectorStore, ranked: list[tuple[str, float]],
+                 dense: dict[str, float] | None = None,
+                 lexical: dict[str, float] | None = None) -> list[Hit]:
+    chunks = store.get([i for i, _ in ranked])
+    return [Hit(chunk=chunks[i], score=s,
+                dense_score=None if dense is None else dense.get(i),
+                lexical_score=None if lexical is None else lexical.get(i))
+            for i, s in ranked if i in chunks]
 
 
 class DenseRetriever:
@@ -19,9 +35,12 @@ class DenseRetriever:
         self.store = store
         self.embedder = embedder
 
+    def rank(self, query: str, depth: int) -> list[tuple[str, float]]:
+        return self.store.search(self.embedder.embed([query])[0], depth)
+
     def retrieve(self, query: str, k: int) -> list[Hit]:
-        vector = self.embedder.embed([query])[0]
-        return [Hit(chunk=c, score=s, dense_score=s) for c, s in self.store.search(vector, k)]
+        ranked = self.rank(query, k)
+        return _materialize(self.store, ranked, dense=dict(ranked))
 
 
 class LexicalRetriever:
@@ -31,44 +50,60 @@ class LexicalRetriever:
         self.index = index
         self.store = store
 
+    def rank(self, query: str, depth: int) -> list[tuple[str, float]]:
+        return self.index.search(query, depth)
+
     def retrieve(self, query: str, k: int) -> list[Hit]:
-        ranked = self.index.search(query, k)
-        chunks = self.store.get([i for i, _ in ranked])
-        return [Hit(chunk=chunks[i], score=s, lexical_score=s) for i, s in ranked if i in chunks]
+        ranked = self.rank(query, k)
+        return _materialize(self.store, ranked, lexical=dict(ranked))
 
 
 class HybridRetriever:
-    """Fuses dense and lexical lists of depth ``candidates``: RRF by default, or weighted.
+    """Fuses the dense and lexical lists, each ``candidates`` deep.
 
-    With ``fusion="weighted"``, ``dense_weight`` is the weight of the dense list's
-    min-max-normalised scores and ``1 - dense_weight`` that of the lexical list.
+    ``fusion``:
+
+    * ``"score"`` (default): ``w * cos / max(cos) + (1 - w) * bm25 / max(bm25)``, each list
+      scaled by its own best score, ``w = dense_weight``; a chunk missing from a list adds 0.
+    * ``"rrf"``: reciprocal-rank fusion with constant ``rrf_k`` (weights ``w`` and ``1 - w``).
+    * ``"minmax"``: like ``score`` with each list scaled to [0, 1].
+
+    The default was chosen on SciFact's train queries (``bench/tune_retrieval.py``).
     """
 
-    def __init__(self, dense: DenseRetriever, lexical: LexicalRetriever, *, candidates: int = 100,
-                 rrf_k: int = 60, fusion: str = "rrf", dense_weight: float = 0.5) -> None:
-        if fusion not in ("rrf", "weighted"):
-            raise ConfigError(f"unknown fusion {fusion!r}; valid choices: rrf, weighted")
+    def __init__(self, dense: DenseRetriever, lexical: LexicalRetriever, *, candidates: int = 300,
+                 rrf_k: int = 60, fusion: str = "score", dense_weight: float = 0.5) -> None:
+        if fusion not in FUSIONS:
+            raise ConfigError(f"unknown fusion {fusion!r}; valid choices: {', '.join(FUSIONS)}")
+        if not 0.0 <= dense_weight <= 1.0:
+            raise ConfigError(f"dense_weight must be between 0 and 1, got {dense_weight}")
         self.dense = dense
         self.lexical = lexical
+        self.store = dense.store
         self.candidates = candidates
         self.rrf_k = rrf_k
         self.fusion = fusion
         self.dense_weight = dense_weight
 
-    def retrieve(self, query: str, k: int) -> list[Hit]:
-        depth = max(k, self.candidates)
-        dense = self.dense.retrieve(query, depth)
-        lexical = self.lexical.retrieve(query, depth)
-        by_id = {h.chunk.id: h for h in lexical}
-        by_id.update({h.chunk.id: h for h in dense})
-        dense_scores = {h.chunk.id: h.score for h in dense}
-        lexical_scores = {h.chunk.id: h.score for h in lexical}
+    def rank(self, query: str, depth: int) -> tuple[list[tuple[str, float]], dict[str, float],
+                                                    dict[str, float]]:
+        depth = max(depth, self.candidates)
+        lexical = self.lexical.rank(query, depth)
+        dense_weight = self.dense_weight
+        languages = getattr(self.dense.embedder, "languages", None)
+        if languages and detect_language(query) not in languages:
+            # an embedder that does not know the query's language only adds noise
+            dense_weight = 0.0
+        dense = self.dense.rank(query, depth) if dense_weight > 0 else []
+        weights = [dense_weight, 1.0 - dense_weight]
         if self.fusion == "rrf":
-            fused = reciprocal_rank_fusion(
-                [[h.chunk.id for h in dense], [h.chunk.id for h in lexical]], k=self.rrf_k)
+            fused = reciprocal_rank_fusion([[i for i, _ in dense], [i for i, _ in lexical]],
+                                           k=self.rrf_k, weights=[2 * w for w in weights])
         else:
-            fused = weighted_fusion(
-                [[(h.chunk.id, h.score) for h in dense], [(h.chunk.id, h.score) for h in lexical]],
-                [self.dense_weight, 1.0 - self.dense_weight])
-        return [Hit(chunk=by_id[i].chunk, score=s, dense_score=dense_scores.get(i),
-                    lexical_score=lexical_scores.get(i)) for i, s in fused[:k]]
+            fused = weighted_fusion([dense, lexical], weights,
+                                    normalize="max" if self.fusion == "score" else "minmax")
+        return fused, dict(dense), dict(lexical)
+
+    def retrieve(self, query: str, k: int) -> list[Hit]:
+        fused, dense, lexical = self.rank(query, k)
+        return _materialize(self.store, fused[:k], dense, lexical)
