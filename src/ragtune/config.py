@@ -44,6 +44,13 @@ class ChunkSettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    backend: str = "lancedb"  # lancedb (embedded) | qdrant; fixed when a knowledge base is made
+    url: str = ""  # qdrant server URL; empty: qdrant-client's local mode inside the folder
+    collection: str = ""  # qdrant collection; empty: derived from the folder's name
+
+
+@dataclass(frozen=True)
 class IngestSettings:
     max_file_mb: float = 200.0  # larger files are skipped and reported
     batch_chunks: int = 256  # chunks embedded and committed together
@@ -80,6 +87,7 @@ class Settings:
     embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     generator: GeneratorSettings = field(default_factory=GeneratorSettings)
 

@@ -35,6 +35,7 @@ from ragtune.index.sources import (
     load_sources,
     save_sources,
 )
+from ragtune.index.stores import Store, StoreSpec, open_store
 from ragtune.models.components import build_embedder, build_generator
 from ragtune.models.protocol import Embedder, Generator
 from ragtune.rag.answer import answer
@@ -67,7 +68,8 @@ class KnowledgeBase:
         self.settings = settings
         self._embedder = embedder
         self._generator = generator
-        self._store: LanceDBStore | None = None
+        self._store: Store | None = None
+        self._shared: Store | None = None  # qdrant local mode allows one client per folder
         self._lexical: BM25Index | None = None
         if embedder is not None:
             self._check_embedder(embedder)
@@ -100,18 +102,40 @@ class KnowledgeBase:
                 f"{folder} is a non-empty folder without a {MANIFEST}; choose an empty or new "
                 "folder for the knowledge base"
             )
+        s = settings.store
+        spec = StoreSpec.from_dict({"backend": s.backend, "url": s.url or None,
+                                    "collection": s.collection or None})
         emb = embedder or build_embedder(settings.embedder)
         manifest = Manifest(
             embedder_backend=settings.embedder.backend if embedder is None else "custom",
             embedder_model=emb.name, dimension=emb.dimension,
             chunk_max_tokens=settings.chunking.max_tokens, chunk_overlap=settings.chunking.overlap,
+            store=spec.to_dict(),
         )
         with write_lock(folder, settings.ingest.lock_timeout_s):
-            store = LanceDBStore(folder / "store", emb.dimension)
+            store = open_store(folder, spec, emb.dimension)
             save_sources(folder, SourceLog(store_version=store.version))
             BM25Index.build([], [], store_version=store.version).save(folder / "lexical")
             manifest.save(folder)  # last: a folder with a manifest is a complete knowledge base
-        return cls(folder, manifest, settings, embedder=emb, generator=generator)
+        kb = cls(folder, manifest, settings, embedder=emb, generator=generator)
+        if spec.backend == "qdrant":
+            kb._shared = store
+        return kb
+
+    def close(self) -> None:
+        """Release the store's connection (qdrant's local mode allows one per folder)."""
+        for store in (self._shared, self._store):
+            close = getattr(store, "close", None)
+            if close is not None:
+                close()
+        self._shared = self._store = None
+        self._lexical = None
+
+    def __enter__(self) -> KnowledgeBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _check_embedder(self, embedder: Embedder) -> None:
         if embedder.name != self.manifest.embedder_model:
@@ -148,12 +172,26 @@ class KnowledgeBase:
         return self._generator
 
     @property
-    def store(self) -> LanceDBStore:
-        """The store as of the last committed version (read-only when a write is pending)."""
+    def store_spec(self) -> StoreSpec:
+        return StoreSpec.from_dict(self.manifest.store)
+
+    def _open_store(self) -> Store:
+        """A fresh handle on the newest store (one shared handle for qdrant's local mode)."""
+        if self.store_spec.backend == "qdrant":
+            if self._shared is None:
+                self._shared = open_store(self.path, self.store_spec, self.manifest.dimension)
+            return self._shared
+        return open_store(self.path, self.store_spec, self.manifest.dimension)
+
+    @property
+    def store(self) -> Store:
+        """The store as of the last committed version (read-only when a write is pending;
+        qdrant keeps no versions, so there readers see the newest state)."""
         if self._store is None:
-            store = LanceDBStore(self.path / "store", self.manifest.dimension)
+            store = self._open_store()
             committed = load_sources(self.path).store_version
-            if committed is not None and store.version != committed:
+            if (isinstance(store, LanceDBStore) and committed is not None
+                    and store.version != committed):
                 logger.info("store %s is at version %d, reading committed version %d",
                             self.path, store.version, committed)
                 store.checkout(committed)
@@ -183,11 +221,21 @@ class KnowledgeBase:
 
     # --- writing --------------------------------------------------------------------------------
 
-    def _writable_store(self) -> LanceDBStore:
-        """The newest store, with any uncommitted write rolled back (call under the lock)."""
-        store = LanceDBStore(self.path / "store", self.manifest.dimension)
+    def _writable_store(self) -> Store:
+        """The newest store, with any uncommitted write undone (call under the lock).
+
+        LanceDB rolls back to the committed version; qdrant, which keeps no versions, is
+        reconciled with the record instead (see :func:`ragtune.maintenance.reconcile`).
+        """
+        store = self._open_store()
         log = load_sources(self.path)
         committed = log.store_version
+        if not isinstance(store, LanceDBStore):
+            if committed is not None and store.version != committed:
+                from ragtune.maintenance import reconcile
+
+                reconcile(self, store, log)
+            return store
         if committed is None and store.count() > 0:
             committed = int(store.versions()[0]["version"])
         if committed is not None and store.version != committed:
@@ -198,12 +246,12 @@ class KnowledgeBase:
             save_sources(self.path, log)
         return store
 
-    def _build_lexical(self, store: LanceDBStore, version: int | None) -> BM25Index:
+    def _build_lexical(self, store: Store, version: int | None) -> BM25Index:
         chunks = list(store.scan())
         return BM25Index.build([c.id for c in chunks], [c.index_text for c in chunks],
                                store_version=version)
 
-    def _after_write(self, store: LanceDBStore, operation: str, changed: bool,
+    def _after_write(self, store: Store, operation: str, changed: bool,
                      **details: object) -> None:
         committed = load_sources(self.path).store_version
         lexical = self.path / "lexical"
@@ -211,7 +259,8 @@ class KnowledgeBase:
             self._build_lexical(store, committed).save(lexical)
         if changed:
             append_history(self.path, operation, committed, **details)
-        self._store = None
+        if self._store is not self._shared:
+            self._store = None
         self._lexical = None
 
     def ingest(self, paths: Sequence[str | Path], *, prune: bool = True,

@@ -15,15 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ragtune.errors import ConfigError, KnowledgeBaseError
 from ragtune.index.bm25 import BM25Index
 from ragtune.index.ingest import source_name
 from ragtune.index.lancedb_store import LanceDBStore
 from ragtune.index.lock import write_lock
 from ragtune.index.manifest import Manifest
-from ragtune.index.sources import load_sources, read_history, save_sources
+from ragtune.index.sources import SourceLog, load_sources, read_history, save_sources
+from ragtune.index.stores import Store, open_store
 from ragtune.index.verify import VerifyReport, check
 from ragtune.models.protocol import Embedder
 
@@ -31,20 +30,6 @@ if TYPE_CHECKING:
     from ragtune.knowledge_base import KnowledgeBase
 
 logger = logging.getLogger(__name__)
-
-
-def _store_rows(store: LanceDBStore) -> tuple[list[str], np.ndarray]:
-    rows = store.rows(["id", "vector"])
-    ids = rows.column("id").to_pylist()
-    if not ids:
-        return [], np.zeros((0, store.dimension), dtype=np.float32)
-    column = rows.column("vector").combine_chunks()
-    if column.null_count:  # slow path: a null vector reads as NaN so that check() reports it
-        nan = [float("nan")] * store.dimension
-        return ids, np.array([v if v is not None else nan for v in column.to_pylist()],
-                             dtype=np.float32)
-    flat = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
-    return ids, flat.reshape(len(ids), -1)
 
 
 def verify(kb: KnowledgeBase, *, repair: bool = False) -> VerifyReport:
@@ -57,9 +42,9 @@ def verify(kb: KnowledgeBase, *, repair: bool = False) -> VerifyReport:
     the knowledge base is checked again.
     """
     if not repair:
-        return _check(kb, LanceDBStore(kb.path / "store", kb.manifest.dimension))
+        return _check(kb, kb._open_store())
     with write_lock(kb.path, kb.settings.ingest.lock_timeout_s):
-        store = LanceDBStore(kb.path / "store", kb.manifest.dimension)
+        store = kb._open_store()
         report = _check(kb, store)
         if report.ok:
             return report
@@ -74,7 +59,7 @@ def verify(kb: KnowledgeBase, *, repair: bool = False) -> VerifyReport:
         log = load_sources(kb.path)
         for problem in report.problems:
             ids = list(problem.ids)
-            if problem.kind == "duplicate":
+            if problem.kind == "duplicate" and isinstance(store, LanceDBStore):
                 rows = store.rows(store.columns)
                 keep: dict[str, int] = {}
                 for i, cid in enumerate(rows.column("id").to_pylist()):
@@ -104,14 +89,32 @@ def verify(kb: KnowledgeBase, *, repair: bool = False) -> VerifyReport:
     if len(present) < len(reingest):
         repaired.append(f"dropped {len(reingest) - len(present)} sources whose files are gone")
     repaired.append("rebuilt the lexical index")
-    final = _check(kb, LanceDBStore(kb.path / "store", kb.manifest.dimension))
+    final = _check(kb, kb._open_store())
     final.repaired = repaired
     return final
 
 
-def _check(kb: KnowledgeBase, store: LanceDBStore) -> VerifyReport:
+def reconcile(kb: KnowledgeBase, store: Store, log: SourceLog) -> None:
+    """Undo an interrupted write on a store without versions (qdrant): delete rows no
+    source records, and forget sources whose rows are incomplete so that the next ingest
+    adds them again. Commits the record at the store's current version."""
+    ids, _ = store.ids_and_vectors()
+    present = set(ids)
+    recorded = {i for r in log.sources.values() for i in r.chunk_ids}
+    orphans = sorted(present - recorded)
+    broken = [s for s, r in log.sources.items() if not set(r.chunk_ids) <= present]
+    logger.warning("reconciling an interrupted write to %s: %d orphan rows, %d incomplete "
+                   "sources", kb.path, len(orphans), len(broken))
+    store.delete(orphans + [i for s in broken for i in log.sources[s].chunk_ids])
+    for s in broken:
+        del log.sources[s]
+    log.store_version = store.version
+    save_sources(kb.path, log)
+
+
+def _check(kb: KnowledgeBase, store: Store) -> VerifyReport:
     log = load_sources(kb.path)
-    ids, vectors = _store_rows(store)
+    ids, vectors = store.ids_and_vectors()
     folder = kb.path / "lexical"
     try:
         lexical: BM25Index | None = BM25Index.load(folder)
@@ -177,30 +180,42 @@ def reembed(kb: KnowledgeBase, embedder: Embedder | str) -> int:
     with write_lock(kb.path, kb.settings.ingest.lock_timeout_s):
         old = kb._writable_store()
         chunks = list(old.scan())
+        spec = kb.store_spec
         tmp = kb.path / "store.reembed"
-        shutil.rmtree(tmp, ignore_errors=True)
-        new = LanceDBStore(tmp, emb.dimension)
+        if spec.backend == "lancedb":
+            shutil.rmtree(tmp, ignore_errors=True)
+            new = open_store(kb.path, spec, emb.dimension, suffix=".reembed")
+        else:
+            collection = f"{old.collection}-r{int(time.time())}"  # type: ignore[union-attr]
+            new = open_store(kb.path, spec, emb.dimension, collection=collection)
         batch = max(1, kb.settings.ingest.batch_chunks)
         for start in range(0, len(chunks), batch):
             part = chunks[start:start + batch]
             new.add(part, emb.embed([c.index_text for c in part]))
-        # swap: the old store is moved aside first so that a crash leaves one of the two
-        aside = kb.path / "store.old"
-        shutil.rmtree(aside, ignore_errors=True)
-        os.replace(kb.path / "store", aside)
-        os.replace(tmp, kb.path / "store")
         manifest = Manifest(embedder_backend=backend, embedder_model=emb.name,
                             dimension=emb.dimension, chunk_max_tokens=kb.manifest.chunk_max_tokens,
                             chunk_overlap=kb.manifest.chunk_overlap,
-                            created_at=kb.manifest.created_at)
-        manifest.save(kb.path)
+                            created_at=kb.manifest.created_at, store=dict(kb.manifest.store))
+        if spec.backend == "lancedb":
+            # the old store is moved aside first so that a crash leaves one of the two
+            aside = kb.path / "store.old"
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(kb.path / "store", aside)
+            os.replace(tmp, kb.path / "store")
+            manifest.save(kb.path)
+            shutil.rmtree(aside, ignore_errors=True)
+            store: Store = open_store(kb.path, spec, emb.dimension)
+        else:
+            manifest.store["collection"] = new.collection  # type: ignore[union-attr]
+            manifest.save(kb.path)
+            old._client.delete_collection(old.collection)  # type: ignore[union-attr]
+            store = new
+            kb._shared = new
         kb.manifest = manifest
         kb._embedder = emb
-        store = LanceDBStore(kb.path / "store", emb.dimension)
         log = load_sources(kb.path)
         log.store_version = store.version
         save_sources(kb.path, log)
-        shutil.rmtree(aside, ignore_errors=True)
         kb._after_write(store, "reembed", True, embedder=emb.name, chunks=len(chunks))
     return len(chunks)
 

@@ -55,7 +55,8 @@ def ask(
         generator={"backend": generator, "model": model, "base_url": base_url,
                    "api_key": api_key, "max_tokens": max_tokens},
     )
-    result = KnowledgeBase.open(kb, settings).ask(question, k=k)
+    with KnowledgeBase.open(kb, settings) as base:
+        result = base.ask(question, k=k)
     if as_json:
         print_json(result.to_dict())
     else:

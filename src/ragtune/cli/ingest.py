@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from ragtune.cli.common import CONFIG_OPTION, JSON_OPTION, KB_OPTION, print_json, settings_from
+from ragtune.errors import ConfigError
 from ragtune.knowledge_base import KnowledgeBase
 
 
@@ -19,6 +20,11 @@ def ingest(
     embedder: str = typer.Option(None, "--embedder",
                                  help="Embedder model for a new knowledge base."),
     chunk_tokens: int = typer.Option(None, "--chunk-tokens", help="Max tokens per chunk."),
+    store: str = typer.Option(None, "--store",
+                              help="Vector store of a new knowledge base: lancedb or qdrant."),
+    qdrant_url: str = typer.Option(None, "--qdrant-url",
+                                   help="Qdrant server URL (default: local mode in the folder)."),
+    collection: str = typer.Option(None, "--collection", help="Qdrant collection name."),
     overlap: int = typer.Option(None, "--overlap", help="Overlap tokens between chunks."),
     wait: float = typer.Option(None, "--wait",
                                help="Seconds to wait for another writer (default 600)."),
@@ -32,8 +38,13 @@ def ingest(
     """
     settings = settings_from(config, embedder={"model": embedder},
                              chunking={"max_tokens": chunk_tokens, "overlap": overlap},
-                             ingest={"lock_timeout_s": wait})
+                             ingest={"lock_timeout_s": wait},
+                             store={"backend": store, "url": qdrant_url,
+                                    "collection": collection})
     base = KnowledgeBase.create(kb, settings)
+    if store and store != base.store_spec.backend:
+        raise ConfigError(f"{kb} already uses the {base.store_spec.backend} store; a store is "
+                          "chosen when a knowledge base is created")
     if embedder:
         base.manifest.check_embedder(base.manifest.embedder_backend, embedder, base.path)
     bar = None
@@ -48,11 +59,13 @@ def ingest(
             rate = chunks / max(bar.format_dict["elapsed"], 1e-9)
             bar.set_postfix(chunks=chunks, chunks_per_s=f"{rate:.1f}")
 
-    report = base.ingest(paths, prune=prune, progress=progress)
+    with base:
+        report = base.ingest(paths, prune=prune, progress=progress)
+        version = base.version
     if bar is not None:
         bar.close()
     if as_json:
-        print_json({**report.to_dict(), "kb_version": base.version})
+        print_json({**report.to_dict(), "kb_version": version})
     else:
         typer.echo(report.summary())
         for path, reason in report.failed:

@@ -29,7 +29,8 @@ def _when(ts: float | None) -> str:
 @app.command("list")
 def list_sources(kb: Path = KB_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Sources with their chunk counts, pages and ingest time."""
-    records = KnowledgeBase.open(kb).sources()
+    with KnowledgeBase.open(kb) as base:
+        records = base.sources()
     if as_json:
         print_json({"sources": [
             {"source": r.source, "chunks": len(r.chunk_ids), "pages": r.pages,
@@ -47,7 +48,8 @@ def list_sources(kb: Path = KB_OPTION, as_json: bool = JSON_OPTION) -> None:
 def remove(sources: list[str] = typer.Argument(..., help="Stored names, paths or globs."),
            kb: Path = KB_OPTION, config: Path = CONFIG_OPTION) -> None:
     """Remove sources and their chunks from the knowledge base."""
-    removed = KnowledgeBase.open(kb, settings_from(config)).remove(sources)
+    with KnowledgeBase.open(kb, settings_from(config)) as base:
+        removed = base.remove(sources)
     for source in removed:
         typer.echo(f"removed {display_path(source)}")
 
@@ -55,7 +57,8 @@ def remove(sources: list[str] = typer.Argument(..., help="Stored names, paths or
 @app.command("stats")
 def stats(kb: Path = KB_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Counts, sizes, versions and the embedder."""
-    data = kb_stats(KnowledgeBase.open(kb))
+    with KnowledgeBase.open(kb) as base:
+        data = kb_stats(base)
     if as_json:
         print_json(data)
         return
@@ -75,7 +78,8 @@ def verify(kb: Path = KB_OPTION,
 
     Exit status 0 when they agree, 1 when they do not (each difference is listed).
     """
-    report = KnowledgeBase.open(kb, settings_from(config)).verify(repair=repair)
+    with KnowledgeBase.open(kb, settings_from(config)) as base:
+        report = base.verify(repair=repair)
     if as_json:
         print_json(report.to_dict())
     else:
@@ -94,7 +98,8 @@ def verify(kb: Path = KB_OPTION,
 @app.command("history")
 def history(kb: Path = KB_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Committed versions: what changed, when, and the rows at each version."""
-    entries = kb_history(KnowledgeBase.open(kb))
+    with KnowledgeBase.open(kb) as base:
+        entries = kb_history(base)
     if as_json:
         print_json({"versions": entries})
         return
@@ -112,5 +117,6 @@ def reembed(kb: Path = KB_OPTION,
                                          help="Bundled embedder name or model folder."),
             config: Path = CONFIG_OPTION) -> None:
     """Embed every chunk again with another embedder and switch the knowledge base to it."""
-    n = KnowledgeBase.open(kb, settings_from(config)).reembed(embedder)
+    with KnowledgeBase.open(kb, settings_from(config)) as base:
+        n = base.reembed(embedder)
     typer.echo(f"re-embedded {n} chunks with {embedder}")

@@ -27,7 +27,8 @@ def search(
 ) -> None:
     """Print the best-matching chunks with their source, page and score."""
     settings = settings_from(config, retrieval={"mode": mode})
-    hits = KnowledgeBase.open(kb, settings).search(query, k=k or 10)
+    with KnowledgeBase.open(kb, settings) as base:
+        hits = base.search(query, k=k or 10)
     if as_json:
         print_json({"hits": [h.to_dict() for h in hits]})
         return

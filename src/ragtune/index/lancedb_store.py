@@ -110,6 +110,20 @@ class LanceDBStore:
                              for c in columns})
         return self._table.search().select(list(columns)).limit(n).to_arrow()
 
+    def ids_and_vectors(self) -> tuple[list[str], np.ndarray]:
+        """Every row's id and vector, ``(n, dimension)``; a null vector reads as NaN."""
+        rows = self.rows(["id", "vector"])
+        ids = rows.column("id").to_pylist()
+        if not ids:
+            return [], np.zeros((0, self.dimension), dtype=np.float32)
+        column = rows.column("vector").combine_chunks()
+        if column.null_count:
+            nan = [float("nan")] * self.dimension
+            return ids, np.array([v if v is not None else nan for v in column.to_pylist()],
+                                 dtype=np.float32)
+        flat = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+        return ids, flat.reshape(len(ids), -1)
+
     def add_rows(self, rows: Any) -> None:
         """Append pyarrow rows already in the table's schema (used by repair and re-embed)."""
         self._table.add(rows)

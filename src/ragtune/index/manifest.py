@@ -39,6 +39,7 @@ class Manifest:
     dimension: int
     chunk_max_tokens: int
     chunk_overlap: int
+    store: dict[str, Any] = field(default_factory=lambda: {"backend": "lancedb"})
     format_version: int = FORMAT_VERSION
     created_at: float = field(default_factory=time.time)
     ragtune_version: str = field(default_factory=package_version)
@@ -52,6 +53,7 @@ class Manifest:
             "embedder": {"backend": self.embedder_backend, "model": self.embedder_model,
                          "dimension": self.dimension},
             "chunking": {"max_tokens": self.chunk_max_tokens, "overlap": self.chunk_overlap},
+            "store": self.store,
         }
 
     def save(self, folder: Path) -> None:
@@ -74,6 +76,7 @@ class Manifest:
                 dimension=int(data["embedder"]["dimension"]),
                 chunk_max_tokens=int(data["chunking"]["max_tokens"]),
                 chunk_overlap=int(data["chunking"]["overlap"]),
+                store=dict(data.get("store") or {"backend": "lancedb"}),
                 format_version=version,
                 created_at=float(data.get("created_at", 0)),
                 ragtune_version=str(data.get("ragtune_version", "")),

@@ -110,3 +110,13 @@ def test_kb_commands(env, docs, tmp_path):
 
     assert isinstance(result.exception, EmbedderMismatchError)
     assert "ragtune kb reembed" in str(result.exception)
+
+
+def test_ingest_onto_qdrant_local_mode(env, docs, tmp_path):
+    kb = str(tmp_path / "kb")
+    result = runner.invoke(app, ["ingest", str(docs), "--kb", kb, "--store", "qdrant", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "kb" / "manifest.json").read_text())["store"]["backend"] \
+        == "qdrant"
+    hits = json.loads(runner.invoke(app, ["search", "warranty", "--kb", kb, "--json"]).output)
+    assert hits["hits"][0]["source"].endswith("a.txt")
