@@ -236,9 +236,13 @@ class KnowledgeBase:
 
                 reconcile(self, store, log)
             return store
-        if committed is None and store.count() > 0:
-            committed = int(store.versions()[0]["version"])
-        if committed is not None and store.version != committed:
+        if committed is None:
+            # a record from before store versions were recorded: its store is taken as
+            # committed (kb verify reconciles the two if they disagree)
+            log.store_version = store.version
+            save_sources(self.path, log)
+            return store
+        if store.version != committed:
             logger.warning("rolling back an interrupted write to %s (store version %d to %d)",
                            self.path, store.version, committed)
             store.restore(committed)  # a new version with the committed content

@@ -193,3 +193,16 @@ def test_unreadable_file(tmp_path, kb):
 def test_record_file_keeps_store_version(kb):
     log = load_sources(kb.path)
     assert log.store_version == reopen(kb).store.version
+
+
+def test_record_without_store_version_keeps_its_rows(kb, docs):
+    import json
+
+    path = kb.path / "sources.json"
+    data = json.loads(path.read_text())
+    del data["store_version"]  # as written before store versions were recorded
+    path.write_text(json.dumps(data))
+    rows = reopen(kb).store.count()
+    report = reopen(kb).ingest([docs])
+    assert len(report.unchanged) == 6
+    assert reopen(kb).store.count() == rows and reopen(kb).verify().ok
