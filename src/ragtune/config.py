@@ -65,6 +65,7 @@ class RetrievalSettings:
     fusion: str = "score"  # score (each list scaled by its best score) | rrf | minmax
     dense_weight: float = 0.5  # weight of the dense list in the fusion
     rrf_k: int = 60  # reciprocal-rank fusion constant (Cormack et al. 2009), fusion = "rrf"
+    ann_min_rows: int = 20_000  # from this many chunks, dense search uses an HNSW graph
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from ragtune.index.ingest import Ingestor, IngestReport
 from ragtune.index.lancedb_store import LanceDBStore
 from ragtune.index.lock import write_lock
 from ragtune.index.manifest import MANIFEST, Manifest
+from ragtune.index.reader import ReadView, update_ann
 from ragtune.index.sources import (
     SourceLog,
     SourceRecord,
@@ -71,6 +72,7 @@ class KnowledgeBase:
         self._store: Store | None = None
         self._shared: Store | None = None  # qdrant local mode allows one client per folder
         self._lexical: BM25Index | None = None
+        self._reader: ReadView | None = None
         if embedder is not None:
             self._check_embedder(embedder)
 
@@ -130,6 +132,7 @@ class KnowledgeBase:
                 close()
         self._shared = self._store = None
         self._lexical = None
+        self._reader = None
 
     def __enter__(self) -> KnowledgeBase:
         return self
@@ -211,6 +214,14 @@ class KnowledgeBase:
         return self._lexical
 
     @property
+    def reader(self) -> ReadView:
+        """The committed version in memory: what searches read (see :mod:`.index.reader`)."""
+        if self._reader is None:
+            self._reader = ReadView.load(self.store, self.path, self.version,
+                                         self.settings.retrieval.ann_min_rows)
+        return self._reader
+
+    @property
     def version(self) -> int:
         """The committed store version: answers report it, history lists them."""
         committed = load_sources(self.path).store_version
@@ -261,11 +272,14 @@ class KnowledgeBase:
         lexical = self.path / "lexical"
         if changed or BM25Index.stored_version(lexical) != committed:
             self._build_lexical(store, committed).save(lexical)
+        if committed is not None:
+            update_ann(self.path, store, committed, self.settings.retrieval.ann_min_rows)
         if changed:
             append_history(self.path, operation, committed, **details)
         if self._store is not self._shared:
             self._store = None
         self._lexical = None
+        self._reader = None
 
     def ingest(self, paths: Sequence[str | Path], *, prune: bool = True,
                progress: Callable[[int, int], None] | None = None) -> IngestReport:
@@ -313,12 +327,12 @@ class KnowledgeBase:
         if mode not in MODES:
             raise ConfigError(f"unknown retrieval mode {mode!r}; valid choices: {', '.join(MODES)}")
         if mode == "lexical":
-            return LexicalRetriever(self.lexical, self.store)
-        dense = DenseRetriever(self.store, self.embedder)
+            return LexicalRetriever(self.lexical, self.reader)
+        dense = DenseRetriever(self.reader, self.embedder)
         if mode == "dense":
             return dense
         r = self.settings.retrieval
-        return HybridRetriever(dense, LexicalRetriever(self.lexical, self.store),
+        return HybridRetriever(dense, LexicalRetriever(self.lexical, self.reader),
                                candidates=r.candidates, rrf_k=r.rrf_k, fusion=r.fusion,
                                dense_weight=r.dense_weight)
 

@@ -15,8 +15,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ragtune.errors import KnowledgeBaseError
 from ragtune.index.tokenize import TOKENIZER_VERSION, tokenize
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest scores, largest first (ties by lower index)."""
+    k = min(k, len(scores))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    return top[np.lexsort((top, -scores[top]))]
 
 
 class BM25Index:
@@ -51,18 +62,40 @@ class BM25Index:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def search(self, query: str, k: int = 10) -> list[tuple[str, float]]:
-        """Up to ``k`` (chunk id, BM25 score) pairs with a positive score, best first."""
-        if self._retriever is None or k <= 0:
+    def scores(self, query: str) -> np.ndarray | None:
+        """BM25 score of every row for ``query``, shape ``(len(self),)``; None if no term
+        of the query is in the index.
+
+        Sums the precomputed per-term scores of bm25s' eager index over the query's terms
+        (repeated terms count again, as in bm25s and Lucene) with one ``bincount``.
+        """
+        if self._retriever is None:
+            return None
+        term_ids = [self._vocab[t] for t in tokenize(query) if t in self._vocab]
+        if not term_ids:
+            return None
+        arrays = self._retriever.scores
+        indptr, indices, data = arrays["indptr"], arrays["indices"], arrays["data"]
+        rows = [indices[indptr[t]:indptr[t + 1]] for t in term_ids]
+        weights = [data[indptr[t]:indptr[t + 1]] for t in term_ids]
+        return np.bincount(np.concatenate(rows), weights=np.concatenate(weights),
+                           minlength=len(self.ids))
+
+    def search(self, query: str, k: int = 10, mask: np.ndarray | None = None,
+               ) -> list[tuple[str, float]]:
+        """Up to ``k`` (chunk id, BM25 score) pairs with a positive score, best first.
+
+        ``mask`` (booleans, one per row) keeps only the rows where it is true.
+        """
+        if k <= 0:
             return []
-        terms = [t for t in tokenize(query) if t in self._vocab]
-        if not terms:
+        scores = self.scores(query)
+        if scores is None:
             return []
-        docs, scores = self._retriever.retrieve(
-            [terms], k=min(k, len(self.ids)), show_progress=False, n_threads=0
-        )
-        return [(self.ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0], strict=True)
-                if s > 0]
+        if mask is not None:
+            scores = np.where(mask, scores, 0.0)
+        top = top_k(scores, k)
+        return [(self.ids[int(i)], float(scores[i])) for i in top if scores[i] > 0]
 
     def save(self, folder: Path) -> None:
         """Write to ``folder`` through a temporary sibling, then swap it in."""

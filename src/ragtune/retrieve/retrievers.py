@@ -6,19 +6,32 @@ returns (``retrieve``), so fusing deep candidate lists costs no chunk reads.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
 from ragtune.documents.language import detect_language
 from ragtune.errors import ConfigError
 from ragtune.index.bm25 import BM25Index
-from ragtune.index.protocol import VectorStore
 from ragtune.models.protocol import Embedder
 from ragtune.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion
-from ragtune.types import Hit
+from ragtune.types import Chunk, Hit
+
+
+class Searchable(Protocol):
+    """What retrievers read from: a vector store, or a knowledge base's in-memory view."""
+
+    def search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]: ...
+
+    def get(self, ids: Sequence[str]) -> dict[str, Chunk]: ...
+
 
 MODES = ("hybrid", "dense", "lexical")
 FUSIONS = ("score", "rrf", "minmax")
 
 
-def _materialize(store: VectorStore, ranked: list[tuple[str, float]],
+def _materialize(store: Searchable, ranked: list[tuple[str, float]],
                  dense: dict[str, float] | None = None,
                  lexical: dict[str, float] | None = None) -> list[Hit]:
     chunks = store.get([i for i, _ in ranked])
@@ -31,7 +44,7 @@ def _materialize(store: VectorStore, ranked: list[tuple[str, float]],
 class DenseRetriever:
     """Nearest neighbours of the query's embedding; scores are cosine similarities."""
 
-    def __init__(self, store: VectorStore, embedder: Embedder) -> None:
+    def __init__(self, store: Searchable, embedder: Embedder) -> None:
         self.store = store
         self.embedder = embedder
 
@@ -46,7 +59,7 @@ class DenseRetriever:
 class LexicalRetriever:
     """BM25 over the chunk texts (with their context line); scores are BM25 scores."""
 
-    def __init__(self, index: BM25Index, store: VectorStore) -> None:
+    def __init__(self, index: BM25Index, store: Searchable) -> None:
         self.index = index
         self.store = store
 

@@ -1,3 +1,5 @@
+import pytest
+
 from ragtune.index.bm25 import BM25Index
 from ragtune.index.tokenize import tokenize
 
@@ -48,3 +50,24 @@ def test_bm25_matches_the_formula():
 
 def test_empty_index():
     assert BM25Index.build([], []).search("x") == []
+
+
+def test_fast_scoring_matches_bm25s_retrieve():
+    import random
+
+    import numpy as np
+
+    rng = random.Random(3)
+    vocab = "apple banana cherry durian elder fig grape honeydew kiwi lemon mango".split()
+    texts = [" ".join(rng.choices(vocab, k=rng.randint(3, 20))) for _ in range(200)]
+    index = BM25Index.build([str(i) for i in range(200)], texts)
+    for query in ("apple mango", "kiwi kiwi lemon", "fig", "banana cherry durian"):
+        ours = index.search(query, k=20)
+        terms = [t for t in __import__("ragtune.index.tokenize", fromlist=["x"]).tokenize(query)]
+        docs, scores = index._retriever.retrieve([terms], k=20, show_progress=False)
+        theirs = [(str(int(d)), float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+        assert [s for _, s in ours] == pytest.approx([s for _, s in theirs], rel=1e-5)
+        assert {i for i, _ in ours} == {i for i, _ in theirs} or len(ours) == 20
+    mask = np.zeros(200, dtype=bool)
+    mask[:10] = True
+    assert all(int(i) < 10 for i, _ in index.search("apple", k=50, mask=mask))

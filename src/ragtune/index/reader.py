@@ -1,0 +1,178 @@
+"""A read-only, in-memory view of one committed version of a knowledge base's store.
+
+Searching a store through its query engine costs milliseconds per call (LanceDB's flat
+search took about 85 ms at 100,000 chunks); a view answers in well under one:
+
+* chunk metadata as one Arrow table and an id → row map, so fetching hits is a ``take``;
+* dense search by exact inner product (numpy) below ``ann_min_rows`` rows, and above it by
+  an HNSW graph (usearch, half-precision vectors) built by the writer for that version and
+  memory-mapped here. The graph is kept current incrementally: each write removes the
+  deleted chunks from the previous version's graph and adds the new ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragtune.index.bm25 import top_k
+from ragtune.types import Chunk
+
+logger = logging.getLogger(__name__)
+
+_META = ("id", "source", "text", "context", "start", "end", "page", "heading", "line", "title",
+         "record")
+ANN_DIR = "ann"
+# HNSW parameters (Malkov & Yashunin 2018): graph degree and construction beam
+_CONNECTIVITY = 16
+_EXPANSION_ADD = 128
+
+
+def chunk_key(chunk_id: str) -> int:
+    """The 64-bit key of a chunk in the HNSW graph (stable across versions)."""
+    return int.from_bytes(hashlib.blake2b(chunk_id.encode(), digest_size=8).digest(), "little")
+
+
+def _ann_path(folder: Path, version: int) -> Path:
+    return folder / ANN_DIR / f"hnsw-v{version}.usearch"
+
+
+def _new_graph(dimension: int) -> Any:
+    from usearch.index import Index
+
+    return Index(ndim=dimension, metric="cos", dtype="f16", connectivity=_CONNECTIVITY,
+                 expansion_add=_EXPANSION_ADD)
+
+
+def update_ann(folder: Path, store: Any, version: int, min_rows: int) -> Path | None:
+    """Write the HNSW graph for ``version`` (when the store has ``min_rows`` rows or more),
+    starting from the newest older graph when there is one; older graphs are removed."""
+    ann = folder / ANN_DIR
+    if store.count() < min_rows:
+        shutil.rmtree(ann, ignore_errors=True)
+        return None
+    target = _ann_path(folder, version)
+    if target.exists():
+        return target
+    from usearch.index import Index
+
+    ids, vectors = store.ids_and_vectors()
+    keys = np.fromiter((chunk_key(i) for i in ids), dtype=np.uint64, count=len(ids))
+    previous = sorted(ann.glob("hnsw-v*.usearch"),
+                      key=lambda p: int(p.stem.split("-v")[1])) if ann.exists() else []
+    graph = Index.restore(str(previous[-1])) if previous else None
+    if graph is None:
+        graph = _new_graph(store.dimension)
+        graph.add(keys, vectors, threads=0)
+    else:
+        known = np.asarray(graph.keys, dtype=np.uint64)
+        gone = np.setdiff1d(known, keys)
+        new = ~np.isin(keys, known)
+        if len(gone):
+            graph.remove(gone)
+        if new.any():
+            graph.add(keys[new], vectors[new], threads=0)
+    ann.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    graph.save(str(tmp))
+    tmp.replace(target)
+    for old in previous:
+        old.unlink(missing_ok=True)
+    logger.info("HNSW graph for version %d: %d vectors", version, len(ids))
+    return target
+
+
+class ReadView:
+    """Search and fetch over one store version, from memory.
+
+    Example:
+        >>> view = ReadView.load(kb.store, kb.path, kb.version)  # doctest: +SKIP
+        >>> view.search(vector, 10)  # [(chunk id, cosine), ...]  # doctest: +SKIP
+    """
+
+    def __init__(self, meta: Any, vectors: np.ndarray | None, graph: Any = None) -> None:
+        self._meta = meta.combine_chunks()
+        self.ids: list[str] = self._meta.column("id").to_pylist()
+        self._row = {i: n for n, i in enumerate(self.ids)}
+        self._vectors = vectors
+        self._graph = graph
+        self._key_row = ({chunk_key(i): n for n, i in enumerate(self.ids)}
+                         if graph is not None else {})
+
+    @classmethod
+    def load(cls, store: Any, folder: Path, version: int, ann_min_rows: int = 20_000,
+             ) -> ReadView:
+        meta = store.rows(list(_META)) if hasattr(store, "rows") else None
+        graph = None
+        path = _ann_path(folder, version)
+        if store.count() >= ann_min_rows and path.exists():
+            from usearch.index import Index
+
+            graph = Index.restore(str(path), view=True)
+        if meta is None or graph is None:
+            ids, vectors = store.ids_and_vectors()
+        else:
+            vectors = None
+        if meta is None:  # stores without Arrow rows (qdrant): build the table from chunks
+            import pyarrow as pa
+
+            chunks = store.get(ids)
+            meta = pa.table({f: [getattr(chunks[i], f) for i in ids] for f in _META})
+        elif vectors is not None:
+            # order the vectors like the metadata rows
+            order = {i: n for n, i in enumerate(ids)}
+            vectors = vectors[[order[i] for i in meta.column("id").to_pylist()]]
+        return cls(meta, vectors, graph)
+
+    @property
+    def approximate(self) -> bool:
+        return self._graph is not None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def search(self, vector: np.ndarray, k: int, mask: np.ndarray | None = None,
+               ) -> list[tuple[str, float]]:
+        """Ids and cosine similarities of the ``k`` nearest chunks, best first.
+
+        ``mask`` (one boolean per row) restricts the search; it is exact then.
+        """
+        if k <= 0 or not self.ids:
+            return []
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if self._graph is not None and mask is None:
+            found = self._graph.search(query, min(k, len(self.ids)))
+            return [(self.ids[self._key_row[int(key)]], 1.0 - float(d))
+                    for key, d in zip(found.keys, found.distances, strict=True)
+                    if int(key) in self._key_row]
+        vectors = self._vectors if self._vectors is not None else self._graph_vectors()
+        scores = vectors @ query
+        if mask is not None:
+            scores = np.where(mask, scores, -np.inf)
+        return [(self.ids[int(i)], float(scores[i])) for i in top_k(scores, k)
+                if np.isfinite(scores[i])]
+
+    def _graph_vectors(self) -> np.ndarray:
+        keys = np.fromiter((chunk_key(i) for i in self.ids), dtype=np.uint64, count=len(self.ids))
+        self._vectors = np.asarray(self._graph.get(keys), dtype=np.float32)
+        return self._vectors
+
+    def get(self, ids: Sequence[str]) -> dict[str, Chunk]:
+        rows = [self._row[i] for i in dict.fromkeys(ids) if i in self._row]
+        out: dict[str, Chunk] = {}
+        if not rows:
+            return out
+        for record in self._meta.take(rows).to_pylist():
+            fields = {k: record[k] for k in _META if k != "context"}
+            out[record["id"]] = Chunk(**fields, context=record["context"] or "")
+        return out
+
+    def column(self, name: str) -> Any:
+        """A metadata column as an Arrow array, row-aligned with :attr:`ids` (for filters)."""
+        return self._meta.column(name)

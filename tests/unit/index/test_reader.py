@@ -1,0 +1,76 @@
+"""The in-memory read view: exact and HNSW search, kept current across writes."""
+
+import numpy as np
+import pytest
+
+from ragtune import KnowledgeBase, Settings
+from ragtune.config import EmbedderSettings, RetrievalSettings
+from ragtune.index.reader import ANN_DIR, ReadView
+
+
+def settings(ann_min_rows):
+    return Settings(embedder=EmbedderSettings(backend="fake", model="fake-hash"),
+                    retrieval=RetrievalSettings(ann_min_rows=ann_min_rows))
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(300)]
+    for i in range(120):
+        text = " ".join(rng.choice(words, size=25)) + "."
+        (folder / f"d{i:03d}.txt").write_text(text)
+    return folder
+
+
+def test_hnsw_graph_matches_exact_search_and_follows_writes(tmp_path, corpus):
+    kb = KnowledgeBase.create(tmp_path / "kb", settings(ann_min_rows=50))
+    kb.ingest([corpus])
+    graphs = list((kb.path / ANN_DIR).glob("*.usearch"))
+    assert [g.name for g in graphs] == [f"hnsw-v{kb.version}.usearch"]
+    approx = KnowledgeBase.open(kb.path, settings(50))
+    exact = KnowledgeBase.open(kb.path, settings(10_000))
+    assert approx.reader.approximate and not exact.reader.approximate
+    queries = [(corpus / f"d{i:03d}.txt").read_text() for i in range(0, 120, 7)]
+    overlap = []
+    for q in queries:
+        v = approx.embedder.embed([q])[0]
+        a = [i for i, _ in approx.reader.search(v, 10)]
+        e = [i for i, _ in exact.reader.search(v, 10)]
+        overlap.append(len(set(a) & set(e)) / 10)
+        assert a[0] == e[0]
+    assert np.mean(overlap) >= 0.95
+
+    # an edit and a delete: the next version's graph drops and adds the right chunks
+    (corpus / "d000.txt").write_text("completely new words here.")
+    (corpus / "d001.txt").unlink()
+    kb.ingest([corpus])
+    graphs = list((kb.path / ANN_DIR).glob("*.usearch"))
+    assert [g.name for g in graphs] == [f"hnsw-v{kb.version}.usearch"]
+    fresh = KnowledgeBase.open(kb.path, settings(50))
+    assert fresh.reader.approximate and len(fresh.reader) == 119
+    v = fresh.embedder.embed(["completely new words here."])[0]
+    top = fresh.reader.get([fresh.reader.search(v, 1)[0][0]])
+    assert next(iter(top.values())).source.endswith("d000.txt")
+    assert all(not c.source.endswith("d001.txt") for c in fresh.reader.get(fresh.reader.ids)
+               .values())
+
+
+def test_small_knowledge_bases_have_no_graph(tmp_path, corpus):
+    kb = KnowledgeBase.create(tmp_path / "kb", settings(ann_min_rows=10_000))
+    kb.ingest([corpus])
+    assert not (kb.path / ANN_DIR).exists()
+    assert not KnowledgeBase.open(kb.path, settings(10_000)).reader.approximate
+
+
+def test_view_get_and_masked_search(tmp_path, corpus):
+    kb = KnowledgeBase.create(tmp_path / "kb", settings(ann_min_rows=10_000))
+    kb.ingest([corpus])
+    view: ReadView = KnowledgeBase.open(kb.path, settings(10_000)).reader
+    assert view.get([]) == {} and view.get(["missing"]) == {}
+    mask = np.zeros(len(view), dtype=bool)
+    mask[:5] = True
+    hits = view.search(np.ones(64, dtype=np.float32) / 8, 20, mask=mask)
+    assert {i for i, _ in hits} <= set(view.ids[:5])
