@@ -63,9 +63,9 @@ def test_fast_scoring_matches_bm25s_retrieve():
     index = BM25Index.build([str(i) for i in range(200)], texts)
     for query in ("apple mango", "kiwi kiwi lemon", "fig", "banana cherry durian"):
         ours = index.search(query, k=20)
-        terms = [t for t in __import__("ragtune.index.tokenize", fromlist=["x"]).tokenize(query)]
-        docs, scores = index._retriever.retrieve([terms], k=20, show_progress=False)
-        theirs = [(str(int(d)), float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+        docs, scores = index._retriever.retrieve([tokenize(query)], k=20, show_progress=False)
+        theirs = [(str(int(d)), float(s))
+                  for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
         assert [s for _, s in ours] == pytest.approx([s for _, s in theirs], rel=1e-5)
         assert {i for i, _ in ours} == {i for i, _ in theirs} or len(ours) == 20
     mask = np.zeros(200, dtype=bool)
