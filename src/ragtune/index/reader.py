@@ -29,9 +29,10 @@ logger = logging.getLogger(__name__)
 _META = ("id", "source", "text", "context", "start", "end", "page", "heading", "line", "title",
          "record")
 ANN_DIR = "ann"
-# HNSW parameters (Malkov & Yashunin 2018): graph degree and construction beam
+# HNSW parameters (Malkov & Yashunin 2018): graph degree, construction and search beams
 _CONNECTIVITY = 16
 _EXPANSION_ADD = 128
+_EXPANSION_SEARCH = 256
 
 
 def chunk_key(chunk_id: str) -> int:
@@ -115,6 +116,7 @@ class ReadView:
             from usearch.index import Index
 
             graph = Index.restore(str(path), view=True)
+            graph.expansion_search = _EXPANSION_SEARCH
         if meta is None or graph is None:
             ids, vectors = store.ids_and_vectors()
         else:
