@@ -66,6 +66,10 @@ class RetrievalSettings:
     dense_weight: float = 0.5  # weight of the dense list in the fusion
     rrf_k: int = 60  # reciprocal-rank fusion constant (Cormack et al. 2009), fusion = "rrf"
     ann_min_rows: int = 20_000  # from this many chunks, dense search uses an HNSW graph
+    reranker: str = ""  # a sentence-transformers CrossEncoder folder; empty: no reranking
+    rerank_depth: int = 30  # how many hits the reranker re-scores
+    mmr_lambda: float = -1.0  # MMR trade-off in [0, 1] (1: relevance only); negative: off
+    neighbours: int = 0  # chunks added before and after each hit in an answer's context
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,11 @@ from ragtune.index.stores import Store, StoreSpec, open_store
 from ragtune.models.components import build_embedder, build_generator
 from ragtune.models.protocol import Embedder, Generator
 from ragtune.rag.answer import answer
+from ragtune.retrieve.diversity import merge_spans
+from ragtune.retrieve.filters import Filter
+from ragtune.retrieve.pipeline import SearchPipeline
 from ragtune.retrieve.protocol import Retriever
+from ragtune.retrieve.rerank import CrossEncoderReranker
 from ragtune.retrieve.retrievers import MODES, DenseRetriever, HybridRetriever, LexicalRetriever
 from ragtune.types import Answer, Hit
 
@@ -73,6 +77,7 @@ class KnowledgeBase:
         self._shared: Store | None = None  # qdrant local mode allows one client per folder
         self._lexical: BM25Index | None = None
         self._reader: ReadView | None = None
+        self._reranker: CrossEncoderReranker | None = None
         if embedder is not None:
             self._check_embedder(embedder)
 
@@ -336,20 +341,51 @@ class KnowledgeBase:
                                candidates=r.candidates, rrf_k=r.rrf_k, fusion=r.fusion,
                                dense_weight=r.dense_weight)
 
-    def search(self, query: str, *, k: int | None = None, mode: str | None = None) -> list[Hit]:
-        """The ``k`` best chunks for ``query`` (hybrid RRF of dense and BM25 by default)."""
+    def searcher(self, mode: str | None = None) -> SearchPipeline:
+        """The retriever of ``mode`` with the configured reranker and MMR around it."""
+        r = self.settings.retrieval
+        if r.reranker and self._reranker is None:
+            self._reranker = CrossEncoderReranker(r.reranker)
+        return SearchPipeline(
+            self.retriever(mode), view=self.reader, reranker=self._reranker if r.reranker
+            else None, rerank_depth=r.rerank_depth,
+            mmr_lambda=r.mmr_lambda if 0.0 <= r.mmr_lambda <= 1.0 else None)
+
+    def search(self, query: str, *, k: int | None = None, mode: str | None = None,
+               filter: Filter | None = None) -> list[Hit]:
+        """The ``k`` best chunks for ``query``: hybrid (dense + BM25) by default, restricted
+        by ``filter``, reranked and diversified when configured."""
         if not query.strip():
             raise ConfigError("the query is empty; give a question or some keywords")
-        return self.retriever(mode).retrieve(query, k or self.settings.retrieval.k)
+        return self.searcher(mode).retrieve(query, k or self.settings.retrieval.k, filter)
+
+    def expand(self, hits: list[Hit], n: int) -> list[Hit]:
+        """Each hit with up to ``n`` neighbouring chunks of its page joined to its text."""
+        if n <= 0:
+            return hits
+        out = []
+        for hit in hits:
+            around = self.reader.neighbours(hit.chunk, n)
+            start, end, text = merge_spans([(c.start, c.end, c.text) for c in around])
+            out.append(replace(hit, chunk=replace(hit.chunk, start=start, end=end, text=text)))
+        return out
 
     def ask(self, question: str, *, k: int | None = None, mode: str | None = None,
-            generator: Generator | None = None, max_tokens: int | None = None) -> Answer:
+            generator: Generator | None = None, max_tokens: int | None = None,
+            filter: Filter | None = None) -> Answer:
         """Retrieve, pack a numbered-sources prompt, generate and check the citations."""
         if not question.strip():
             raise ConfigError("the question is empty")
         g = self.settings.generator
+        searcher = self.searcher(mode)
+        neighbours = self.settings.retrieval.neighbours
+
+        class _Context:  # the searcher, with the filter applied and neighbours joined
+            def retrieve(_, query: str, k: int) -> list[Hit]:
+                return self.expand(searcher.retrieve(query, k, filter), neighbours)
+
         return answer(
-            question, self.retriever(mode), generator or self.generator,
+            question, _Context(), generator or self.generator,
             k=k or self.settings.retrieval.k, max_tokens=max_tokens or g.max_tokens,
             temperature=g.temperature, embedder=self.embedder, kb_version=self.version,
             prompt_style=g.prompt,

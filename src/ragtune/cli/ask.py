@@ -10,7 +10,14 @@ from ragtune.cli.common import (
     CONFIG_OPTION,
     JSON_OPTION,
     KB_OPTION,
+    MMR_OPTION,
+    PAGES_OPTION,
+    RERANK_OPTION,
+    SINCE_OPTION,
+    SOURCE_OPTION,
+    UNTIL_OPTION,
     display_path,
+    make_filter,
     print_json,
     settings_from,
 )
@@ -46,17 +53,26 @@ def ask(
     base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint URL."),
     api_key: str = typer.Option(None, "--api-key", help="API key (else OPENAI_API_KEY)."),
     max_tokens: int = typer.Option(None, "--max-tokens", help="Output tokens to allow."),
+    source: str = SOURCE_OPTION,
+    pages: str = PAGES_OPTION,
+    since: str = SINCE_OPTION,
+    until: str = UNTIL_OPTION,
+    rerank: str = RERANK_OPTION,
+    mmr: float = MMR_OPTION,
+    neighbours: int = typer.Option(None, "--neighbours",
+                                   help="Chunks joined before and after each hit."),
     config: Path = CONFIG_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Retrieve, generate from numbered sources, and check each citation."""
     settings = settings_from(
-        config, retrieval={"mode": mode},
+        config, retrieval={"mode": mode, "reranker": rerank, "mmr_lambda": mmr,
+                           "neighbours": neighbours},
         generator={"backend": generator, "model": model, "base_url": base_url,
                    "api_key": api_key, "max_tokens": max_tokens},
     )
     with KnowledgeBase.open(kb, settings) as base:
-        result = base.ask(question, k=k)
+        result = base.ask(question, k=k, filter=make_filter(source, pages, since, until))
     if as_json:
         print_json(result.to_dict())
     else:

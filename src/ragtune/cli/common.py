@@ -12,10 +12,27 @@ import typer
 
 from ragtune.config import Settings, load_settings
 from ragtune.errors import RagtuneError
+from ragtune.retrieve.filters import Filter, parse_pages, parse_time
 
 KB_OPTION = typer.Option(..., "--kb", help="Knowledge-base folder.")
 CONFIG_OPTION = typer.Option(None, "--config", help="Settings file (default: ./ragtune.toml).")
 JSON_OPTION = typer.Option(False, "--json", help="Print the result as JSON.")
+
+
+SOURCE_OPTION = typer.Option(None, "--source", help="Only sources matching this glob.")
+PAGES_OPTION = typer.Option(None, "--pages", help="Only these pages: 7 or 3-7.")
+SINCE_OPTION = typer.Option(None, "--since", help="Only chunks ingested since (ISO date).")
+UNTIL_OPTION = typer.Option(None, "--until", help="Only chunks ingested until (ISO date).")
+RERANK_OPTION = typer.Option(None, "--rerank", help="CrossEncoder folder to rerank with.")
+MMR_OPTION = typer.Option(None, "--mmr", help="MMR diversity, lambda in [0, 1].")
+
+
+def make_filter(source: str | None, pages: str | None, since: str | None,
+                until: str | None) -> Filter | None:
+    f = Filter(source=source, pages=parse_pages(pages) if pages else None,
+               since=parse_time(since) if since else None,
+               until=parse_time(until) if until else None)
+    return None if f.empty else f
 
 
 def run_safely(app: Any) -> None:

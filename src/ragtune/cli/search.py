@@ -10,7 +10,14 @@ from ragtune.cli.common import (
     CONFIG_OPTION,
     JSON_OPTION,
     KB_OPTION,
+    MMR_OPTION,
+    PAGES_OPTION,
+    RERANK_OPTION,
+    SINCE_OPTION,
+    SOURCE_OPTION,
+    UNTIL_OPTION,
     display_path,
+    make_filter,
     print_json,
     settings_from,
 )
@@ -22,13 +29,20 @@ def search(
     kb: Path = KB_OPTION,
     mode: str = typer.Option(None, "--mode", help="hybrid (default), dense or lexical."),
     k: int = typer.Option(None, "-k", help="How many hits (default 10)."),
+    source: str = SOURCE_OPTION,
+    pages: str = PAGES_OPTION,
+    since: str = SINCE_OPTION,
+    until: str = UNTIL_OPTION,
+    rerank: str = RERANK_OPTION,
+    mmr: float = MMR_OPTION,
     config: Path = CONFIG_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Print the best-matching chunks with their source, page and score."""
-    settings = settings_from(config, retrieval={"mode": mode})
+    settings = settings_from(config, retrieval={"mode": mode, "reranker": rerank,
+                                                "mmr_lambda": mmr})
     with KnowledgeBase.open(kb, settings) as base:
-        hits = base.search(query, k=k or 10)
+        hits = base.search(query, k=k or 10, filter=make_filter(source, pages, since, until))
     if as_json:
         print_json({"hits": [h.to_dict() for h in hits]})
         return

@@ -105,18 +105,19 @@ class ReadView:
         self._graph = graph
         self._key_row = ({chunk_key(i): n for n, i in enumerate(self.ids)}
                          if graph is not None else {})
+        self._siblings: dict[tuple[Any, ...], list[int]] | None = None
 
     @classmethod
     def load(cls, store: Any, folder: Path, version: int, ann_min_rows: int = 20_000,
              ) -> ReadView:
-        meta = store.rows(list(_META)) if hasattr(store, "rows") else None
+        meta = store.rows([*_META, "ingested_at"]) if hasattr(store, "rows") else None
         graph = None
         path = _ann_path(folder, version)
         if store.count() >= ann_min_rows and path.exists():
             from usearch.index import Index
 
             graph = Index.restore(str(path), view=True)
-            graph.expansion_search = _EXPANSION_SEARCH
+            graph.expansion_search = _EXPANSION_SEARCH  # type: ignore[misc,union-attr]
         if meta is None or graph is None:
             ids, vectors = store.ids_and_vectors()
         else:
@@ -125,7 +126,8 @@ class ReadView:
             import pyarrow as pa
 
             chunks = store.get(ids)
-            meta = pa.table({f: [getattr(chunks[i], f) for i in ids] for f in _META})
+            meta = pa.table({**{f: [getattr(chunks[i], f) for i in ids] for f in _META},
+                             "ingested_at": pa.array([None] * len(ids), type=pa.float64())})
         elif vectors is not None:
             # order the vectors like the metadata rows
             order = {i: n for n, i in enumerate(ids)}
@@ -174,6 +176,30 @@ class ReadView:
             fields = {k: record[k] for k in _META if k != "context"}
             out[record["id"]] = Chunk(**fields, context=record["context"] or "")
         return out
+
+    def vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """The stored vectors of ``ids``, ``(len(ids), dimension)``."""
+        vectors = self._vectors if self._vectors is not None else self._graph_vectors()
+        return vectors[[self._row[i] for i in ids]]
+
+    def neighbours(self, chunk: Chunk, n: int) -> list[Chunk]:
+        """Up to ``n`` chunks before and after ``chunk`` in its document, on the same page,
+        in document order (``chunk`` included)."""
+        if self._siblings is None:
+            groups: dict[tuple[Any, ...], list[tuple[int, int]]] = {}
+            starts = self._meta.column("start").to_pylist()
+            for row, key in enumerate(zip(self._meta.column("source").to_pylist(),
+                                          self._meta.column("record").to_pylist(),
+                                          self._meta.column("page").to_pylist(), strict=True)):
+                groups.setdefault(key, []).append((starts[row], row))
+            self._siblings = {k: [r for _, r in sorted(v)] for k, v in groups.items()}
+        rows = self._siblings.get((chunk.source, chunk.record, chunk.page), [])
+        if chunk.id not in self._row or not rows:
+            return [chunk]
+        at = rows.index(self._row[chunk.id])
+        picked = rows[max(0, at - n): at + n + 1]
+        found = self.get([self.ids[r] for r in picked])
+        return [found[self.ids[r]] for r in picked]
 
     def column(self, name: str) -> Any:
         """A metadata column as an Arrow array, row-aligned with :attr:`ids` (for filters)."""

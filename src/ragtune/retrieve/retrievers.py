@@ -15,6 +15,7 @@ from ragtune.documents.language import detect_language
 from ragtune.errors import ConfigError
 from ragtune.index.bm25 import BM25Index
 from ragtune.models.protocol import Embedder
+from ragtune.retrieve.filters import Filter
 from ragtune.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion
 from ragtune.types import Chunk, Hit
 
@@ -29,6 +30,15 @@ class Searchable(Protocol):
 
 MODES = ("hybrid", "dense", "lexical")
 FUSIONS = ("score", "rrf", "minmax")
+
+
+def _mask(source: Searchable, filter: Filter | None) -> np.ndarray | None:
+    if filter is None or filter.empty:
+        return None
+    if not hasattr(source, "column"):
+        raise ConfigError("filters need the knowledge base's read view; search through "
+                          "KnowledgeBase.search")
+    return filter.mask(source)
 
 
 def _materialize(store: Searchable, ranked: list[tuple[str, float]],
@@ -48,11 +58,15 @@ class DenseRetriever:
         self.store = store
         self.embedder = embedder
 
-    def rank(self, query: str, depth: int) -> list[tuple[str, float]]:
-        return self.store.search(self.embedder.embed([query])[0], depth)
+    def rank(self, query: str, depth: int, mask: np.ndarray | None = None,
+             ) -> list[tuple[str, float]]:
+        vector = self.embedder.embed([query])[0]
+        if mask is None:
+            return self.store.search(vector, depth)
+        return self.store.search(vector, depth, mask=mask)  # type: ignore[call-arg]
 
-    def retrieve(self, query: str, k: int) -> list[Hit]:
-        ranked = self.rank(query, k)
+    def retrieve(self, query: str, k: int, filter: Filter | None = None) -> list[Hit]:
+        ranked = self.rank(query, k, _mask(self.store, filter))
         return _materialize(self.store, ranked, dense=dict(ranked))
 
 
@@ -62,12 +76,25 @@ class LexicalRetriever:
     def __init__(self, index: BM25Index, store: Searchable) -> None:
         self.index = index
         self.store = store
+        self._rows: np.ndarray | None = None
 
-    def rank(self, query: str, depth: int) -> list[tuple[str, float]]:
-        return self.index.search(query, depth)
+    def _view_rows(self) -> np.ndarray:
+        """For each row of the BM25 index, its row in the view (masks are per view row)."""
+        if self._rows is None:
+            ids = getattr(self.store, "ids", [])
+            where = {i: n for n, i in enumerate(ids)}
+            self._rows = np.fromiter((where[i] for i in self.index.ids), dtype=np.int64,
+                                     count=len(self.index))
+        return self._rows
 
-    def retrieve(self, query: str, k: int) -> list[Hit]:
-        ranked = self.rank(query, k)
+    def rank(self, query: str, depth: int, mask: np.ndarray | None = None,
+             ) -> list[tuple[str, float]]:
+        if mask is not None:
+            mask = mask[self._view_rows()]
+        return self.index.search(query, depth, mask=mask)
+
+    def retrieve(self, query: str, k: int, filter: Filter | None = None) -> list[Hit]:
+        ranked = self.rank(query, k, _mask(self.store, filter))
         return _materialize(self.store, ranked, lexical=dict(ranked))
 
 
@@ -98,16 +125,16 @@ class HybridRetriever:
         self.fusion = fusion
         self.dense_weight = dense_weight
 
-    def rank(self, query: str, depth: int) -> tuple[list[tuple[str, float]], dict[str, float],
-                                                    dict[str, float]]:
+    def rank(self, query: str, depth: int, mask: np.ndarray | None = None,
+             ) -> tuple[list[tuple[str, float]], dict[str, float], dict[str, float]]:
         depth = max(depth, self.candidates)
-        lexical = self.lexical.rank(query, depth)
+        lexical = self.lexical.rank(query, depth, mask)
         dense_weight = self.dense_weight
         languages = getattr(self.dense.embedder, "languages", None)
         if languages and detect_language(query) not in languages:
             # an embedder that does not know the query's language only adds noise
             dense_weight = 0.0
-        dense = self.dense.rank(query, depth) if dense_weight > 0 else []
+        dense = self.dense.rank(query, depth, mask) if dense_weight > 0 else []
         weights = [dense_weight, 1.0 - dense_weight]
         if self.fusion == "rrf":
             fused = reciprocal_rank_fusion([[i for i, _ in dense], [i for i, _ in lexical]],
@@ -117,6 +144,6 @@ class HybridRetriever:
                                     normalize="max" if self.fusion == "score" else "minmax")
         return fused, dict(dense), dict(lexical)
 
-    def retrieve(self, query: str, k: int) -> list[Hit]:
-        fused, dense, lexical = self.rank(query, k)
+    def retrieve(self, query: str, k: int, filter: Filter | None = None) -> list[Hit]:
+        fused, dense, lexical = self.rank(query, k, _mask(self.store, filter))
         return _materialize(self.store, fused[:k], dense, lexical)

@@ -120,3 +120,14 @@ def test_ingest_onto_qdrant_local_mode(env, docs, tmp_path):
         == "qdrant"
     hits = json.loads(runner.invoke(app, ["search", "warranty", "--kb", kb, "--json"]).output)
     assert hits["hits"][0]["source"].endswith("a.txt")
+
+
+def test_search_filters_and_options(env, docs, tmp_path):
+    kb = str(tmp_path / "kb")
+    runner.invoke(app, ["ingest", str(docs), "--kb", kb, "--quiet"])
+    out = runner.invoke(app, ["search", "returned days warranty", "--kb", kb, "--json",
+                              "--source", "*.md", "--mmr", "0.5"])
+    hits = json.loads(out.output)["hits"]
+    assert hits and all(h["source"].endswith("b.md") for h in hits)
+    bad = runner.invoke(app, ["search", "x", "--kb", kb, "--pages", "9-1"])
+    assert bad.exit_code != 0 and "range" in str(bad.exception)
