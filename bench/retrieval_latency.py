@@ -16,12 +16,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from _common import RESULTS, data_dir, load_beir, require, write_result
-from _latency_data import build
 
 from ragtune import KnowledgeBase, Settings
 from ragtune.config import RetrievalSettings
 from ragtune.index.tokenize import tokenize
+
+from _common import RESULTS, data_dir, load_beir, require, write_result
+from _latency_data import build
 
 
 def percentiles(ms: list[float]) -> dict[str, float]:

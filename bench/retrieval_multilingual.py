@@ -16,8 +16,9 @@ import shutil
 import time
 from statistics import mean
 
-from _common import RESULTS, data_dir, require, write_result
 from ragtune import KnowledgeBase
+
+from _common import RESULTS, data_dir, require, write_result
 
 
 def load(lang: str) -> tuple[list[str], list[tuple[str, int]]]:

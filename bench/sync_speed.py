@@ -17,8 +17,9 @@ import subprocess
 import sys
 import time
 
-from _common import RESULTS, data_dir, require, write_result
 from ragtune import KnowledgeBase
+
+from _common import RESULTS, data_dir, require, write_result
 
 
 def write_corpus(folder, squad_path) -> int:

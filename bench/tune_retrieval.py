@@ -14,11 +14,12 @@ import argparse
 import itertools
 from statistics import mean
 
-from _common import RESULTS, data_dir, load_beir, require
 from ragtune import KnowledgeBase
 from ragtune.evaluate.metrics import ndcg_at_k
 from ragtune.index.bm25 import BM25Index
 from ragtune.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion
+
+from _common import RESULTS, data_dir, load_beir, require
 
 
 def doc_ranking(chunk_ids, record_of, doc_ids):

@@ -84,6 +84,7 @@ class GeneratorSettings:
     # cap on prompt + output tokens: small models degrade on long prompts
     max_context: int = 2048
     prompt: str = "full"  # full (system prompt asking for [n] citations) | compact
+    source_order: str = "best-last"  # best-last (best source next to the question) | best-first
     timeout_s: float = 120.0
 
 

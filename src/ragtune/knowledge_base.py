@@ -388,5 +388,5 @@ class KnowledgeBase:
             question, _Context(), generator or self.generator,
             k=k or self.settings.retrieval.k, max_tokens=max_tokens or g.max_tokens,
             temperature=g.temperature, embedder=self.embedder, kb_version=self.version,
-            prompt_style=g.prompt,
+            prompt_style=g.prompt, source_order=g.source_order,
         )

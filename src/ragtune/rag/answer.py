@@ -8,7 +8,7 @@ from ragtune.errors import ConfigError
 from ragtune.models.protocol import Embedder, Generator
 from ragtune.rag.citations import cite
 from ragtune.rag.packing import pack
-from ragtune.rag.prompts import STYLES, build_messages, detect_language
+from ragtune.rag.prompts import ORDERS, STYLES, build_messages, detect_language
 from ragtune.retrieve.protocol import Retriever
 from ragtune.types import Answer
 
@@ -24,6 +24,7 @@ def answer(
     embedder: Embedder | None = None,
     kb_version: int | None = None,
     prompt_style: str | None = None,
+    source_order: str = "best-last",
 ) -> Answer:
     """Answer ``question`` from the top ``k`` retrieved chunks, with checked citations.
 
@@ -40,9 +41,12 @@ def answer(
     style = prompt_style or str(getattr(generator, "prompt_style", "full"))
     if style not in STYLES:
         raise ConfigError(f"unknown prompt style {style!r}; valid choices: {', '.join(STYLES)}")
+    if source_order not in ORDERS:
+        raise ConfigError(f"unknown source order {source_order!r}; valid choices: "
+                          f"{', '.join(ORDERS)}")
     kept, dropped, _ = pack(question, hits, generator, reserve=max_tokens, lang=lang,
-                            style=style)
-    messages = build_messages(question, [h.chunk for h in kept], lang, style)
+                            style=style, order=source_order)
+    messages = build_messages(question, [h.chunk for h in kept], lang, style, source_order)
     tp = time.perf_counter()
     completion = generator.generate(messages, max_tokens=max_tokens, temperature=temperature)
     t2 = time.perf_counter()

@@ -8,7 +8,7 @@ from ragtune.types import Chunk, Hit
 
 
 def pack(question: str, hits: list[Hit], generator: Generator, *, reserve: int,
-         lang: str = "en", style: str = "full") -> tuple[list[Hit], list[Hit], int]:
+         lang: str = "en", style: str = "full", order: str = "best-last") -> tuple[list[Hit], list[Hit], int]:
     """Hits that fit, hits that did not, and the prompt's token count.
 
     Hits are taken in rank order; one that does not fit is recorded as dropped and the
@@ -22,10 +22,10 @@ def pack(question: str, hits: list[Hit], generator: Generator, *, reserve: int,
     kept: list[Hit] = []
     dropped: list[Hit] = []
     chunks: list[Chunk] = []
-    tokens = generator.count_tokens(build_messages(question, chunks, lang, style))
+    tokens = generator.count_tokens(build_messages(question, chunks, lang, style, order))
     for hit in hits:
         candidate = [*chunks, hit.chunk]
-        n = generator.count_tokens(build_messages(question, candidate, lang, style))
+        n = generator.count_tokens(build_messages(question, candidate, lang, style, order))
         if n <= budget:
             kept.append(hit)
             chunks = candidate

@@ -48,18 +48,25 @@ def format_source(n: int, chunk: Chunk, lang: str = "en", context: bool = True) 
     return f"{header}\n{chunk.text}"
 
 
+ORDERS = ("best-last", "best-first")
+
+
 def build_messages(question: str, sources: list[Chunk], lang: str = "en",
-                   style: str = "full") -> list[Message]:
+                   style: str = "full", order: str = "best-last") -> list[Message]:
     """The prompt: numbered sources, then the question.
 
+    ``sources`` come best first and are numbered so: [1] is the best. With ``order =
+    "best-last"`` they are written from the last to [1], so the best source stands right
+    before the question (measured better for the bundled model by bench/prompt_styles.py).
     ``full``: system instructions (use only the sources, cite as [n], say when unknown),
     then one user message with sources, question and answer cue. ``compact``: one short
-    user message, for small local models.
+    user message.
     """
     compact = style == "compact"
     # small models copy a long header into their answer; they get number and file only
-    blocks = "\n\n".join(format_source(i, c, lang, context=not compact)
-                          for i, c in enumerate(sources, start=1))
+    numbered = [format_source(i, c, lang, context=not compact)
+                for i, c in enumerate(sources, start=1)]
+    blocks = "\n\n".join(numbered[::-1] if order == "best-last" else numbered)
     if compact:
         text = _COMPACT[lang].format(sources=blocks or _NO_SOURCES[lang],
                                      question=question.strip())

@@ -22,7 +22,10 @@ def test_full_prompt_numbers_sources_with_file_and_page():
     assert messages[0]["role"] == "system" and "[1]" in messages[0]["content"]
     user = messages[1]["content"]
     assert "[1] doc1.pdf, page 12\n" in user and "[2] doc2.pdf\n" in user
-    assert user.index("[1]") < user.index("[2]") < user.index("Question: Q?")
+    # best source ([1]) last, right before the question
+    assert user.index("[2]") < user.index("[1]") < user.index("Question: Q?")
+    first = build_messages("Q?", [chunk(1), chunk(2)], "en", order="best-first")[1]["content"]
+    assert first.index("[1]") < first.index("[2]")
 
 
 def test_chinese_and_compact_prompts():
