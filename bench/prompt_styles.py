@@ -73,6 +73,17 @@ def main() -> None:
                 for name, build in styles.items()}
     variants["full, top 1 only"] = (full, lambda q: [h.chunk for h in scored[q][:1]])
     variants["full, sources scoring >= 0.8 x the best"] = (full, lambda q: cut(q, 0.8))
+    def cue(text: str):
+        def build(q, c):
+            system, user = build_messages(q, c, "en", "full")
+            body = user["content"].rsplit("\n", 1)[0]  # drop the answer cue line
+            return [system, {"role": "user", "content": (body + "\n" + text).rstrip()}]
+        return build
+
+    variants["full, no answer cue after the question"] = (
+        cue(""), lambda q: [h.chunk for h in scored[q]])
+    variants["full, answer cue 'Answer:'"] = (cue("Answer:"),
+                                              lambda q: [h.chunk for h in scored[q]])
     variants["full, best source first"] = (
         lambda q, c: build_messages(q, c, "en", "full", order="best-first"),
         lambda q: [h.chunk for h in scored[q]])
