@@ -57,12 +57,12 @@ def main() -> None:
         return [{"role": "user", "content": system["content"] + "\n\n" + user["content"]}]
 
     styles = {
-        "full: system prompt, sources best last, question (default)":
+        "full: system prompt, sources best last, question, no cue (default)":
             lambda q, c: build_messages(q, c, "en", "full"),
         "compact: one short instruction": lambda q, c: build_messages(q, c, "en", "compact"),
         "full, instructions in the user message": system_in_user,
     }
-    full = styles["full: system prompt, sources best last, question (default)"]
+    full = styles["full: system prompt, sources best last, question, no cue (default)"]
     scored = {q: kb.search(q, k=3) for q, _ in questions}
 
     def cut(q: str, share: float) -> list:
@@ -76,12 +76,13 @@ def main() -> None:
     def cue(text: str):
         def build(q, c):
             system, user = build_messages(q, c, "en", "full")
-            body = user["content"].rsplit("\n", 1)[0]  # drop the answer cue line
+            content = user["content"]
+            body = content[: content.rindex(q) + len(q)]  # up to the question
             return [system, {"role": "user", "content": (body + "\n" + text).rstrip()}]
         return build
 
-    variants["full, no answer cue after the question"] = (
-        cue(""), lambda q: [h.chunk for h in scored[q]])
+    variants["full, answer cue 'Answer with citations:'"] = (
+        cue("Answer with citations:"), lambda q: [h.chunk for h in scored[q]])
     variants["full, answer cue 'Answer:'"] = (cue("Answer:"),
                                               lambda q: [h.chunk for h in scored[q]])
     variants["full, best source first"] = (

@@ -76,6 +76,7 @@ class RetrievalSettings:
 class GeneratorSettings:
     backend: str = "local"  # local | openai | a plugin's name
     model: str = "smollm2-135m-instruct"  # bundled name, model folder, .gguf file, remote name
+    adapter: str | None = None  # a LoRA run folder (ragtune tune lora) or PEFT adapter folder
     base_url: str | None = None  # OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1
     api_key: str | None = None  # else OPENAI_API_KEY
     max_tokens: int = 256  # output tokens reserved in the context window

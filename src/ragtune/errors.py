@@ -7,6 +7,7 @@ Every message says what was received, what was expected and what to do.
      │    └── UnknownComponentError   a registry name that does not exist (lists the valid ones)
      ├── ModelNotInstalledError   a bundled model's package is missing (names the install command)
      ├── DocumentError            a file could not be read or parsed (names the file)
+     ├── DataError                fine-tuning data is invalid (names file, line and field)
      ├── KnowledgeBaseError       a knowledge base is missing, corrupt or incompatible
      │    └── EmbedderMismatchError   the embedder differs from the one in the manifest
      └── GenerationError          a generator failed (local model or remote endpoint)
@@ -60,6 +61,18 @@ class DocumentError(RagtuneError):
         self.path = path
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+
+class DataError(RagtuneError):
+    """Fine-tuning data is invalid or unreadable.
+
+    ``problems`` holds every problem found, each naming the file, the line (or record) and
+    the field, such as ``data.jsonl line 7: field 'output' must be a non-empty string``.
+    """
+
+    def __init__(self, message: str, problems: Iterable[str] = ()) -> None:
+        self.problems = list(problems)
+        super().__init__(message)
 
 
 class KnowledgeBaseError(RagtuneError):

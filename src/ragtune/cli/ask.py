@@ -50,6 +50,8 @@ def ask(
     generator: str = typer.Option(None, "--generator", help="local (default) or openai."),
     model: str = typer.Option(None, "--model",
                               help="Bundled model, model folder, .gguf file, or remote name."),
+    adapter: str = typer.Option(None, "--adapter",
+                                help="LoRA run folder (ragtune tune lora) to answer with."),
     base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint URL."),
     api_key: str = typer.Option(None, "--api-key", help="API key (else OPENAI_API_KEY)."),
     max_tokens: int = typer.Option(None, "--max-tokens", help="Output tokens to allow."),
@@ -68,7 +70,7 @@ def ask(
     settings = settings_from(
         config, retrieval={"mode": mode, "reranker": rerank, "mmr_lambda": mmr,
                            "neighbours": neighbours},
-        generator={"backend": generator, "model": model, "base_url": base_url,
+        generator={"backend": generator, "model": model, "adapter": adapter, "base_url": base_url,
                    "api_key": api_key, "max_tokens": max_tokens},
     )
     with KnowledgeBase.open(kb, settings) as base:

@@ -33,6 +33,7 @@ ANN_DIR = "ann"
 _CONNECTIVITY = 16
 _EXPANSION_ADD = 128
 _EXPANSION_SEARCH = 256
+_SERIAL_SEED = 4096
 
 
 def chunk_key(chunk_id: str) -> int:
@@ -49,6 +50,20 @@ def _new_graph(dimension: int) -> Any:
 
     return Index(ndim=dimension, metric="cos", dtype="f16", connectivity=_CONNECTIVITY,
                  expansion_add=_EXPANSION_ADD)
+
+
+def _add(graph: Any, keys: np.ndarray, vectors: np.ndarray) -> None:
+    """Insert into the graph: one thread while it is small, all cores after.
+
+    Concurrent insertions into a graph of a few hundred nodes can leave a node that no
+    search reaches (measured: 1 to 5 of 120 unreachable with 2 threads, none with one),
+    so the first ``_SERIAL_SEED`` nodes go in one at a time.
+    """
+    serial = max(0, min(len(keys), _SERIAL_SEED - len(graph)))
+    if serial:
+        graph.add(keys[:serial], vectors[:serial], threads=1)
+    if serial < len(keys):
+        graph.add(keys[serial:], vectors[serial:], threads=0)
 
 
 def update_ann(folder: Path, store: Any, version: int, min_rows: int) -> Path | None:
@@ -70,7 +85,7 @@ def update_ann(folder: Path, store: Any, version: int, min_rows: int) -> Path | 
     graph = Index.restore(str(previous[-1])) if previous else None
     if graph is None:
         graph = _new_graph(store.dimension)
-        graph.add(keys, vectors, threads=0)
+        _add(graph, keys, vectors)
     else:
         known = np.asarray(graph.keys, dtype=np.uint64)
         gone = np.setdiff1d(known, keys)
@@ -78,7 +93,7 @@ def update_ann(folder: Path, store: Any, version: int, min_rows: int) -> Path | 
         if len(gone):
             graph.remove(gone)
         if new.any():
-            graph.add(keys[new], vectors[new], threads=0)
+            _add(graph, keys[new], vectors[new])
     ann.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
     graph.save(str(tmp))

@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from ragtune.config import EmbedderSettings, GeneratorSettings
-from ragtune.errors import UnknownComponentError
+from ragtune.errors import ConfigError, UnknownComponentError
 from ragtune.models.protocol import Embedder, Generator
 
 # Used only when ragtune runs from a source tree without its package metadata.
@@ -50,6 +50,11 @@ def build_generator(settings: GeneratorSettings) -> Generator:
     names = available("generators")
     if settings.backend not in names:
         raise UnknownComponentError("generator backend", settings.backend, names)
+    if settings.adapter and settings.backend != "local":
+        raise ConfigError(
+            f"a LoRA adapter runs with the local generator, not {settings.backend!r}: for a "
+            "server, serve the adapter (vllm serve BASE --enable-lora --lora-modules "
+            "tuned=DIR) and pass --model tuned")
     return _load_target(names[settings.backend])(settings)  # type: ignore[no-any-return]
 
 

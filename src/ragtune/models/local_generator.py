@@ -53,12 +53,24 @@ class LocalGenerator:
         context_window: int | None = None,
         max_context: int | None = None,
         dtype: str = "float32",
+        adapter: str | Path | None = None,
     ) -> None:
         ensure_offline()
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
+        adapter_path = None
+        if adapter is not None:
+            from ragtune.tune.train import adapter_dir, base_of
+
+            adapter_path = adapter_dir(adapter)
+            trained_on = base_of(adapter_path)
+            if resolve_model_dir(model) != resolve_model_dir(trained_on):
+                logger.info("adapter %s was trained on %s: using that base, not %s",
+                            adapter, trained_on, model)
+                model = trained_on
         self.name = model
+        self.adapter = adapter_path
         self.path = resolve_model_dir(model)
         self._torch = torch
         # AutoTokenizer's class resolution costs over a second; a tokenizer.json needs none
@@ -68,6 +80,11 @@ class LocalGenerator:
         self.model: Any = AutoModelForCausalLM.from_pretrained(
             str(self.path), local_files_only=True, dtype=getattr(torch, dtype)
         )
+        if adapter_path is not None:
+            from peft import PeftModel
+
+            # merged once at load: no LoRA overhead per token
+            self.model = PeftModel.from_pretrained(self.model, str(adapter_path)).merge_and_unload()
         self.model.eval()
         native = int(getattr(self.model.config, "max_position_embeddings", 2048))
         window = context_window or native
@@ -77,7 +94,7 @@ class LocalGenerator:
     @classmethod
     def from_settings(cls, settings: GeneratorSettings) -> LocalGenerator:
         return cls(settings.model, context_window=settings.context_window,
-                   max_context=settings.max_context)
+                   max_context=settings.max_context, adapter=settings.adapter)
 
     def _encode(self, messages: Sequence[Message]) -> Any:
         try:

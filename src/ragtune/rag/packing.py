@@ -8,7 +8,8 @@ from ragtune.types import Chunk, Hit
 
 
 def pack(question: str, hits: list[Hit], generator: Generator, *, reserve: int,
-         lang: str = "en", style: str = "full", order: str = "best-last") -> tuple[list[Hit], list[Hit], int]:
+         lang: str = "en", style: str = "full", order: str = "best-last",
+         ) -> tuple[list[Hit], list[Hit], int]:
     """Hits that fit, hits that did not, and the prompt's token count.
 
     Hits are taken in rank order; one that does not fit is recorded as dropped and the

@@ -1,0 +1,102 @@
+"""``ragtune tune lora`` and ``ragtune tune export``: train and export LoRA adapters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ragtune.cli.common import JSON_OPTION, print_json
+from ragtune.errors import ConfigError
+
+
+def lora(
+    data: Path = typer.Option(None, "--data", help="Folder written by `ragtune tune prepare`."),
+    out: Path = typer.Option(None, "--out", help="New run folder."),
+    resume_run: Path = typer.Option(None, "--resume",
+                                    help="Continue this run folder from its last checkpoint."),
+    base: str = typer.Option("smollm2-135m-instruct", "--base",
+                             help="Bundled model name or transformers model folder."),
+    rank: int = typer.Option(16, "--rank", "-r", help="LoRA rank."),
+    alpha: int = typer.Option(32, "--alpha", help="LoRA alpha."),
+    dropout: float = typer.Option(0.05, "--dropout", help="LoRA dropout."),
+    target_modules: str = typer.Option("all-linear", "--target-modules",
+                                       help="all-linear, or comma-separated module names."),
+    qlora: bool = typer.Option(False, "--qlora", help="4-bit base (bitsandbytes, CUDA only)."),
+    learning_rate: float = typer.Option(2e-4, "--lr", help="Peak learning rate."),
+    epochs: float = typer.Option(1.0, "--epochs", help="Passes over the training data."),
+    max_steps: int = typer.Option(0, "--max-steps", help="Optimizer steps (overrides epochs)."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Records per micro-batch."),
+    grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per step."),
+    max_length: int = typer.Option(2048, "--max-length", help="Tokens per packed row."),
+    warmup_ratio: float = typer.Option(0.03, "--warmup", help="Share of steps warming up."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (data order, dropout)."),
+    precision: str = typer.Option("auto", "--precision", help="auto, bf16 or fp32."),
+    gradient_checkpointing: bool = typer.Option(False, "--gradient-checkpointing",
+                                                help="Trade compute for memory."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    eval_every: int = typer.Option(0, "--eval-every",
+                                   help="Evaluate every N steps (0: at the end only)."),
+    eval_samples: int = typer.Option(16, "--eval-samples",
+                                     help="Eval records answered by generation."),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens",
+                                       help="Tokens generated per eval answer."),
+    best_metric: str = typer.Option("rouge_l", "--best-metric",
+                                    help="rouge_l, exact_match or eval_loss."),
+    save_every: int = typer.Option(50, "--save-every", help="Checkpoint every N steps."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Train a LoRA (or QLoRA) adapter on prepared data; `--resume RUN` continues one."""
+    from ragtune.tune.train import TrainConfig, resume, train
+
+    if resume_run is not None:
+        info = resume(resume_run, progress=not quiet)
+    else:
+        if data is None or out is None:
+            raise ConfigError("give --data DIR and --out RUN (or --resume RUN)")
+        modules: list[str] | str = (target_modules if target_modules == "all-linear"
+                                    else [m.strip() for m in target_modules.split(",")])
+        config = TrainConfig(
+            data=str(data), out=str(out), base=base, rank=rank, alpha=alpha, dropout=dropout,
+            target_modules=modules, qlora=qlora, learning_rate=learning_rate, epochs=epochs,
+            max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
+            max_length=max_length, warmup_ratio=warmup_ratio, seed=seed, precision=precision,
+            gradient_checkpointing=gradient_checkpointing, device=device,
+            eval_every=eval_every, eval_samples=eval_samples, max_new_tokens=max_new_tokens,
+            best_metric=best_metric, save_every=save_every)
+        info = train(config, progress=not quiet)
+    if as_json:
+        print_json(info)
+        return
+    run = Path(info["config"]["out"])
+    best = info.get("best") or {}
+    typer.echo(f"trained {info['steps']} steps on {info['device']} ({info['precision']}): "
+               f"{info['tokens_per_s']:,.0f} tokens/s, {info['train_seconds']:.1f} s, "
+               f"peak memory {info['peak_memory_mb']:,.0f} MB")
+    if best:
+        scores = ", ".join(f"{k} {best[k]:.4f}" for k in ("eval_loss", "rouge_l", "exact_match")
+                           if k in best)
+        typer.echo(f"best checkpoint: step {best['step']} ({scores})")
+    typer.echo(f"adapter: {run / 'adapter'}")
+    typer.echo(f"use it:  ragtune generate \"...\" --adapter {run}")
+
+
+def export_run(
+    run: Path = typer.Argument(..., help="Run folder (or PEFT adapter folder)."),
+    out: Path = typer.Option(..., "--out", help="New folder to write."),
+    merge: bool = typer.Option(False, "--merge",
+                               help="Merge into the base weights (a plain transformers model)."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16."),
+) -> None:
+    """Write the adapter in PEFT's layout, or with --merge the merged model."""
+    from ragtune.tune.export import export
+
+    result = export(run, out, merge=merge, dtype=dtype)
+    if merge:
+        typer.echo(f"merged model written to {result['out']} (base {result['base']}); "
+                   "load it with AutoModelForCausalLM.from_pretrained or "
+                   f"`vllm serve {result['out']}`")
+    else:
+        typer.echo(f"adapter written to {result['out']}; serve it with vLLM: "
+                   f"vllm serve BASE --enable-lora --lora-modules tuned={result['out']}")
