@@ -25,7 +25,9 @@ def lora(
     qlora: bool = typer.Option(False, "--qlora", help="4-bit base (bitsandbytes, CUDA only)."),
     learning_rate: float = typer.Option(2e-4, "--lr", help="Peak learning rate."),
     epochs: float = typer.Option(1.0, "--epochs", help="Passes over the training data."),
-    max_steps: int = typer.Option(0, "--max-steps", help="Optimizer steps (overrides epochs)."),
+    max_steps: int = typer.Option(0, "--max-steps",
+                                  help="Optimizer steps (overrides epochs; with --resume, "
+                                       "the new total)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Records per micro-batch."),
     grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per step."),
     max_length: int = typer.Option(2048, "--max-length", help="Tokens per packed row."),
@@ -51,7 +53,8 @@ def lora(
     from ragtune.tune.train import TrainConfig, resume, train
 
     if resume_run is not None:
-        info = resume(resume_run, progress=not quiet)
+        info = resume(resume_run, progress=not quiet,
+                      overrides={"max_steps": max_steps} if max_steps else None)
     else:
         if data is None or out is None:
             raise ConfigError("give --data DIR and --out RUN (or --resume RUN)")
@@ -71,6 +74,10 @@ def lora(
         return
     run = Path(info["config"]["out"])
     best = info.get("best") or {}
+    if info["started_at_step"] >= info["steps"]:
+        typer.echo(f"{run} had already finished its {info['steps']} steps: nothing to train "
+                   "(give --max-steps N with --resume to train further)")
+        return
     typer.echo(f"trained {info['steps']} steps on {info['device']} ({info['precision']}): "
                f"{info['tokens_per_s']:,.0f} tokens/s, {info['train_seconds']:.1f} s, "
                f"peak memory {info['peak_memory_mb']:,.0f} MB")

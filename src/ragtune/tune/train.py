@@ -86,9 +86,11 @@ class TrainConfig:
         if self.best_metric not in BEST_METRICS:
             raise ConfigError(f"best_metric must be one of {', '.join(BEST_METRICS)}, "
                               f"not {self.best_metric!r}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"device must be auto, cpu or cuda, not {self.device!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ConfigError(f"precision must be auto, bf16 or fp32, not {self.precision!r}")
-        for name in ("rank", "batch_size", "grad_accum", "max_length"):
+        for name in ("rank", "batch_size", "grad_accum", "max_length", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
         if self.learning_rate <= 0:
@@ -129,7 +131,9 @@ def resolve_precision(precision: str, device: str) -> str:
         return precision
     if device == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if torch.cpu._is_avx512_bf16_supported() else "fp32"
+    # bf16 pays on CPUs with AMX tiles; with AVX-512 bf16 alone a LoRA step of
+    # SmolLM2-135M took 17.7 s in bf16 against 11.7 s in fp32 (1,695 tokens, 2 cores)
+    return "bf16" if torch.cpu._is_amx_tile_supported() else "fp32"
 
 
 def generate_batch(model: Any, tokenizer: Any, prompts: Sequence[Sequence[Message]],
@@ -175,6 +179,10 @@ class Trainer:
     def __init__(self, config: TrainConfig, *, resume: bool = False,
                  progress: bool = True) -> None:
         config.validate()
+        if not resume:  # absolute, so that --resume and export work from any folder
+            config.data = str(Path(config.data).resolve())
+            if Path(config.base).expanduser().exists():
+                config.base = str(Path(config.base).expanduser().resolve())
         self.config = config
         self.out = Path(config.out)
         self.resume = resume
@@ -193,6 +201,14 @@ class Trainer:
         ensure_offline()
         cfg = self.config
         self.train_records, self.eval_records, self.data_info = load_prepared(Path(cfg.data))
+        if self.resume:
+            recorded = load_run(self.out).get("data", {}).get("hashes") or {}
+            current = self.data_info.get("hashes") or {}
+            if recorded and recorded != current:
+                raise RagtuneError(
+                    f"{cfg.data} changed since {self.out} started (its train/eval hashes "
+                    "differ from run.json): resuming would train on other data; restore "
+                    "the data or start a new run")
         if not self.train_records:
             raise RagtuneError(f"{cfg.data}: no training records")
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" \
@@ -294,8 +310,8 @@ class Trainer:
         metric = self.config.best_metric
         if metric not in result:
             metric = "eval_loss" if "eval_loss" in result else ""
-        if not metric:
-            return self.best is None
+        if not metric:  # nothing to compare by: the latest is the one to use
+            return True
         value = result[metric]
         if self.best is None or metric not in self.best:
             return True
@@ -369,6 +385,7 @@ class Trainer:
         self.tokens_seen = 0
         self.train_seconds = 0.0
         start = self._restore() if self.resume else 0
+        self.start_step = start
         info = self._run_info(status="running")
         _atomic_json(self.out / "run.json", info)
         metrics = (self.out / "metrics.jsonl").open("a", encoding="utf-8")
@@ -447,6 +464,7 @@ class Trainer:
                             else platform.processor() or platform.machine()),
             "precision": self.precision,
             "steps": self.total_steps,
+            "started_at_step": self.start_step,
             "steps_per_epoch": self.steps_per_epoch,
             "trainable_parameters": sum(p.numel() for p in self.model.parameters()
                                         if p.requires_grad),

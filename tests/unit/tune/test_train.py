@@ -11,8 +11,7 @@ from ragtune.errors import ConfigError, RagtuneError
 from ragtune.tune.encode import IGNORE, encode_record, pack, row_tensors
 from ragtune.tune.export import export
 from ragtune.tune.train import TrainConfig, Trainer, answer_loss, resume, train
-
-from .conftest import qa_records, write_prepared
+from tests.conftest import qa_records, write_prepared
 
 
 @pytest.fixture
