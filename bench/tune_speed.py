@@ -57,7 +57,7 @@ def run_ragtune(data, out, base, steps) -> dict:
     cfg = TrainConfig(data=str(data), out=str(out), base=base, rank=LORA["r"],
                       alpha=LORA["lora_alpha"], dropout=LORA["lora_dropout"],
                       learning_rate=2e-4, batch_size=8, max_steps=steps, warmup_ratio=0.03,
-                      max_length=2048, eval_samples=0, eval_max_records=0, save_every=0)
+                      eval_samples=0, eval_max_records=0, save_every=0)
     info = train(cfg, progress=False)
     return {"tokens": info["tokens"], "seconds": info["train_seconds"],
             "tokens_per_s": info["tokens_per_s"], "peak_memory_mb": info["peak_memory_mb"],
@@ -83,7 +83,7 @@ def run_trl(train_records, out, base_path, steps) -> dict:
             timing["seconds"] += time.perf_counter() - timing["began"]
 
     args = SFTConfig(output_dir=str(out), max_steps=steps, per_device_train_batch_size=8,
-                     learning_rate=2e-4, lr_scheduler_type="cosine", warmup_ratio=0.03,
+                     learning_rate=2e-4, lr_scheduler_type="cosine", warmup_steps=0.03,
                      seed=0, save_strategy="no", report_to=[], logging_steps=10,
                      dataloader_num_workers=0)
     trainer = SFTTrainer(model=str(base_path), args=args,

@@ -39,7 +39,6 @@ from ragtune.index.sources import (
 from ragtune.index.stores import Store, StoreSpec, open_store
 from ragtune.models.components import build_embedder, build_generator
 from ragtune.models.protocol import Embedder, Generator
-from ragtune.rag.answer import answer
 from ragtune.retrieve.diversity import merge_spans
 from ragtune.retrieve.filters import Filter
 from ragtune.retrieve.pipeline import SearchPipeline
@@ -73,6 +72,7 @@ class KnowledgeBase:
         self.settings = settings
         self._embedder = embedder
         self._generator = generator
+        self._tuned: dict[str, Generator] = {}
         self._store: Store | None = None
         self._shared: Store | None = None  # qdrant local mode allows one client per folder
         self._lexical: BM25Index | None = None
@@ -370,10 +370,26 @@ class KnowledgeBase:
             out.append(replace(hit, chunk=replace(hit.chunk, start=start, end=end, text=text)))
         return out
 
+    def tuned_generator(self, adapter: str | Path) -> Generator:
+        """The local generator with a LoRA ``adapter`` (a run folder), loaded once."""
+        key = str(Path(adapter).resolve())
+        if key not in self._tuned:
+            settings = replace(self.settings.generator, backend="local", adapter=key)
+            self._tuned[key] = build_generator(settings)
+        return self._tuned[key]
+
     def ask(self, question: str, *, k: int | None = None, mode: str | None = None,
             generator: Generator | None = None, max_tokens: int | None = None,
-            filter: Filter | None = None) -> Answer:
-        """Retrieve, pack a numbered-sources prompt, generate and check the citations."""
+            filter: Filter | None = None, pipeline: str = "rag",
+            adapter: str | Path | None = None, tuned: Generator | None = None) -> Answer:
+        """Answer ``question`` with a pipeline (see :mod:`ragtune.pipelines`).
+
+        ``rag`` (default): retrieve, pack a numbered-sources prompt, generate and check the
+        citations. ``closed``, ``serial`` and ``parallel`` use the fine-tuned model given
+        as ``adapter`` (a ``ragtune tune lora`` run) or ``tuned``.
+        """
+        from ragtune.pipelines import Pipelines
+
         if not question.strip():
             raise ConfigError("the question is empty")
         g = self.settings.generator
@@ -384,9 +400,11 @@ class KnowledgeBase:
             def retrieve(_, query: str, k: int) -> list[Hit]:
                 return self.expand(searcher.retrieve(query, k, filter), neighbours)
 
-        return answer(
-            question, _Context(), generator or self.generator,
+        if tuned is None and adapter is not None:
+            tuned = self.tuned_generator(adapter)
+        runner = Pipelines(
+            _Context(), generator or self.generator, tuned, embedder=self.embedder,
             k=k or self.settings.retrieval.k, max_tokens=max_tokens or g.max_tokens,
-            temperature=g.temperature, embedder=self.embedder, kb_version=self.version,
-            prompt_style=g.prompt, source_order=g.source_order,
-        )
+            temperature=g.temperature, kb_version=self.version, prompt_style=g.prompt,
+            source_order=g.source_order, adapter=str(adapter) if adapter else None)
+        return runner.ask(question, pipeline)

@@ -160,10 +160,16 @@ class Answer:
     completion_tokens: int = 0
     language: str = "en"
     kb_version: int | None = None
+    pipeline: str = "rag"
+    steps: tuple[str, ...] = ()  # the steps that ran, in order (timings hold their ms)
+    adapter: str | None = None  # the LoRA adapter that generated, if any
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "answer": self.text,
+            "pipeline": self.pipeline,
+            "steps": list(self.steps),
+            "adapter": self.adapter,
             "citations": [c.to_dict() for c in self.citations],
             "dropped": [
                 {"id": h.chunk.id, "source": h.chunk.source, "page": h.chunk.page,

@@ -70,3 +70,15 @@ def test_chinese_question_gets_a_chinese_prompt(kb):
     messages = build_messages("埃菲尔铁塔是哪一年建成的？", [h.chunk for h in hits], "zh")
     assert "只根据编号的资料" in messages[0]["content"]
     assert answer.prompt_tokens == kb.generator.count_tokens(messages)
+
+
+@pytest.mark.parametrize("pipeline", ["closed", "serial", "parallel"])
+def test_every_pipeline_runs_with_the_real_models(kb, pipeline):
+    answer = kb.ask("What is the capital of Italy?", pipeline=pipeline, max_tokens=24)
+    assert answer.pipeline == pipeline and answer.text.strip()
+    assert answer.timings["total_ms"] > 0 and answer.steps
+    if pipeline == "closed":
+        assert answer.citations == ()
+    else:
+        assert "Rome" in answer.text
+        assert answer.timings.get("retrieve_ms", 0) > 0

@@ -36,8 +36,11 @@ def format_answer(answer: Answer) -> str:
         lines.append(f"      {' '.join(c.chunk.text.split())[:200]}")
     if answer.dropped:
         lines.append(f"({len(answer.dropped)} retrieved chunks did not fit the context window)")
-    t = answer.timings
-    lines.append(f"retrieve {t['retrieve_ms']:.0f} ms, generate {t['generate_ms']:.0f} ms, "
+    steps = ", ".join(f"{k.removesuffix('_ms')} {v:.0f} ms" for k, v in answer.timings.items()
+                      if k != "total_ms")
+    lines.append(f"pipeline {answer.pipeline}" + (f" (adapter {answer.adapter})"
+                                                  if answer.adapter else "")
+                 + f": {steps}; total {answer.timings.get('total_ms', 0):.0f} ms; "
                  f"{answer.prompt_tokens} prompt + {answer.completion_tokens} completion tokens")
     return "\n".join(lines)
 
@@ -52,6 +55,9 @@ def ask(
                               help="Bundled model, model folder, .gguf file, or remote name."),
     adapter: str = typer.Option(None, "--adapter",
                                 help="LoRA run folder (ragtune tune lora) to answer with."),
+    pipeline: str = typer.Option(None, "--pipeline",
+                                 help="closed, rag, serial or parallel (default: rag, or "
+                                      "serial with --adapter)."),
     base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint URL."),
     api_key: str = typer.Option(None, "--api-key", help="API key (else OPENAI_API_KEY)."),
     max_tokens: int = typer.Option(None, "--max-tokens", help="Output tokens to allow."),
@@ -70,11 +76,13 @@ def ask(
     settings = settings_from(
         config, retrieval={"mode": mode, "reranker": rerank, "mmr_lambda": mmr,
                            "neighbours": neighbours},
-        generator={"backend": generator, "model": model, "adapter": adapter, "base_url": base_url,
+        generator={"backend": generator, "model": model, "base_url": base_url,
                    "api_key": api_key, "max_tokens": max_tokens},
     )
     with KnowledgeBase.open(kb, settings) as base:
-        result = base.ask(question, k=k, filter=make_filter(source, pages, since, until))
+        result = base.ask(question, k=k, filter=make_filter(source, pages, since, until),
+                          pipeline=pipeline or ("serial" if adapter else "rag"),
+                          adapter=adapter)
     if as_json:
         print_json(result.to_dict())
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from ragtune.errors import ConfigError
 from ragtune.models.protocol import Embedder, Generator
@@ -10,7 +11,15 @@ from ragtune.rag.citations import cite
 from ragtune.rag.packing import pack
 from ragtune.rag.prompts import ORDERS, STYLES, build_messages, detect_language
 from ragtune.retrieve.protocol import Retriever
-from ragtune.types import Answer
+from ragtune.types import Answer, Hit
+
+# the parallel pipeline's closed-book draft, shown after the question
+DRAFT = {
+    "en": ("A draft answer written from memory, which may be wrong: {draft}\n"
+           "Keep only what the sources support, correct the rest, and cite the sources."),
+    "zh": ("凭记忆写的草稿答案（可能有误）：{draft}\n"
+           "只保留资料支持的内容，改正其余部分，并标注引用。"),
+}
 
 
 def answer(
@@ -36,6 +45,34 @@ def answer(
     """
     t0 = time.perf_counter()
     hits = retriever.retrieve(question, k)
+    retrieve_ms = (time.perf_counter() - t0) * 1e3
+    result = answer_from_hits(
+        question, hits, generator, max_tokens=max_tokens, temperature=temperature,
+        embedder=embedder, kb_version=kb_version, prompt_style=prompt_style,
+        source_order=source_order)
+    timings = {"retrieve_ms": retrieve_ms, **result.timings}
+    timings["total_ms"] = (time.perf_counter() - t0) * 1e3
+    return replace(result, timings=timings, steps=("retrieve", *result.steps))
+
+
+def answer_from_hits(
+    question: str,
+    hits: list[Hit],
+    generator: Generator,
+    *,
+    max_tokens: int = 256,
+    temperature: float = 0.0,
+    embedder: Embedder | None = None,
+    kb_version: int | None = None,
+    prompt_style: str | None = None,
+    source_order: str = "best-last",
+    draft: str | None = None,
+) -> Answer:
+    """Answer from hits already retrieved: pack, generate, cite.
+
+    ``draft`` (a closed-book answer from the fine-tuned model) is shown after the question
+    for the generator to keep what the sources support and correct the rest.
+    """
     t1 = time.perf_counter()
     lang = detect_language(question)
     style = prompt_style or str(getattr(generator, "prompt_style", "full"))
@@ -44,9 +81,13 @@ def answer(
     if source_order not in ORDERS:
         raise ConfigError(f"unknown source order {source_order!r}; valid choices: "
                           f"{', '.join(ORDERS)}")
-    kept, dropped, _ = pack(question, hits, generator, reserve=max_tokens, lang=lang,
+    reserve = max_tokens + (len(draft) // 2 if draft else 0)
+    kept, dropped, _ = pack(question, hits, generator, reserve=reserve, lang=lang,
                             style=style, order=source_order)
     messages = build_messages(question, [h.chunk for h in kept], lang, style, source_order)
+    if draft:
+        messages[-1] = {"role": "user", "content": messages[-1]["content"] + "\n\n"
+                        + DRAFT[lang].format(draft=draft.strip())}
     tp = time.perf_counter()
     completion = generator.generate(messages, max_tokens=max_tokens, temperature=temperature)
     t2 = time.perf_counter()
@@ -55,9 +96,8 @@ def answer(
     return Answer(
         question=question, text=completion.text, citations=tuple(citations),
         dropped=tuple(dropped),
-        timings={"retrieve_ms": (t1 - t0) * 1e3, "prompt_ms": (tp - t1) * 1e3,
-                 "generate_ms": (t2 - tp) * 1e3,
-                 "cite_ms": (t3 - t2) * 1e3, "total_ms": (t3 - t0) * 1e3},
+        timings={"prompt_ms": (tp - t1) * 1e3, "generate_ms": (t2 - tp) * 1e3,
+                 "cite_ms": (t3 - t2) * 1e3, "total_ms": (t3 - t1) * 1e3},
         prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
-        language=lang, kb_version=kb_version,
+        language=lang, kb_version=kb_version, steps=("prompt", "generate", "cite"),
     )

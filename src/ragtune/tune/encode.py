@@ -71,7 +71,7 @@ def encode_record(tokenizer: Any, messages: Sequence[Message], max_length: int,
 
 def pack(records: Sequence[Encoded], max_length: int) -> list[list[int]]:
     """Group record indices into rows of at most ``max_length`` tokens (best fit
-    decreasing); the order inside and across rows follows ``records`` where it can."""
+    decreasing; a longer record is a row of its own); indices inside a row ascend."""
     order = sorted(range(len(records)), key=lambda i: -len(records[i].input_ids))
     rows: list[list[int]] = []
     room: list[int] = []

@@ -65,7 +65,11 @@ class TrainConfig:
     max_steps: int = 0  # 0: from epochs
     batch_size: int = 8  # records per micro-batch
     grad_accum: int = 1  # micro-batches per optimizer step
-    max_length: int = 2048  # tokens per packed row (and per record)
+    max_length: int = 2048  # tokens kept per record
+    # tokens per packed row: attention over a row costs its length squared, so short rows
+    # waste less on masked pairs (SmolLM2-135M on 2 cores, fp32: 201 tokens/s with rows of
+    # 512, 181 with 1,024, 145 with 2,048 and 3x the memory)
+    pack_length: int = 512
     warmup_ratio: float = 0.03
     max_grad_norm: float = 1.0
     seed: int = 0
@@ -90,7 +94,8 @@ class TrainConfig:
             raise ConfigError(f"device must be auto, cpu or cuda, not {self.device!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ConfigError(f"precision must be auto, bf16 or fp32, not {self.precision!r}")
-        for name in ("rank", "batch_size", "grad_accum", "max_length", "keep_checkpoints"):
+        for name in ("rank", "batch_size", "grad_accum", "max_length", "pack_length",
+                     "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
         if self.learning_rate <= 0:
@@ -262,7 +267,7 @@ class Trainer:
 
         total = None
         tokens = 0
-        for row in pack(records, self.config.max_length):
+        for row in pack(records, self.config.pack_length):
             batch = {k: v.to(self.device) for k, v in row_tensors(records, row).items()}
             tokens += batch["input_ids"].numel()
             with torch.autocast(self.device, dtype=torch.bfloat16,

@@ -1,0 +1,96 @@
+"""The pipelines with fakes: which model answers, what runs, and real concurrency."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from ragtune import KnowledgeBase
+from ragtune.errors import ConfigError
+from ragtune.pipelines import Pipelines
+from ragtune.testing import FakeEmbedder, FakeGenerator
+from ragtune.types import Completion
+
+
+@pytest.fixture
+def kb(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "vacation.txt").write_text(
+        "Every employee receives 25 days of paid vacation per year.")
+    (folder / "tower.md").write_text("The Eiffel Tower was completed in 1889.")
+    base = KnowledgeBase.create(tmp_path / "kb", embedder=FakeEmbedder(),
+                                generator=FakeGenerator())
+    base.ingest([folder])
+    return base
+
+
+class SlowGenerator(FakeGenerator):
+    """Sleeps ``seconds`` per call and records when calls overlap."""
+
+    def __init__(self, seconds: float, **kw):
+        super().__init__(**kw)
+        self.seconds = seconds
+        self.calls: list[list] = []
+
+    def generate(self, messages, *, max_tokens=256, temperature=0.0) -> Completion:
+        self.calls.append(list(messages))
+        time.sleep(self.seconds)
+        return super().generate(messages, max_tokens=max_tokens, temperature=temperature)
+
+
+def test_closed_uses_the_tuned_model_and_no_sources(kb):
+    tuned = FakeGenerator(reply="From memory: 25 days.")
+    answer = kb.ask("How many vacation days?", pipeline="closed", tuned=tuned)
+    assert answer.text == "From memory: 25 days." and answer.citations == ()
+    assert answer.pipeline == "closed" and answer.steps == ("generate",)
+    assert "Sources" not in tuned.last_messages[-1]["content"]
+    assert set(answer.timings) == {"generate_ms", "total_ms"}
+
+
+def test_rag_keeps_the_base_model_and_serial_the_tuned_one(kb):
+    tuned = FakeGenerator(reply="Tuned says 25 days [1].")
+    rag = kb.ask("How many days of paid vacation?", pipeline="rag", tuned=tuned)
+    serial = kb.ask("How many days of paid vacation?", pipeline="serial", tuned=tuned)
+    assert "25 days of paid vacation" in rag.text and rag.adapter is None
+    assert serial.text == "Tuned says 25 days [1]."
+    assert serial.citations and serial.citations[0].chunk.source.endswith("vacation.txt")
+    assert rag.steps == serial.steps == ("retrieve", "prompt", "generate", "cite")
+    assert rag.to_dict()["pipeline"] == "rag" and serial.to_dict()["pipeline"] == "serial"
+
+
+def test_parallel_drafts_while_retrieving_and_reconciles_with_citations(kb):
+    tuned = SlowGenerator(0.3, reply="About 20 days.")
+    overlap = threading.Event()
+
+    class SlowRetriever:
+        def retrieve(self, query, k):
+            time.sleep(0.3)
+            if len(tuned.calls) == 1:  # the draft started before retrieval ended
+                overlap.set()
+            return kb.search(query, k=k)
+
+    runner = Pipelines(SlowRetriever(), kb.generator, tuned, embedder=kb.embedder)
+    answer = runner.ask("How many days of paid vacation?", "parallel")
+    t = answer.timings
+    assert overlap.is_set()
+    assert t["branches_ms"] < t["draft_ms"] + t["retrieve_ms"] - 150  # not the sum
+    assert t["branches_ms"] >= max(t["draft_ms"], t["retrieve_ms"]) - 1
+    reconcile = kb.generator.last_messages[-1]["content"]
+    assert "About 20 days." in reconcile and "[1]" in reconcile  # draft beside sources
+    assert answer.citations and answer.citations[0].chunk.source.endswith("vacation.txt")
+    assert answer.steps == ("draft | retrieve", "prompt", "reconcile", "cite")
+    assert answer.pipeline == "parallel"
+
+
+def test_without_a_tuned_model_every_pipeline_runs_on_the_base(kb):
+    for name in ("closed", "rag", "serial", "parallel"):
+        answer = kb.ask("When was the Eiffel Tower completed?", pipeline=name)
+        assert answer.pipeline == name and answer.adapter is None and answer.text
+
+
+def test_unknown_pipeline_is_refused(kb):
+    with pytest.raises(ConfigError, match="closed, rag, serial, parallel"):
+        kb.ask("anything", pipeline="magic")
