@@ -64,7 +64,7 @@ def run_ragtune(data, out, base, steps) -> dict:
             "precision": info["precision"], "adapter": str(out / "last")}
 
 
-def run_trl(train_records, out, base_path, steps) -> dict:
+def run_trl(train_records, out, base_path, steps, fp32=False) -> dict:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -85,7 +85,10 @@ def run_trl(train_records, out, base_path, steps) -> dict:
     args = SFTConfig(output_dir=str(out), max_steps=steps, per_device_train_batch_size=8,
                      learning_rate=2e-4, lr_scheduler_type="cosine", warmup_steps=0.03,
                      seed=0, save_strategy="no", report_to=[], logging_steps=10,
-                     dataloader_num_workers=0)
+                     dataloader_num_workers=0,
+                     # required to train on a CPU at all; bf16 stays TRL's default unless
+                     # --trl-fp32 (bf16 autocast is slower than fp32 on CPUs without AMX)
+                     use_cpu=not torch.cuda.is_available(), **({"bf16": False} if fp32 else {}))
     trainer = SFTTrainer(model=str(base_path), args=args,
                          train_dataset=Dataset.from_list(rows),
                          peft_config=LoraConfig(task_type="CAUSAL_LM", **LORA),
@@ -115,6 +118,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--base", default="smollm2-135m-instruct")
     parser.add_argument("--only", choices=["ragtune", "trl"], help="run one side only")
+    parser.add_argument("--trl-fp32", action="store_true",
+                        help="TRL without its default bf16 autocast")
     args = parser.parse_args()
 
     from ragtune.models.local_generator import resolve_model_dir
@@ -138,7 +143,8 @@ def main() -> None:
                                                    eval_records, tokenizer)
         print("ragtune", json.dumps(result["ragtune"]), flush=True)
     if args.only != "ragtune":
-        result["trl"] = run_trl(train_records, work / "trl", base_path, args.steps)
+        result["trl"] = run_trl(train_records, work / "trl", base_path, args.steps,
+                                fp32=args.trl_fp32)
         result["trl"]["eval_loss"] = eval_loss(base_path, result["trl"]["adapter"],
                                                eval_records, tokenizer)
         print("trl", json.dumps(result["trl"]), flush=True)
