@@ -51,3 +51,25 @@ def write_result(name: str, data: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps({**data, "machine": machine()}, indent=2))
     return path
+
+
+def squad_corpus(name: str, articles: int = 4, seed: int = 0,
+                 ) -> tuple[Path, list[tuple[str, list[str]]]]:
+    """``articles`` SQuAD v1.1 dev articles (chosen with ``seed``) written as one file per
+    paragraph under ``RESULTS/name``, and their questions with gold answers, shuffled."""
+    import random
+    import shutil
+
+    path = require(data_dir() / "squad_v1.1" / "dev-v1.1.json")
+    data = json.loads(path.read_text())["data"]
+    rng = random.Random(seed)
+    docs = RESULTS / name
+    shutil.rmtree(docs, ignore_errors=True)
+    docs.mkdir(parents=True)
+    questions = []
+    for a in rng.sample(data, articles):
+        for i, p in enumerate(a["paragraphs"]):
+            (docs / f"{a['title'][:30]}_{i}.txt").write_text(p["context"])
+            questions += [(q["question"], [x["text"] for x in q["answers"]]) for q in p["qas"]]
+    rng.shuffle(questions)
+    return docs, questions

@@ -16,14 +16,12 @@ running them one after the other would cost.
 from __future__ import annotations
 
 import argparse
-import json
-import random
 import shutil
 import statistics
 
 from ragtune import KnowledgeBase
 
-from _common import RESULTS, data_dir, require, write_result
+from _common import RESULTS, squad_corpus, write_result
 
 
 def main() -> None:
@@ -31,18 +29,8 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=20)
     parser.add_argument("--adapter")
     args = parser.parse_args()
-    data = json.loads(require(data_dir() / "squad_v1.1" / "dev-v1.1.json").read_text())["data"]
-    rng = random.Random(0)
-    articles = rng.sample(data, 4)
-    docs = RESULTS / "pipelines_docs"
-    shutil.rmtree(docs, ignore_errors=True)
-    docs.mkdir(parents=True)
-    questions = []
-    for a in articles:
-        for i, p in enumerate(a["paragraphs"]):
-            (docs / f"{a['title'][:30]}_{i}.txt").write_text(p["context"])
-            questions += [q["question"] for q in p["qas"]]
-    rng.shuffle(questions)
+    docs, pairs = squad_corpus("pipelines_docs")
+    questions = [q for q, _ in pairs]
     questions = questions[: args.questions]
     kb_path = RESULTS / "pipelines_kb"
     shutil.rmtree(kb_path, ignore_errors=True)

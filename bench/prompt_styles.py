@@ -11,8 +11,6 @@ containing a gold answer (after lower-casing and dropping punctuation).
 from __future__ import annotations
 
 import argparse
-import json
-import random
 import re
 import shutil
 
@@ -20,7 +18,7 @@ from ragtune import KnowledgeBase
 from ragtune.models.local_generator import LocalGenerator
 from ragtune.rag.prompts import build_messages
 
-from _common import RESULTS, data_dir, require, write_result
+from _common import RESULTS, squad_corpus, write_result
 
 
 def norm(text: str) -> str:
@@ -33,18 +31,7 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--only", nargs="*", help="run the variants whose names contain these")
     args = parser.parse_args()
-    data = json.loads(require(data_dir() / "squad_v1.1" / "dev-v1.1.json").read_text())["data"]
-    rng = random.Random(0)
-    articles = rng.sample(data, 4)
-    docs = RESULTS / "prompt_styles_docs"
-    shutil.rmtree(docs, ignore_errors=True)
-    docs.mkdir(parents=True)
-    questions = []
-    for a in articles:
-        for i, p in enumerate(a["paragraphs"]):
-            (docs / f"{a['title'][:30]}_{i}.txt").write_text(p["context"])
-            questions += [(q["question"], [x["text"] for x in q["answers"]]) for q in p["qas"]]
-    rng.shuffle(questions)
+    docs, questions = squad_corpus("prompt_styles_docs")
     questions = questions[: args.questions]
     kb_path = RESULTS / "prompt_styles_kb"
     shutil.rmtree(kb_path, ignore_errors=True)

@@ -61,7 +61,7 @@ class LocalGenerator:
 
         adapter_path = None
         if adapter is not None:
-            from ragtune.tune.train import adapter_dir, base_of
+            from ragtune.tune.runs import adapter_dir, base_of
 
             adapter_path = adapter_dir(adapter)
             trained_on = base_of(adapter_path)

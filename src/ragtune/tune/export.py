@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.errors import ConfigError
-from ragtune.tune.train import adapter_dir, base_of
+from ragtune.tune.runs import adapter_dir, base_of
 
 __all__ = ["export"]
 

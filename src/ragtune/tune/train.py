@@ -34,13 +34,29 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.errors import ConfigError, RagtuneError
-from ragtune.tune.encode import IGNORE, Encoded, encode_record, pack, row_tensors
+from ragtune.tune.encode import Encoded, encode_record, pack, row_tensors
 from ragtune.tune.metrics import exact_match, rouge_l
-from ragtune.types import Message
+from ragtune.tune.model import (
+    answer_loss,
+    check_qlora,
+    generate_batch,
+    load_lora_model,
+    resolve_precision,
+)
+from ragtune.tune.runs import (
+    adapter_dir,
+    atomic_json,
+    base_of,
+    checkpoints,
+    load_run,
+    replace_dir,
+    truncate_metrics,
+)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "Trainer", "generate_batch", "load_run", "train"]
+__all__ = ["TrainConfig", "Trainer", "adapter_dir", "answer_loss", "base_of", "generate_batch",
+           "load_run", "resume", "train"]
 
 BEST_METRICS = ("rouge_l", "exact_match", "eval_loss")
 
@@ -123,56 +139,6 @@ def _peak_memory_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
-def _atomic_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-    tmp.replace(path)
-
-
-def resolve_precision(precision: str, device: str) -> str:
-    import torch
-
-    if precision != "auto":
-        return precision
-    if device == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    # bf16 pays on CPUs with AMX tiles; with AVX-512 bf16 alone a LoRA step of
-    # SmolLM2-135M took 17.7 s in bf16 against 11.7 s in fp32 (1,695 tokens, 2 cores)
-    return "bf16" if torch.cpu._is_amx_tile_supported() else "fp32"
-
-
-def generate_batch(model: Any, tokenizer: Any, prompts: Sequence[Sequence[Message]],
-                   max_new_tokens: int, batch_size: int = 16,
-                   precision: str = "fp32") -> list[str]:
-    """Greedy answers for chat prompts, several decoded at once (left padding)."""
-    import torch
-
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    device = next(model.parameters()).device
-    answers: list[str] = []
-    try:
-        for start in range(0, len(prompts), batch_size):
-            texts = [tokenizer.apply_chat_template(list(p), tokenize=False,
-                                                   add_generation_prompt=True)
-                     for p in prompts[start:start + batch_size]]
-            enc = tokenizer(texts, return_tensors="pt", padding=True,
-                            add_special_tokens=False).to(device)
-            with torch.inference_mode(), torch.autocast(
-                    device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                     temperature=None, top_p=None, top_k=None,
-                                     pad_token_id=tokenizer.pad_token_id)
-            width = enc["input_ids"].shape[1]
-            answers += [tokenizer.decode(o[width:], skip_special_tokens=True).strip()
-                        for o in out]
-    finally:
-        tokenizer.padding_side = side
-    return answers
-
-
 class Trainer:
     """One LoRA run: build it with a config, call :meth:`run`.
 
@@ -219,14 +185,14 @@ class Trainer:
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" \
             else cfg.device
         if cfg.qlora:
-            _check_qlora(self.device)
+            check_qlora(self.device)
         self.precision = resolve_precision(cfg.precision, self.device)
         self.base_path = resolve_model_dir(cfg.base)
         self.tokenizer = load_tokenizer(cfg.base)
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
-        self.model = _load_lora_model(self.base_path, cfg, self.device, self.precision)
+        self.model = load_lora_model(self.base_path, cfg, self.device, self.precision)
         self.encoded = [encode_record(self.tokenizer, r["messages"], cfg.max_length, r["id"])
                         for r in self.train_records]
         self.encoded_eval = [encode_record(self.tokenizer, r["messages"], cfg.max_length,
@@ -346,7 +312,7 @@ class Trainer:
         final = folder / f"step-{step}"
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
-        kept = sorted(_checkpoints(self.out), key=lambda p: int(p.name.split("-")[1]))
+        kept = sorted(checkpoints(self.out), key=lambda p: int(p.name.split("-")[1]))
         for old in kept[: -self.config.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
 
@@ -356,7 +322,7 @@ class Trainer:
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
-        found = sorted(_checkpoints(self.out), key=lambda p: int(p.name.split("-")[1]))
+        found = sorted(checkpoints(self.out), key=lambda p: int(p.name.split("-")[1]))
         if not found:
             logger.info("no checkpoint in %s: starting at step 0", self.out)
             return 0
@@ -392,11 +358,11 @@ class Trainer:
         start = self._restore() if self.resume else 0
         self.start_step = start
         info = self._run_info(status="running")
-        _atomic_json(self.out / "run.json", info)
+        atomic_json(self.out / "run.json", info)
         metrics = (self.out / "metrics.jsonl").open("a", encoding="utf-8")
         if self.resume:  # drop lines written after the checkpoint we resumed from
             metrics.close()
-            _truncate_metrics(self.out / "metrics.jsonl", start)
+            truncate_metrics(self.out / "metrics.jsonl", start)
             metrics = (self.out / "metrics.jsonl").open("a", encoding="utf-8")
         bar = _progress(self.total_steps, start, enabled=self.progress)
         self.model.train()
@@ -438,17 +404,17 @@ class Trainer:
                     metrics.flush()
                     if self._better(result):
                         self.best = result
-                        _replace_dir(self.out / "adapter", self.model)
+                        replace_dir(self.out / "adapter", self.model)
                     bar.write(_eval_line(result))
                 if (cfg.save_every and done % cfg.save_every == 0) or done == self.total_steps:
                     self._save_checkpoint(done)
         finally:
             bar.close()
             metrics.close()
-        _replace_dir(self.out / "last", self.model)
+        replace_dir(self.out / "last", self.model)
         self.tokenizer.save_pretrained(str(self.out / "adapter"))
         info = self._run_info(status="finished")
-        _atomic_json(self.out / "run.json", info)
+        atomic_json(self.out / "run.json", info)
         return info
 
     def _run_info(self, status: str) -> dict[str, Any]:
@@ -485,93 +451,6 @@ class Trainer:
         return info
 
 
-def answer_loss(model: Any, batch: dict[str, Any]) -> Any:
-    """Summed cross-entropy of the answer tokens, projecting only those positions onto the
-    vocabulary (the full ``(tokens, vocabulary)`` logits of a packed row are never built)."""
-    import torch
-    import torch.nn.functional as F
-
-    causal = model.get_base_model() if hasattr(model, "get_base_model") else model
-    decoder = getattr(causal, causal.base_model_prefix)
-    labels = batch["labels"][:, 1:]
-    keep = labels != IGNORE
-    if not bool(keep.any()):
-        return None
-    hidden = decoder(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
-                     use_cache=False).last_hidden_state
-    picked = hidden[:, :-1][keep]
-    logits = causal.get_output_embeddings()(picked).float()
-    cap = getattr(causal.config, "final_logit_softcapping", None)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    return F.cross_entropy(logits, labels[keep], reduction="sum")
-
-
-def _check_qlora(device: str) -> None:
-    if device != "cuda":
-        raise ConfigError(
-            "--qlora loads the base model in 4-bit with bitsandbytes, which needs a CUDA GPU; "
-            "this machine has none, so train plain LoRA (drop --qlora): a 135M-270M model "
-            "fits in memory without quantisation")
-    try:
-        import bitsandbytes  # noqa: F401
-    except ImportError as exc:
-        raise ConfigError("--qlora needs bitsandbytes: pip install bitsandbytes") from exc
-
-
-def _load_lora_model(base_path: Path, cfg: TrainConfig, device: str, precision: str) -> Any:
-    import torch
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM
-
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    kwargs: dict[str, Any] = {"local_files_only": True, "dtype": dtype,
-                              "attn_implementation": "sdpa"}
-    if cfg.qlora:
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dtype)
-        kwargs["device_map"] = {"": 0}
-    model = AutoModelForCausalLM.from_pretrained(str(base_path), **kwargs)
-    if cfg.qlora:
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=cfg.gradient_checkpointing)
-    else:
-        model.to(device)
-        if cfg.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
-            model.enable_input_require_grads()
-    lora = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
-                      target_modules=cfg.target_modules, task_type="CAUSAL_LM")
-    # adapter weights stay in fp32 (PEFT's default) while the frozen base is bf16
-    return get_peft_model(model, lora)
-
-
-def _checkpoints(out: Path) -> list[Path]:
-    folder = out / "checkpoints"
-    if not folder.exists():
-        return []
-    return [p for p in folder.glob("step-*") if (p / "state.pt").exists()]
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step]
-    path.write_text("".join(line + "\n" for line in kept))
-
-
-def _replace_dir(target: Path, model: Any) -> None:
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp))
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
-
-
 def _eval_line(result: dict[str, Any]) -> str:
     parts = [f"step {result['step']}"]
     for key in ("eval_loss", "rouge_l", "exact_match"):
@@ -596,16 +475,6 @@ def _progress(total: int, initial: int, enabled: bool) -> Any:
     return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, file=sys.stderr)
 
 
-def load_run(run: str | Path) -> dict[str, Any]:
-    """``run.json`` of a run folder, with a clear error when ``run`` is not one."""
-    path = Path(run)
-    info = path / "run.json"
-    if not info.exists():
-        raise ConfigError(f"{path} is not a ragtune run folder (no run.json): train one with "
-                          "`ragtune tune lora --data DIR --out RUN`")
-    return json.loads(info.read_text())
-
-
 def train(config: TrainConfig, *, progress: bool = True) -> dict[str, Any]:
     """Train a LoRA adapter; returns what ``run.json`` records."""
     return Trainer(config, progress=progress).run()
@@ -621,25 +490,4 @@ def resume(run: str | Path, *, progress: bool = True,
     values["out"] = str(run)
     return Trainer(TrainConfig(**values), resume=True, progress=progress).run()
 
-
-def adapter_dir(run: str | Path) -> Path:
-    """The adapter folder to use for ``--adapter RUN`` (the best one; a PEFT folder also
-    works directly)."""
-    path = Path(run)
-    if (path / "adapter_config.json").exists():
-        return path
-    for name in ("adapter", "last"):
-        if (path / name / "adapter_config.json").exists():
-            return path / name
-    raise ConfigError(f"{path} holds no adapter: expected {path}/adapter/adapter_config.json "
-                      "from `ragtune tune lora`, or a PEFT adapter folder")
-
-
-def base_of(adapter: Path) -> str:
-    """The base model an adapter was trained on: from ``run.json`` when there is one."""
-    for folder in (adapter, adapter.parent):
-        if (folder / "run.json").exists():
-            return str(json.loads((folder / "run.json").read_text())["config"]["base"])
-    config = json.loads((adapter / "adapter_config.json").read_text())
-    return str(config.get("base_model_name_or_path") or "smollm2-135m-instruct")
 
