@@ -381,14 +381,21 @@ class KnowledgeBase:
     def ask(self, question: str, *, k: int | None = None, mode: str | None = None,
             generator: Generator | None = None, max_tokens: int | None = None,
             filter: Filter | None = None, pipeline: str = "rag",
-            adapter: str | Path | None = None, tuned: Generator | None = None) -> Answer:
+            adapter: str | Path | None = None, tuned: Generator | None = None,
+            router: str | Path | None = None, judge_threshold: float | None = None,
+            ) -> Answer:
         """Answer ``question`` with a pipeline (see :mod:`ragtune.pipelines`).
 
         ``rag`` (default): retrieve, pack a numbered-sources prompt, generate and check the
         citations. ``closed``, ``serial`` and ``parallel`` use the fine-tuned model given
-        as ``adapter`` (a ``ragtune tune lora`` run) or ``tuned``.
+        as ``adapter`` (a ``ragtune tune lora`` run) or ``tuned``. ``layered`` routes with
+        the router file ``router`` (default: ``router.json`` in the knowledge base, written
+        by ``ragtune router train``; the rule-based router when there is none) and passes
+        answers whose support reaches ``judge_threshold`` (default 0.5).
         """
+        from ragtune.judge import Judge
         from ragtune.pipelines import Pipelines
+        from ragtune.router import ROUTER_FILE, load_router
 
         if not question.strip():
             raise ConfigError("the question is empty")
@@ -402,9 +409,15 @@ class KnowledgeBase:
 
         if tuned is None and adapter is not None:
             tuned = self.tuned_generator(adapter)
+        if router and not Path(router).is_file():
+            raise ConfigError(f"router file {router} does not exist; write one with "
+                              "`ragtune router train --from RESULTS --out FILE`")
         runner = Pipelines(
             _Context(), generator or self.generator, tuned, embedder=self.embedder,
             k=k or self.settings.retrieval.k, max_tokens=max_tokens or g.max_tokens,
             temperature=g.temperature, kb_version=self.version, prompt_style=g.prompt,
-            source_order=g.source_order, adapter=str(adapter) if adapter else None)
+            source_order=g.source_order, adapter=str(adapter) if adapter else None,
+            router=load_router(Path(router) if router else self.path / ROUTER_FILE),
+            judge=Judge(threshold=0.5 if judge_threshold is None else judge_threshold,
+                        embedder=self.embedder))
         return runner.ask(question, pipeline)

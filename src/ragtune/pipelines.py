@@ -5,7 +5,11 @@
 - ``serial``: retrieve, then the fine-tuned model answers from the sources, citations kept;
 - ``parallel``: the fine-tuned model drafts an answer from memory while retrieval runs;
   then one step reconciles the draft with the sources and cites them. The two branches
-  run at once, so the wait is the slower branch, not the sum.
+  run at once, so the wait is the slower branch, not the sum;
+- ``layered``: retrieve, let a router pick closed, rag, serial or abstain for the question
+  (:mod:`ragtune.router`), answer, and let a judge score the answer's support by the
+  sources (:mod:`ragtune.judge`); below the threshold, fall back to the next strategy,
+  and abstain when none passes.
 
 Each answer names its pipeline, the steps that ran and their timings (milliseconds).
 """
@@ -14,19 +18,21 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ragtune.errors import ConfigError
+from ragtune.judge import ABSTAIN, Judge
 from ragtune.models.protocol import Embedder, Generator
 from ragtune.rag.answer import answer, answer_from_hits
 from ragtune.rag.prompts import detect_language
 from ragtune.retrieve.protocol import Retriever
+from ragtune.router import Router, RuleRouter
 from ragtune.types import Answer, Message
 
 __all__ = ["PIPELINES", "Pipelines", "closed_messages"]
 
-PIPELINES = ("closed", "rag", "serial", "parallel")
+PIPELINES = ("closed", "rag", "serial", "parallel", "layered")
 
 _CLOSED_SYSTEM = {
     "en": "Answer the question briefly and accurately. If you do not know, say so.",
@@ -58,6 +64,9 @@ class Pipelines:
     prompt_style: str | None = None
     source_order: str = "best-last"
     adapter: str | None = None
+    router: Router = field(default_factory=RuleRouter)
+    judge: Judge | None = None  # default: Judge(embedder=self.embedder)
+    max_attempts: int = 2  # strategies tried by ``layered`` before it abstains
 
     @property
     def _expert(self) -> Generator:
@@ -68,7 +77,11 @@ class Pipelines:
             raise ConfigError(f"unknown pipeline {pipeline!r}; valid choices: "
                               f"{', '.join(PIPELINES)}")
         result: Answer = getattr(self, f"_{pipeline}")(question)
-        uses_tuned = pipeline != "rag" and self.tuned is not None
+        answered_by = pipeline
+        if pipeline == "layered":
+            passed = [v for v in (result.judge or {}).get("verdicts", []) if v["passed"]]
+            answered_by = passed[-1]["strategy"] if passed else "abstain"
+        uses_tuned = self.tuned is not None and answered_by in ("closed", "serial", "parallel")
         return replace(result, pipeline=pipeline, adapter=self.adapter if uses_tuned else None)
 
     def _common(self) -> dict[str, Any]:
@@ -128,3 +141,54 @@ class Pipelines:
                        steps=("draft | retrieve", "prompt", "reconcile", "cite"),
                        prompt_tokens=final.prompt_tokens + drafted.prompt_tokens,
                        completion_tokens=final.completion_tokens + drafted.completion_tokens)
+
+    def _fallbacks(self, strategy: str) -> list[str]:
+        expert_rag = "serial" if self.tuned is not None else "rag"
+        order = {"closed": ["closed", expert_rag], "rag": ["rag", "serial"],
+                 "serial": ["serial", "rag"], "abstain": []}[strategy]
+        return list(dict.fromkeys(order))[: self.max_attempts]
+
+    def _layered(self, question: str) -> Answer:
+        lang = detect_language(question)
+        t0 = time.perf_counter()
+        hits = self.retriever.retrieve(question, self.k)
+        timings = {"retrieve_ms": (time.perf_counter() - t0) * 1e3}
+        t = time.perf_counter()
+        vector = None
+        if getattr(self.router, "use_embedding", False) and self.embedder is not None:
+            vector = self.embedder.embed([question])[0]
+        route = self.router.route(question, hits, has_tuned=self.tuned is not None,
+                                  query_vector=vector)
+        timings["route_ms"] = (time.perf_counter() - t) * 1e3
+        judge = self.judge or Judge(embedder=self.embedder)
+        steps = ["retrieve", f"route:{route.strategy}"]
+        verdicts: list[dict[str, Any]] = []
+        prompt_tokens = completion_tokens = 0
+        for strategy in self._fallbacks(route.strategy):
+            if strategy == "closed":
+                result = self._closed(question)
+            else:
+                generator = self.base if strategy == "rag" else self._expert
+                result = answer_from_hits(question, hits, generator, **self._common())
+            prompt_tokens += result.prompt_tokens
+            completion_tokens += result.completion_tokens
+            for key, ms in result.timings.items():
+                if key != "total_ms":
+                    timings[f"{strategy}_{key}"] = ms
+            t = time.perf_counter()
+            verdict = judge.judge(result.text, hits)
+            timings[f"{strategy}_judge_ms"] = (time.perf_counter() - t) * 1e3
+            steps += [strategy, "judge"]
+            verdicts.append({"strategy": strategy, "answer": result.text, **verdict.to_dict()})
+            if verdict.passed:
+                timings["total_ms"] = (time.perf_counter() - t0) * 1e3
+                return replace(result, timings=timings, steps=tuple(steps),
+                               route=route.to_dict(), judge={"verdicts": verdicts},
+                               prompt_tokens=prompt_tokens,
+                               completion_tokens=completion_tokens)
+        steps.append("abstain")
+        timings["total_ms"] = (time.perf_counter() - t0) * 1e3
+        return Answer(question=question, text=ABSTAIN[lang], citations=(), timings=timings,
+                      prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                      language=lang, kb_version=self.kb_version, steps=tuple(steps),
+                      route=route.to_dict(), judge={"verdicts": verdicts}, abstained=True)

@@ -163,6 +163,9 @@ class Answer:
     pipeline: str = "rag"
     steps: tuple[str, ...] = ()  # the steps that ran, in order (timings hold their ms)
     adapter: str | None = None  # the LoRA adapter that generated, if any
+    route: dict[str, Any] | None = None  # layered: the router's decision
+    judge: dict[str, Any] | None = None  # layered: the judge's verdicts, in order
+    abstained: bool = False  # declined to answer (layered's abstain, or a model refusal)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -170,6 +173,9 @@ class Answer:
             "pipeline": self.pipeline,
             "steps": list(self.steps),
             "adapter": self.adapter,
+            "route": self.route,
+            "judge": self.judge,
+            "abstained": self.abstained,
             "citations": [c.to_dict() for c in self.citations],
             "dropped": [
                 {"id": h.chunk.id, "source": h.chunk.source, "page": h.chunk.page,

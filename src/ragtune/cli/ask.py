@@ -34,6 +34,11 @@ def format_answer(answer: Answer) -> str:
         mark = "supported" if c.supported else "NOT supported"
         lines.append(f"  [{c.n}] {where} ({mark}, support {c.support:.2f})")
         lines.append(f"      {' '.join(c.chunk.text.split())[:200]}")
+    if answer.route:
+        lines.append(f"route: {answer.route['strategy']} ({answer.route['reason']})")
+    for v in (answer.judge or {}).get("verdicts", []):
+        lines.append(f"judge on {v['strategy']}: {'passed' if v['passed'] else 'failed'}, "
+                     f"{v['reason']}")
     if answer.dropped:
         lines.append(f"({len(answer.dropped)} retrieved chunks did not fit the context window)")
     steps = ", ".join(f"{k.removesuffix('_ms')} {v:.0f} ms" for k, v in answer.timings.items()
@@ -56,8 +61,14 @@ def ask(
     adapter: str = typer.Option(None, "--adapter",
                                 help="LoRA run folder (ragtune tune lora) to answer with."),
     pipeline: str = typer.Option(None, "--pipeline",
-                                 help="closed, rag, serial or parallel (default: rag, or "
-                                      "serial with --adapter)."),
+                                 help="closed, rag, serial, parallel or layered (default: "
+                                      "rag, or serial with --adapter)."),
+    router: Path = typer.Option(None, "--router",
+                                help="layered: router file (default: the knowledge base's "
+                                     "router.json, else rules)."),
+    judge_threshold: float = typer.Option(None, "--judge-threshold",
+                                          help="layered: support an answer needs to pass "
+                                               "(default 0.5)."),
     base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint URL."),
     api_key: str = typer.Option(None, "--api-key", help="API key (else OPENAI_API_KEY)."),
     max_tokens: int = typer.Option(None, "--max-tokens", help="Output tokens to allow."),
@@ -82,7 +93,8 @@ def ask(
     with KnowledgeBase.open(kb, settings) as base:
         result = base.ask(question, k=k, filter=make_filter(source, pages, since, until),
                           pipeline=pipeline or ("serial" if adapter else "rag"),
-                          adapter=adapter)
+                          adapter=adapter, router=router,
+                          judge_threshold=judge_threshold)
     if as_json:
         print_json(result.to_dict())
     else:

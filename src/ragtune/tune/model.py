@@ -61,11 +61,27 @@ def generate_batch(model: Any, tokenizer: Any, prompts: Sequence[Sequence[Messag
     return answers
 
 
-def answer_loss(model: Any, batch: dict[str, Any]) -> Any:
-    """Summed cross-entropy of the answer tokens, projecting only those positions onto the
-    vocabulary (the full ``(tokens, vocabulary)`` logits of a packed row are never built)."""
+# answer positions projected onto the vocabulary at a time: the logits of one slice are
+# recomputed in the backward pass instead of kept (gemma-3's 262k vocabulary makes the
+# logits of a whole batch several GB)
+_LOSS_SLICE = 1024
+
+
+def _slice_loss(head: Any, hidden: Any, labels: Any, cap: float | None) -> Any:
     import torch
     import torch.nn.functional as F
+
+    logits = head(hidden).float()
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return F.cross_entropy(logits, labels, reduction="sum")
+
+
+def answer_loss(model: Any, batch: dict[str, Any]) -> Any:
+    """Summed cross-entropy of the answer tokens, projecting only those positions onto the
+    vocabulary, a slice at a time (the full ``(tokens, vocabulary)`` logits are never
+    built, in the forward or the backward pass)."""
+    from torch.utils.checkpoint import checkpoint
 
     causal = model.get_base_model() if hasattr(model, "get_base_model") else model
     decoder = getattr(causal, causal.base_model_prefix)
@@ -76,11 +92,16 @@ def answer_loss(model: Any, batch: dict[str, Any]) -> Any:
     hidden = decoder(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
                      use_cache=False).last_hidden_state
     picked = hidden[:, :-1][keep]
-    logits = causal.get_output_embeddings()(picked).float()
+    targets = labels[keep]
+    head = causal.get_output_embeddings()
     cap = getattr(causal.config, "final_logit_softcapping", None)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    return F.cross_entropy(logits, labels[keep], reduction="sum")
+    total = None
+    for start in range(0, picked.shape[0], _LOSS_SLICE):
+        end = start + _LOSS_SLICE
+        part = checkpoint(_slice_loss, head, picked[start:end], targets[start:end], cap,
+                          use_reentrant=False)
+        total = part if total is None else total + part
+    return total
 
 
 def check_qlora(device: str) -> None:
