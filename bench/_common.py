@@ -1,8 +1,7 @@
-"""Shared by the benchmarks: where the datasets are, BEIR loading, result files."""
+"""Shared by the benchmarks: where the datasets are, result files, the SQuAD corpus."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import platform
@@ -25,20 +24,6 @@ def require(path: Path) -> Path:
     if not path.exists():
         sys.exit(f"dataset not found: {path} (set RAGTUNE_DATA to the datasets folder)")
     return path
-
-
-def load_beir(folder: Path, split: str) -> tuple[list[dict[str, Any]], dict[str, str],
-                                                 dict[str, dict[str, int]]]:
-    """Corpus records (in file order), queries by id, and qrels ``{query: {doc: grade}}``."""
-    with (folder / "corpus.jsonl").open(encoding="utf-8") as f:
-        corpus = [json.loads(line) for line in f if line.strip()]
-    with (folder / "queries.jsonl").open(encoding="utf-8") as f:
-        queries = {q["_id"]: q["text"] for q in map(json.loads, f)}
-    qrels: dict[str, dict[str, int]] = {}
-    with (folder / "qrels" / f"{split}.tsv").open(encoding="utf-8") as f:
-        for row in csv.DictReader(f, delimiter="\t"):
-            qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
-    return corpus, queries, qrels
 
 
 def machine() -> dict[str, Any]:

@@ -16,9 +16,10 @@ import time
 from statistics import mean
 
 from ragtune import KnowledgeBase
+from ragtune.evaluate.datasets import load_beir
 from ragtune.evaluate.metrics import ndcg_at_k, recall_at_k
 
-from _common import RESULTS, data_dir, load_beir, require, write_result
+from _common import RESULTS, data_dir, require, write_result
 
 ANCHORS = {  # SciFact test, nDCG@10 (recall@100 where published)
     "lexical": ("BM25 (Anserini), BEIR Table 2", 0.665, 0.908),

@@ -19,9 +19,10 @@ import numpy as np
 
 from ragtune import KnowledgeBase, Settings
 from ragtune.config import RetrievalSettings
+from ragtune.evaluate.datasets import load_beir
 from ragtune.index.tokenize import tokenize
 
-from _common import RESULTS, data_dir, load_beir, require, write_result
+from _common import RESULTS, data_dir, require, write_result
 from _latency_data import build
 
 

@@ -15,11 +15,12 @@ import itertools
 from statistics import mean
 
 from ragtune import KnowledgeBase
+from ragtune.evaluate.datasets import load_beir
 from ragtune.evaluate.metrics import ndcg_at_k
 from ragtune.index.bm25 import BM25Index
 from ragtune.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion
 
-from _common import RESULTS, data_dir, load_beir, require
+from _common import RESULTS, data_dir, require
 
 
 def doc_ranking(chunk_ids, record_of, doc_ids):

@@ -16,9 +16,9 @@ from typing import Any
 
 from ragtune.models.protocol import Embedder
 from ragtune.rag.citations import analyse
-from ragtune.types import Hit
+from ragtune.types import Chunk, Hit
 
-__all__ = ["ABSTAIN", "Judge", "Verdict", "is_refusal"]
+__all__ = ["ABSTAIN", "Judge", "Verdict", "is_refusal", "support_score"]
 
 ABSTAIN = {
     "en": "I cannot answer this from the knowledge base.",
@@ -36,6 +36,16 @@ _REFUSAL = re.compile(
 def is_refusal(text: str) -> bool:
     """Whether ``text`` declines to answer (an empty answer counts as declining)."""
     return not text.strip() or _REFUSAL.search(text) is not None
+
+
+def support_score(text: str, chunks: Sequence[Chunk], embedder: Embedder | None = None,
+                  ) -> float:
+    """Mean over the sentences of ``text`` of the best support by the chunks each cites
+    (by any chunk for a sentence that cites none), in [0, 1]."""
+    analysis = analyse(text, list(chunks), embedder)
+    scored = [max(s.support[n] for n in (s.cited or s.support)) for s in analysis
+              if s.support]
+    return sum(scored) / len(scored) if scored else 0.0
 
 
 @dataclass(frozen=True)
@@ -57,18 +67,12 @@ class Judge:
     threshold: float = 0.5
     embedder: Embedder | None = None
 
-    def support(self, text: str, hits: Sequence[Hit]) -> float:
-        analysis = analyse(text, [h.chunk for h in hits], self.embedder)
-        scored = [max(s.support[n] for n in (s.cited or s.support)) for s in analysis
-                  if s.support]
-        return sum(scored) / len(scored) if scored else 0.0
-
     def judge(self, text: str, hits: Sequence[Hit]) -> Verdict:
         if is_refusal(text):
             return Verdict(0.0, False, True, "the model declined to answer")
         if not hits:
             return Verdict(0.0, False, False, "no sources to check the answer against")
-        score = self.support(text, hits)
+        score = support_score(text, [h.chunk for h in hits], self.embedder)
         if score >= self.threshold:
             return Verdict(score, True, False,
                            f"supported by the sources ({score:.2f} >= {self.threshold})")

@@ -32,14 +32,17 @@ from ragtune.rag.prompts import detect_language
 from ragtune.types import Hit
 
 __all__ = [
-    "STRATEGIES", "LearnedRouter", "Route", "Router", "RuleRouter", "load_router",
-    "query_features", "train_router",
+    "STRATEGIES", "LearnedRouter", "Route", "Router", "RuleRouter", "labels_from_results",
+    "load_router", "query_features", "train_router",
 ]
 
 STRATEGIES = ("closed", "rag", "serial", "abstain")
 # the cost order used to label training questions: the first strategy that answered right
 CHEAPEST_FIRST = ("closed", "rag", "serial")
 ROUTER_FILE = "router.json"
+# the strategy each evaluation arm stands for (ragtune.evaluate.harness.ARMS)
+ARM_STRATEGY = {"closed": "closed", "ft": "closed", "rag": "rag", "ft+rag": "serial",
+                "raft": "serial"}
 _FORMAT = 1
 
 _WH = ("who", "what", "when", "where", "why", "how", "which")
@@ -259,3 +262,35 @@ def train_router(
     info = {"questions": n, "labels": dict(counts),
             "train_accuracy": round(float(np.mean(predicted == y)), 4)}
     return LearnedRouter(classes, names, mean, std, w, b, query_vectors is not None, info)
+
+
+def labels_from_results(report: dict[str, Any], correct_f1: float = 0.5,
+                        ) -> tuple[list[str], list[str]]:
+    """Questions and their labels from a ``ragtune compare`` report: an unanswerable
+    question is labelled ``abstain``; an answerable one the cheapest strategy
+    (:data:`CHEAPEST_FIRST`) with an arm whose token F1 reaches ``correct_f1``. Answerable
+    questions no arm got right are left out (there is nothing to learn from them)."""
+    try:
+        rows = report["questions"]
+        questions, labels = [], []
+        for row in rows:
+            if not row["answerable"]:
+                questions.append(row["question"])
+                labels.append("abstain")
+                continue
+            right = {ARM_STRATEGY[arm] for arm, out in row["arms"].items()
+                     if arm in ARM_STRATEGY and not out.get("abstained")
+                     and (out["scores"].get("f1") or 0.0) >= correct_f1}
+            label = next((s for s in CHEAPEST_FIRST if s in right), None)
+            if label:
+                questions.append(row["question"])
+                labels.append(label)
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"not a `ragtune compare` report (missing {exc}); pass the "
+                          "report.json that compare wrote") from exc
+    arms = {arm for row in rows for arm in row["arms"]}
+    if not arms & set(ARM_STRATEGY):
+        raise ConfigError(f"the report has no arm a router can learn from "
+                          f"({', '.join(sorted(arms))}); compare at least two of "
+                          f"{', '.join(ARM_STRATEGY)}")
+    return questions, labels

@@ -166,6 +166,7 @@ class Answer:
     route: dict[str, Any] | None = None  # layered: the router's decision
     judge: dict[str, Any] | None = None  # layered: the judge's verdicts, in order
     abstained: bool = False  # declined to answer (layered's abstain, or a model refusal)
+    context: tuple[Chunk, ...] = ()  # the sources shown to the model, numbered from 1
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from ragtune.cli import ask, generate, ingest, kb, models, search, tune
+from ragtune.cli import ask, evaluate, generate, ingest, kb, models, search, tune
 from ragtune.cli.common import run_safely
 
 app = typer.Typer(
@@ -21,10 +21,13 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.add_typer(kb.app, name="kb")
 app.add_typer(tune.app, name="tune")
+app.add_typer(evaluate.app, name="eval")
+app.add_typer(evaluate.router_app, name="router")
 app.command("ingest")(ingest.ingest)
 app.command("search")(search.search)
 app.command("ask")(ask.ask)
 app.command("generate")(generate.generate)
+app.command("compare")(evaluate.compare_command)
 
 
 @app.callback()

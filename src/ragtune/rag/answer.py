@@ -100,4 +100,5 @@ def answer_from_hits(
                  "cite_ms": (t3 - t2) * 1e3, "total_ms": (t3 - t1) * 1e3},
         prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
         language=lang, kb_version=kb_version, steps=("prompt", "generate", "cite"),
+        context=tuple(h.chunk for h in kept),
     )
