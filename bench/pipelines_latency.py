@@ -1,9 +1,9 @@
 """Latency of each pipeline on the same questions, split into its steps.
 
 20 SQuAD v1.1 dev questions over four articles (fixed seed, one file per paragraph),
-answered with the bundled models by the ``closed``, ``rag``, ``serial`` and ``parallel``
-pipelines, greedy, 32 new tokens. With ``--adapter RUN`` the fine-tuned model drafts and
-answers where its pipeline says so; without, the base model plays both roles (the
+answered with the bundled models by the ``closed``, ``rag``, ``serial``, ``parallel``
+and ``layered`` pipelines, greedy, 32 new tokens. With ``--adapter RUN`` the fine-tuned
+model drafts and answers where its pipeline says so; without, the base model plays both roles (the
 latency structure is the same).
 
 Reported per pipeline: p50 of the total and of each step. For ``parallel``, the p50 of
@@ -41,7 +41,7 @@ def main() -> None:
         kb.tuned_generator(args.adapter)
 
     result: dict = {"questions": len(questions), "adapter": args.adapter, "pipelines": {}}
-    for name in ("closed", "rag", "serial", "parallel"):
+    for name in ("closed", "rag", "serial", "parallel", "layered"):
         timings: dict[str, list[float]] = {}
         for q in questions:
             answer = kb.ask(q, pipeline=name, adapter=args.adapter, max_tokens=32)

@@ -85,3 +85,39 @@ def test_every_pipeline_runs_with_the_real_models(kb, pipeline):
     else:  # the 135M model often keeps its wrong draft: check the structure only
         assert answer.timings["retrieve_ms"] > 0 and answer.timings["draft_ms"] > 0
         assert answer.timings["branches_ms"] < answer.timings["total_ms"]
+
+
+def test_layered_routes_answers_and_judges_with_the_real_models(kb):
+    answer = kb.ask("What is the capital of Italy?", pipeline="layered", max_tokens=24)
+    # MiniLM finds the Rome page, so the rule router sends the question to the sources
+    assert answer.route["strategy"] == "rag" and answer.steps[:2] == ("retrieve", "route:rag")
+    first = answer.judge["verdicts"][0]
+    assert first["strategy"] == "rag" and 0.0 <= first["score"] <= 1.0
+    if answer.abstained:
+        assert answer.steps[-1] == "abstain" and not answer.citations
+    else:
+        assert "Rome" in answer.text and first["passed"]
+    unrelated = kb.ask("How many moons does Neptune have?", pipeline="layered", max_tokens=24)
+    # nothing in this knowledge base is about Neptune: declined without generating
+    assert unrelated.route["strategy"] == "abstain" and unrelated.abstained
+    assert unrelated.completion_tokens == 0
+
+
+def test_compare_runs_every_arm_with_the_real_models(kb, tmp_path):
+    import json
+
+    from ragtune.evaluate.datasets import QADataset, QAItem
+    from ragtune.evaluate.harness import compare, parse_arms
+    from ragtune.evaluate.report import write_report
+
+    items = [QAItem("rome", "What is the capital of Italy?", ("Rome",), "cities.pdf"),
+             QAItem("paris", "When was the Eiffel Tower completed?", ("1889",), "paris.md")]
+    dataset = QADataset(items, "qa-jsonl", "inline", "")
+    arms = parse_arms("closed,rag,parallel,layered", {})
+    result = compare(kb, dataset, arms, tmp_path / "report", max_tokens=24, samples=200)
+    paths = write_report(result, tmp_path / "report")
+    assert result.summary["rag"]["metrics"]["f1"]["mean"] > 0.0
+    assert result.summary["rag"]["metrics"]["citation_recall"]["mean"] > 0.0
+    assert set(result.summary) == {"closed", "rag", "parallel", "layered"}
+    report = json.loads(paths["json"].read_text())
+    assert len(report["questions"]) == 2 and "<svg" in paths["html"].read_text()
