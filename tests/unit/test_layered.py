@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ragtune import KnowledgeBase
 from ragtune.errors import ConfigError, RagtuneError
 from ragtune.judge import ABSTAIN, Judge, is_refusal
 from ragtune.router import (
@@ -16,21 +15,8 @@ from ragtune.router import (
     query_features,
     train_router,
 )
-from ragtune.testing import FakeEmbedder, FakeGenerator
+from ragtune.testing import FakeGenerator
 from ragtune.types import Chunk, Hit
-
-
-@pytest.fixture
-def kb(tmp_path):
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    (folder / "vacation.txt").write_text(
-        "Every employee receives 25 days of paid vacation per year.")
-    (folder / "tower.md").write_text("The Eiffel Tower was completed in 1889.")
-    base = KnowledgeBase.create(tmp_path / "kb", embedder=FakeEmbedder(),
-                                generator=FakeGenerator())
-    base.ingest([folder])
-    return base
 
 
 def hit(text: str, dense: float | None = 0.5, lexical: float | None = 3.0) -> Hit:

@@ -7,24 +7,10 @@ import time
 
 import pytest
 
-from ragtune import KnowledgeBase
 from ragtune.errors import ConfigError
 from ragtune.pipelines import Pipelines
-from ragtune.testing import FakeEmbedder, FakeGenerator
+from ragtune.testing import FakeGenerator
 from ragtune.types import Completion
-
-
-@pytest.fixture
-def kb(tmp_path):
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    (folder / "vacation.txt").write_text(
-        "Every employee receives 25 days of paid vacation per year.")
-    (folder / "tower.md").write_text("The Eiffel Tower was completed in 1889.")
-    base = KnowledgeBase.create(tmp_path / "kb", embedder=FakeEmbedder(),
-                                generator=FakeGenerator())
-    base.ingest([folder])
-    return base
 
 
 class SlowGenerator(FakeGenerator):

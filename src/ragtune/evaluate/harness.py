@@ -156,6 +156,15 @@ def _record(item: QAItem, answer: Answer) -> dict[str, Any]:
     }
 
 
+def _cut_short(path: Path) -> bool:
+    """Whether ``path`` ends in the middle of a line."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    with path.open("rb") as f:
+        f.seek(-1, 2)
+        return f.read(1) != b"\n"
+
+
 def _read_cache(path: Path) -> dict[str, dict[str, Any]]:
     done: dict[str, dict[str, Any]] = {}
     if not path.is_file():
@@ -256,7 +265,7 @@ def compare(
             logger.info("%s: %d answers cached, %d to go", arm.name, len(done), len(todo))
         adapter = adapters.get(arm.adapter_key or "")
         with cache.open("a", encoding="utf-8") as f:
-            if cache.stat().st_size and not cache.read_bytes().endswith(b"\n"):
+            if _cut_short(cache):
                 f.write("\n")  # end a line a kill cut short, so the next one stands alone
             for n, item in enumerate(todo, 1):
                 result = kb.ask(item.question, k=k, max_tokens=max_tokens,

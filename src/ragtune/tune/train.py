@@ -6,6 +6,10 @@ rows without padding (block-diagonal attention, so records never see each other)
 the frozen base in bf16 where the CPU or GPU has bf16 kernels, projects only the answer
 positions onto the vocabulary, and checkpoints nothing it does not need.
 
+The module is the loop itself (config, steps, evaluation, checkpoints and resume), kept
+together because they share the trainer's state; model pieces live in
+:mod:`ragtune.tune.model` and run-folder files in :mod:`ragtune.tune.runs`.
+
 A run folder holds:
 
 - ``run.json``: the resolved config, library versions, seed, data hashes, device and the
