@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from ragtune.cli import ask, evaluate, generate, ingest, kb, models, search, tune
+from ragtune.cli import advise, ask, evaluate, generate, ingest, kb, models, search, tune
 from ragtune.cli.common import run_safely
 
 app = typer.Typer(
@@ -29,6 +29,8 @@ app.command("search")(search.search)
 app.command("ask")(ask.ask)
 app.command("generate")(generate.generate)
 app.command("compare")(evaluate.compare_command)
+app.command("advise")(advise.advise_command)
+app.command("profile")(advise.profile_command)
 
 
 @app.callback()
