@@ -22,9 +22,10 @@ import json
 import random
 import shutil
 import time
+from pathlib import Path
 
 from ragtune import KnowledgeBase
-from ragtune.evaluate.datasets import QADataset, QAItem, split_items, write_qa
+from ragtune.evaluate.datasets import QADataset, QAItem, load_qa, split_items, write_qa
 from ragtune.evaluate.harness import compare, parse_arms
 from ragtune.evaluate.report import markdown, write_report
 from ragtune.pipelines import closed_messages
@@ -58,9 +59,16 @@ def main() -> None:
     parser.add_argument("--raft-epochs", type=float, default=2.0)
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--arms", default="closed,ft,rag,ft+rag,raft")
+    parser.add_argument("--reuse", action="store_true",
+                        help="Answer again with the knowledge base and adapters of the last "
+                             "run (no training), into report-<max tokens>/.")
     args = parser.parse_args()
 
     work = RESULTS / "knowledge-injection"
+    if args.reuse:
+        rerun(work, args.arms, args.max_tokens)
+        return
     shutil.rmtree(work, ignore_errors=True)
     (work / "docs").mkdir(parents=True)
     items, docs = squad_items(args.paragraphs, args.seed)
@@ -99,7 +107,7 @@ def main() -> None:
     timings["train_raft_s"] = time.perf_counter() - t
 
     adapters = {"ft": str(work / "ft-run"), "raft": str(work / "raft-run")}
-    arms = parse_arms("closed,ft,rag,ft+rag,raft", adapters)
+    arms = parse_arms(args.arms, adapters)
     dataset = QADataset(test_q, "squad-v1", str(work / "test.jsonl"), "")
     t = time.perf_counter()
     result = compare(kb, dataset, arms, work / "report", adapters=adapters, reference="rag",
@@ -117,6 +125,22 @@ def main() -> None:
         "test_questions": len(test_q), "epochs": args.epochs, "raft_epochs": args.raft_epochs,
         "raft": info["raft"], "timings_s": timings, "summary": summary})
     print(f"wrote {path} and {work / 'report'}/report.html")
+
+
+def rerun(work: Path, arms: str, max_tokens: int) -> None:
+    """The same test questions, knowledge base and adapters, other arms or token budget."""
+    if not (work / "kb").is_dir():
+        raise SystemExit(f"{work} has no knowledge base; run without --reuse first")
+    adapters = {"ft": str(work / "ft-run"), "raft": str(work / "raft-run")}
+    out = work / f"report-{max_tokens}"
+    result = compare(KnowledgeBase.open(work / "kb"), load_qa(work / "test.jsonl"),
+                     parse_arms(arms, adapters), out, adapters=adapters, reference="rag",
+                     max_tokens=max_tokens, progress=lambda arm, done, total: print(
+                         f"\r{arm}: {done}/{total}", end="", flush=True))
+    print()
+    write_report(result, out)
+    print(markdown(result))
+    print(f"wrote {out}/report.html")
 
 
 if __name__ == "__main__":
