@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from ragtune.cli import advise, ask, evaluate, generate, ingest, kb, models, search, tune
+from ragtune.cli import advise, ask, evaluate, generate, ingest, kb, models, search, serve, tune
 from ragtune.cli.common import run_safely
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ app.command("generate")(generate.generate)
 app.command("compare")(evaluate.compare_command)
 app.command("advise")(advise.advise_command)
 app.command("profile")(advise.profile_command)
+app.command("serve")(serve.serve)
 
 
 @app.callback()

@@ -1,0 +1,202 @@
+"""The HTTP server: :func:`create_app` builds a FastAPI app around one knowledge base.
+
+Models load once, when the app starts (or when a knowledge base is passed in, as the tests
+do with fake models). Endpoints: ``/v1/chat/completions`` (OpenAI's schema, streaming),
+``/v1/models``, ``/v1/retrieve``, ``/v1/documents``, ``/health``, ``/openapi.json`` and the
+web page at ``/``. With API keys set, every endpoint but ``/health`` and the page's static
+files needs ``Authorization: Bearer KEY``; the page asks for the key and sends it.
+
+Example::
+
+    from ragtune.serve import ServeSettings, create_app
+    app = create_app(ServeSettings(kb=Path("my-kb"), api_keys=("s3cret",)))
+    # uvicorn.run(app, host="127.0.0.1", port=8000)
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, File, Request, UploadFile
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+
+from ragtune._version import package_version
+from ragtune.config import load_settings
+from ragtune.knowledge_base import KnowledgeBase
+from ragtune.serve import chat, errors
+from ragtune.serve.library import Library, hits
+from ragtune.serve.schemas import (
+    ERRORS,
+    ChatRequest,
+    DocumentList,
+    DocumentOut,
+    Health,
+    ModelList,
+    ModelOut,
+    RetrieveRequest,
+    RetrieveResponse,
+    UploadResult,
+)
+from ragtune.serve.settings import ServeSettings
+
+STATIC = files("ragtune.serve") / "static"
+SETTINGS_ENV = "RAGTUNE_SERVE_SETTINGS"  # how ``ragtune serve --workers N`` passes settings
+
+
+def from_environment() -> FastAPI:
+    """The app for a worker process started by ``uvicorn --factory`` (``--workers N``)."""
+    import os
+
+    return create_app(ServeSettings.from_json(os.environ[SETTINGS_ENV]))
+
+
+def _warm(kb: KnowledgeBase, settings: ServeSettings) -> None:
+    """Load every model now, so the first request does not pay for it."""
+    kb.embedder  # noqa: B018 - the properties load and cache the models
+    kb.generator  # noqa: B018
+    kb.lexical  # noqa: B018
+    if settings.adapter:
+        kb.tuned_generator(settings.adapter)
+
+
+def create_app(settings: ServeSettings, kb: KnowledgeBase | None = None) -> FastAPI:
+    """The app for ``settings``; ``kb`` (already open) replaces opening ``settings.kb``."""
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        base = kb if kb is not None else KnowledgeBase.open(
+            settings.kb, load_settings(settings.config))
+        _warm(base, settings)
+        state["kb"], state["library"] = base, Library(base, settings.uploads)
+        state["started"] = int(time.time())
+        yield
+        if kb is None:
+            base.close()
+
+    app = FastAPI(title="ragtune", version=package_version(), lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None,
+                  description="RAG over a ragtune knowledge base with OpenAI-compatible "
+                              "endpoints and cited sources.")
+    errors.install(app)
+    app.add_middleware(errors.BodyLimit, limit=settings.max_request_kb * 1024,
+                       upload_limit=int(settings.max_upload_mb * 1024 * 1024) + 64 * 1024)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                           allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type"])
+
+    def authorised(request: Request) -> None:
+        if not settings.api_keys:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not any(
+                hmac.compare_digest(key.strip().encode(), k.encode())
+                for k in settings.api_keys):
+            raise errors.ApiError(401, "missing or wrong API key; send the header "
+                                  "'Authorization: Bearer KEY'", code="invalid_api_key")
+
+    guard = [Depends(authorised)]
+
+    def the_kb() -> KnowledgeBase:
+        return state["kb"]  # type: ignore[no-any-return]
+
+    @app.get("/health", response_model=Health, tags=["server"])
+    def health() -> Health:
+        base = the_kb()
+        return Health(auth=bool(settings.api_keys), kb_version=base.version,
+                      documents=len(base.sources()), pipelines=list(settings.pipelines))
+
+    @app.get("/openapi.json", dependencies=guard, include_in_schema=False)
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/v1/models", response_model=ModelList, dependencies=guard, responses=ERRORS,
+             tags=["openai"])
+    def models() -> ModelList:
+        return ModelList(data=[ModelOut(id=p, created=state["started"])
+                               for p in settings.pipelines])
+
+    @app.post("/v1/chat/completions", dependencies=guard, responses=ERRORS, tags=["openai"])
+    def completions(request: ChatRequest) -> Any:
+        if request.model not in settings.pipelines:
+            raise errors.ApiError(404, f"unknown model {request.model!r}; this server has "
+                                  + ", ".join(settings.pipelines), param="model",
+                                  code="model_not_found")
+        base = the_kb()
+        question = chat.question_of(request, settings.max_messages)
+        limit = settings.max_tokens_limit
+        max_tokens = chat.max_tokens_of(request, base.settings.generator.max_tokens, limit)
+        k = request.k
+        if k is not None and k > settings.max_k:
+            raise errors.ApiError(400, f"k = {k} is over the limit of {settings.max_k}",
+                                  param="k")
+        pipeline = request.model
+        adapter = settings.adapter if pipeline in ("closed", "serial", "parallel",
+                                                   "layered") else None
+
+        def run(emit: Any = None) -> Any:
+            generator = tuned = None
+            if emit is not None:
+                if adapter is not None and pipeline in ("closed", "serial"):
+                    tuned = chat.Tee(base.tuned_generator(adapter), emit)
+                else:
+                    generator = chat.Tee(base.generator, emit)
+            return base.ask(question, k=k, max_tokens=max_tokens, pipeline=pipeline,
+                            adapter=adapter, generator=generator, tuned=tuned)
+
+        if request.stream:
+            return StreamingResponse(chat.stream(run, pipeline, pipeline in chat.LIVE),
+                                     media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache"})
+        return chat.completion(run(), pipeline, max_tokens)
+
+    @app.post("/v1/retrieve", response_model=RetrieveResponse, dependencies=guard,
+              responses=ERRORS, tags=["ragtune"])
+    def retrieve(request: RetrieveRequest) -> RetrieveResponse:
+        if request.k > settings.max_k:
+            raise errors.ApiError(400, f"k = {request.k} is over the limit of "
+                                  f"{settings.max_k}", param="k")
+        base = the_kb()
+        return RetrieveResponse(data=hits(base, request.query, request.k, request.mode,
+                                          request.filters), kb_version=base.version)
+
+    @app.get("/v1/documents", response_model=DocumentList, dependencies=guard,
+             responses=ERRORS, tags=["ragtune"])
+    def documents() -> DocumentList:
+        return DocumentList(data=state["library"].documents())
+
+    @app.post("/v1/documents", response_model=UploadResult, dependencies=guard,
+              responses=ERRORS, tags=["ragtune"])
+    def upload(file: Annotated[list[UploadFile], File(description="Files to ingest.")]
+               ) -> UploadResult:
+        limit = int(settings.max_upload_mb * 1024 * 1024)
+        contents = []
+        for f in file:
+            data = f.file.read(limit + 1)
+            if len(data) > limit:
+                raise errors.ApiError(413, f"{f.filename}: over the upload limit of "
+                                      f"{settings.max_upload_mb:g} MB", param="file",
+                                      code="too_large")
+            contents.append((f.filename, data))
+        return UploadResult(**state["library"].add(contents))
+
+    @app.delete("/v1/documents/{doc_id}", response_model=DocumentOut, dependencies=guard,
+                responses=ERRORS, tags=["ragtune"])
+    def delete(doc_id: str) -> DocumentOut:
+        return state["library"].delete(doc_id)  # type: ignore[no-any-return]
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(str(STATIC / "index.html"), media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    return app

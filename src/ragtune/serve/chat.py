@@ -1,0 +1,158 @@
+"""``POST /v1/chat/completions``: OpenAI's schema, answered by a ragtune pipeline.
+
+The last user message is the question. The response carries the citations in an extra
+``citations`` field (OpenAI clients ignore it; ``response.model_extra["citations"]`` reads it)
+and ragtune's timings, route and abstention under ``ragtune``. With ``stream: true`` the
+tokens go out as server-sent events in OpenAI's chunk format as the model writes them
+(``rag``, ``closed``, ``serial``); ``parallel`` and ``layered`` stream the answer once their
+judge or reconciliation has chosen it, since only then is it known. The last chunk carries
+the citations and the usage.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from os.path import basename
+from typing import Any
+
+from ragtune.models.protocol import Generator
+from ragtune.serve.errors import ApiError
+from ragtune.serve.schemas import ChatRequest
+from ragtune.types import Answer, Completion, Message
+
+LIVE = ("rag", "closed", "serial")  # pipelines whose one generation is the answer
+STREAM_PIECE_WORDS = 1  # words per chunk when replaying a finished answer
+
+
+class Tee:
+    """A generator that streams underneath ``generate`` and hands each piece to ``emit``."""
+
+    def __init__(self, inner: Generator, emit: Callable[[str], None]) -> None:
+        self.inner, self.emit = inner, emit
+        self.name, self.context_window = inner.name, inner.context_window
+
+    def __getattr__(self, name: str) -> Any:  # prompt_style and the like
+        return getattr(self.inner, name)
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return self.inner.count_tokens(messages)
+
+    def generate(self, messages: Sequence[Message], *, max_tokens: int,
+                 temperature: float = 0.0) -> Completion:
+        pieces = []
+        for piece in self.inner.stream(messages, max_tokens=max_tokens,
+                                       temperature=temperature):
+            pieces.append(piece)
+            self.emit(piece)
+        text = "".join(pieces)
+        empty = self.inner.count_tokens([{"role": "assistant", "content": ""}])
+        used = max(0, self.inner.count_tokens([{"role": "assistant", "content": text}]) - empty)
+        return Completion(text=text, prompt_tokens=self.inner.count_tokens(messages),
+                          completion_tokens=used,
+                          finish_reason="length" if used >= max_tokens else "stop")
+
+    def stream(self, messages: Sequence[Message], *, max_tokens: int,
+               temperature: float = 0.0) -> Iterator[str]:
+        return self.inner.stream(messages, max_tokens=max_tokens, temperature=temperature)
+
+
+def citations(answer: Answer) -> list[dict[str, Any]]:
+    return [{**c.to_dict(), "name": basename(c.chunk.source)} for c in answer.citations]
+
+
+def extras(answer: Answer) -> dict[str, Any]:
+    return {"pipeline": answer.pipeline, "steps": list(answer.steps),
+            "timings": {k: round(v, 2) for k, v in answer.timings.items()},
+            "route": answer.route, "judge": answer.judge, "abstained": answer.abstained,
+            "adapter": answer.adapter, "kb_version": answer.kb_version,
+            "language": answer.language}
+
+
+def usage(answer: Answer) -> dict[str, int]:
+    return {"prompt_tokens": answer.prompt_tokens,
+            "completion_tokens": answer.completion_tokens,
+            "total_tokens": answer.prompt_tokens + answer.completion_tokens}
+
+
+def question_of(request: ChatRequest, max_messages: int) -> str:
+    if len(request.messages) > max_messages:
+        raise ApiError(400, f"{len(request.messages)} messages; at most {max_messages}",
+                       param="messages")
+    users = [m for m in request.messages if m.role == "user"]
+    question = users[-1].text().strip() if users else ""
+    if not question:
+        raise ApiError(400, "no user message with text; the last user message is the "
+                       "question", param="messages")
+    return question
+
+
+def max_tokens_of(request: ChatRequest, default: int, limit: int) -> int:
+    asked = request.max_completion_tokens or request.max_tokens
+    if asked is not None and asked > limit:
+        raise ApiError(400, f"max_tokens = {asked} is over this server's limit of {limit}",
+                       param="max_tokens")
+    return min(asked or default, limit)
+
+
+def completion(answer: Answer, model: str, max_tokens: int) -> dict[str, Any]:
+    finish = "length" if answer.completion_tokens >= max_tokens else "stop"
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion",
+        "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text},
+                     "finish_reason": finish, "logprobs": None}],
+        "usage": usage(answer), "citations": citations(answer), "ragtune": extras(answer)}
+
+
+def _chunk(cid: str, model: str, created: int, delta: dict[str, Any],
+           finish: str | None = None, **extra: Any) -> str:
+    body = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
+                         "logprobs": None}], **extra}
+    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+
+_END = object()
+
+
+def stream(run: Callable[[Callable[[str], None] | None], Answer], model: str,
+           live: bool) -> Iterator[str]:
+    """Server-sent events for one answer; ``run(emit)`` answers, calling ``emit`` per piece
+    when ``live`` (``emit`` is ``None`` otherwise)."""
+    cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+    pieces: queue.Queue[Any] = queue.Queue()
+    result: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            result["answer"] = run(pieces.put if live else None)
+        except Exception as exc:  # reported to the client as an error event
+            result["error"] = exc
+        finally:
+            pieces.put(_END)
+
+    threading.Thread(target=work, daemon=True, name="ragtune-answer").start()
+    yield _chunk(cid, model, created, {"role": "assistant", "content": ""})
+    while (piece := pieces.get()) is not _END:
+        yield _chunk(cid, model, created, {"content": piece})
+    if "error" in result:
+        exc = result["error"]
+        yield ("data: " + json.dumps({"error": {
+            "message": str(exc), "type": "server_error" if not isinstance(exc, ApiError)
+            else "invalid_request_error", "param": None, "code": None}}) + "\n\n")
+        yield "data: [DONE]\n\n"
+        return
+    answer: Answer = result["answer"]
+    if not live:
+        words = answer.text.split(" ")
+        for i in range(0, len(words), STREAM_PIECE_WORDS):
+            text = " ".join(words[i:i + STREAM_PIECE_WORDS])
+            yield _chunk(cid, model, created, {"content": text if i == 0 else " " + text})
+    yield _chunk(cid, model, created, {}, "stop", usage=usage(answer),
+                 citations=citations(answer), ragtune=extras(answer))
+    yield "data: [DONE]\n\n"

@@ -1,0 +1,127 @@
+"""Request and response bodies: OpenAI's chat schema, plus retrieval and documents."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ContentPart(BaseModel):
+    type: str = "text"
+    text: str = ""
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(p.text for p in self.content if p.type == "text")
+        return self.content or ""
+
+
+class ChatRequest(BaseModel):
+    """OpenAI's ``/v1/chat/completions`` body; fields ragtune does not use are accepted."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field("rag", description="The pipeline: see GET /v1/models.")
+    messages: list[ChatMessage] = Field(..., min_length=1)
+    stream: bool = False
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    k: int | None = Field(None, ge=1, description="ragtune: chunks to retrieve.")
+
+
+class Filters(BaseModel):
+    source: str | None = Field(None, description="Glob on the source name.")
+    pages: str | None = Field(None, description="7 or 3-7.")
+    since: str | None = Field(None, description="ISO date: ingested since.")
+    until: str | None = Field(None, description="ISO date: ingested until.")
+
+
+class RetrieveRequest(BaseModel):
+    query: str = Field(..., min_length=1)
+    k: int = Field(5, ge=1)
+    mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+    filters: Filters | None = None
+
+
+class HitOut(BaseModel):
+    id: str
+    source: str
+    name: str
+    page: int | None
+    text: str
+    score: float
+    heading: str | None = None
+
+
+class RetrieveResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[HitOut]
+    kb_version: int | None
+
+
+class DocumentOut(BaseModel):
+    id: str
+    name: str
+    source: str
+    size: int
+    chunks: int
+    pages: int | None
+    ingested_at: float
+    uploaded: bool
+
+
+class DocumentList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[DocumentOut]
+
+
+class UploadResult(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[DocumentOut]
+    added: int
+    updated: int
+    unchanged: int
+
+
+class ModelOut(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "ragtune"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelOut]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    auth: bool
+    kb_version: int | None
+    documents: int
+    pipelines: list[str]
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text} for code, text in (
+        (400, "Bad request"), (401, "Missing or wrong API key"), (404, "Not found"),
+        (413, "Request or file too large"))}

@@ -1,0 +1,50 @@
+"""What a server needs to know: the knowledge base, keys, limits and CORS."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+PIPELINES_BASE = ("rag", "closed")
+PIPELINES_TUNED = ("serial", "parallel", "layered")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Settings of :func:`ragtune.serve.create_app`.
+
+    Example::
+
+        app = create_app(ServeSettings(kb=Path("my-kb"), api_keys=("s3cret",)))
+    """
+
+    kb: Path
+    adapter: Path | None = None  # a LoRA run: adds serial, parallel and layered
+    api_keys: tuple[str, ...] = ()  # empty: no authentication
+    max_upload_mb: float = 20.0  # per uploaded file
+    max_request_kb: int = 256  # JSON request bodies
+    max_tokens_limit: int = 1024  # the largest max_tokens a request may ask for
+    max_messages: int = 64
+    max_k: int = 50
+    cors_origins: tuple[str, ...] = ()  # empty: CORS off
+    uploads: str = "uploads"  # folder inside the knowledge base for uploaded files
+    config: Path | None = None  # ragtune.toml for the knowledge base's models
+
+    def to_json(self) -> str:
+        """For worker processes, which rebuild the settings with :meth:`from_json`."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        return json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in data.items()})
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeSettings:
+        data = json.loads(text)
+        for key in ("kb", "adapter", "config"):
+            data[key] = Path(data[key]) if data.get(key) else None
+        for key in ("api_keys", "cors_origins"):
+            data[key] = tuple(data.get(key) or ())
+        return cls(**data)
+
+    @property
+    def pipelines(self) -> tuple[str, ...]:
+        return PIPELINES_BASE + (PIPELINES_TUNED if self.adapter else ("layered",))

@@ -1,0 +1,182 @@
+// The ragtune page: ask with streaming, show cited sources, manage documents.
+// Every piece of document or answer text goes through textContent, never innerHTML.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let authRequired = false;
+
+function headers(extra) {
+  const h = Object.assign({}, extra || {});
+  const key = sessionStorage.getItem("ragtune-key") || $("key").value;
+  if (key) h["Authorization"] = "Bearer " + key;
+  return h;
+}
+
+function status(text) { $("status").textContent = text; }
+
+function el(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+async function api(path, options) {
+  const response = await fetch(path, Object.assign({}, options, {
+    headers: headers((options || {}).headers) }));
+  if (!response.ok) {
+    let message = response.status + " " + response.statusText;
+    try { message = (await response.json()).error.message; } catch (e) { /* not JSON */ }
+    throw new Error(message);
+  }
+  return response;
+}
+
+function showSource(c) {
+  $("source").hidden = false;
+  $("source-name").textContent = c.name || c.source;
+  $("source-page").textContent = c.page ? "page " + c.page : "";
+  $("source-support").textContent = c.supported ? "supports the answer"
+    : "does not clearly support the answer";
+  $("source-text").textContent = c.text;
+}
+
+function renderCitations(turn, citations) {
+  const box = el("div", "cites");
+  for (const c of citations) {
+    const label = "[" + c.n + "] " + (c.name || c.source) + (c.page ? ", p. " + c.page : "");
+    const button = el("button", "cite" + (c.supported ? "" : " unsupported"), label);
+    button.type = "button";
+    button.addEventListener("click", () => showSource(c));
+    box.appendChild(button);
+  }
+  turn.appendChild(box);
+}
+
+async function ask(question) {
+  const turn = el("div", "turn");
+  turn.appendChild(el("div", "question", question));
+  const answer = el("div", "answer", "");
+  turn.appendChild(answer);
+  $("log").appendChild(turn);
+  $("send").disabled = true;
+  status("answering…");
+  try {
+    const response = await api("/v1/chat/completions", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ model: $("model").value || "rag", stream: true,
+                             messages: [{ role: "user", content: question }] }) });
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    let final = null;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const event = buffer.slice(0, cut).trim();
+        buffer = buffer.slice(cut + 2);
+        if (!event.startsWith("data:")) continue;
+        const data = event.slice(5).trim();
+        if (data === "[DONE]") continue;
+        const chunk = JSON.parse(data);
+        if (chunk.error) throw new Error(chunk.error.message);
+        const delta = chunk.choices[0].delta || {};
+        if (delta.content) answer.textContent += delta.content;
+        if (chunk.citations) final = chunk;
+      }
+      $("log").scrollTop = $("log").scrollHeight;
+    }
+    if (final) {
+      renderCitations(turn, final.citations);
+      const r = final.ragtune || {};
+      const ms = r.timings && r.timings.total_ms ? Math.round(r.timings.total_ms) + " ms" : "";
+      turn.appendChild(el("div", "meta", [r.pipeline, ms].filter(Boolean).join(" · ")));
+    }
+    status("");
+  } catch (error) {
+    answer.classList.add("error");
+    answer.textContent = error.message;
+    status("");
+  } finally {
+    $("send").disabled = false;
+  }
+}
+
+async function loadDocuments() {
+  const list = $("doc-list");
+  const data = (await (await api("/v1/documents")).json()).data;
+  list.replaceChildren();
+  for (const d of data) {
+    const item = el("li");
+    item.appendChild(el("span", "doc-name", d.name + " (" + d.chunks + " chunks)"));
+    const remove = el("button", "delete", "Delete");
+    remove.type = "button";
+    remove.title = "Delete " + d.name;
+    remove.addEventListener("click", async () => {
+      status("deleting…");
+      try { await api("/v1/documents/" + encodeURIComponent(d.id), { method: "DELETE" }); }
+      catch (error) { status(error.message); return; }
+      status("deleted " + d.name);
+      loadDocuments();
+    });
+    item.appendChild(remove);
+    list.appendChild(item);
+  }
+  if (!data.length) list.appendChild(el("li", "meta", "No documents yet."));
+}
+
+async function upload(files) {
+  const form = new FormData();
+  for (const f of files) form.append("file", f, f.name);
+  status("uploading…");
+  try {
+    const result = await (await api("/v1/documents", { method: "POST", body: form })).json();
+    status("ingested: " + result.added + " added, " + result.updated + " updated");
+  } catch (error) {
+    status(error.message);
+  }
+  loadDocuments();
+}
+
+async function loadModels() {
+  const data = (await (await api("/v1/models")).json()).data;
+  const select = $("model");
+  select.replaceChildren();
+  for (const m of data) select.appendChild(el("option", "", m.id));
+}
+
+async function start() {
+  const health = await (await fetch("/health")).json();
+  authRequired = health.auth;
+  $("key-box").hidden = !authRequired;
+  $("key").value = sessionStorage.getItem("ragtune-key") || "";
+  $("key").addEventListener("change", () => {
+    sessionStorage.setItem("ragtune-key", $("key").value);
+    refresh();
+  });
+  $("ask").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const q = $("question").value.trim();
+    if (q) { $("question").value = ""; ask(q); }
+  });
+  $("upload").addEventListener("submit", (event) => {
+    event.preventDefault();
+    if ($("files").files.length) upload($("files").files);
+  });
+  refresh();
+}
+
+async function refresh() {
+  try {
+    await loadModels();
+    await loadDocuments();
+    status("");
+  } catch (error) {
+    status(authRequired ? "enter the API key: " + error.message : error.message);
+  }
+}
+
+start();

@@ -1,0 +1,217 @@
+"""The API through ``create_app`` with the fake models: OpenAI schema, documents, limits."""
+
+import json
+
+from tests.serve.conftest import KEY, make_client
+
+
+def ask(client, question, **extra):
+    body = {"model": "rag", "messages": [{"role": "user", "content": question}], **extra}
+    return client.post("/v1/chat/completions", json=body)
+
+
+def events(response):
+    out = []
+    for line in response.text.splitlines():
+        if line.startswith("data: "):
+            data = line[6:]
+            out.append(data if data == "[DONE]" else json.loads(data))
+    return out
+
+
+def test_chat_completion_carries_citations(client):
+    r = ask(client, "How many vacation days does an employee get?")
+    assert r.status_code == 200, r.text
+    data = r.json()
+    assert data["object"] == "chat.completion" and data["model"] == "rag"
+    message = data["choices"][0]["message"]
+    assert message["role"] == "assistant" and "25 days" in message["content"]
+    cite = data["citations"][0]
+    assert cite["name"] == "vacation.txt" and "25 days" in cite["text"]
+    assert {"source", "page", "supported", "n"} <= set(cite)
+    assert data["usage"]["total_tokens"] == (data["usage"]["prompt_tokens"]
+                                             + data["usage"]["completion_tokens"])
+    assert data["ragtune"]["pipeline"] == "rag" and "retrieve_ms" in data["ragtune"]["timings"]
+
+
+def test_streaming_sends_openai_chunks_then_citations(client):
+    r = ask(client, "How many vacation days does an employee get?", stream=True)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    chunks = events(r)
+    assert chunks[-1] == "[DONE]"
+    body = chunks[:-1]
+    assert all(c["object"] == "chat.completion.chunk" for c in body)
+    assert body[0]["choices"][0]["delta"]["role"] == "assistant"
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in body)
+    assert "25 days" in text
+    pieces = [c for c in body if c["choices"][0]["delta"].get("content")]
+    assert len(pieces) > 3  # token by token, not one block
+    last = body[-1]
+    assert last["choices"][0]["finish_reason"] == "stop"
+    assert last["citations"][0]["name"] == "vacation.txt"
+    # the streamed answer is the one a non-streamed request gets
+    assert text == ask(client, "How many vacation days does an employee get?"
+                       ).json()["choices"][0]["message"]["content"]
+
+
+def test_layered_streams_its_final_answer(client):
+    r = client.post("/v1/chat/completions", json={
+        "model": "layered", "stream": True,
+        "messages": [{"role": "user", "content": "When was the Eiffel Tower completed?"}]})
+    chunks = events(r)
+    assert chunks[-1] == "[DONE]" and chunks[-2]["ragtune"]["pipeline"] == "layered"
+
+
+def test_models_list_the_pipelines(client):
+    data = client.get("/v1/models").json()
+    assert data["object"] == "list"
+    assert [m["id"] for m in data["data"]] == ["rag", "closed", "layered"]
+
+
+def test_unknown_model_and_bad_requests_get_openai_errors(client):
+    r = client.post("/v1/chat/completions", json={
+        "model": "gpt-9", "messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 404
+    err = r.json()["error"]
+    assert err["param"] == "model" and "rag, closed, layered" in err["message"]
+    r = client.post("/v1/chat/completions", json={"model": "rag", "messages": []})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "messages"
+    r = ask(client, "hi", max_tokens=100_000)
+    assert r.status_code == 400 and "limit of 1024" in r.json()["error"]["message"]
+    r = client.post("/v1/chat/completions", content=b"{not json",
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "error" in r.json()
+    r = client.post("/v1/chat/completions", json={
+        "model": "rag", "messages": [{"role": "system", "content": "be brief"}]})
+    assert r.status_code == 400 and "no user message" in r.json()["error"]["message"]
+
+
+def test_retrieve_with_filters(client):
+    r = client.post("/v1/retrieve", json={"query": "Eiffel Tower", "k": 2})
+    assert r.status_code == 200
+    hits = r.json()["data"]
+    assert hits[0]["name"] == "tower.md" and "1889" in hits[0]["text"]
+    r = client.post("/v1/retrieve", json={"query": "Eiffel Tower", "k": 2,
+                                          "filters": {"source": "*vacation*"}})
+    assert [h["name"] for h in r.json()["data"]] == ["vacation.txt"]
+    r = client.post("/v1/retrieve", json={"query": "x", "k": 500})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "k"
+    r = client.post("/v1/retrieve", json={"query": "x", "filters": {"pages": "seven"}})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "filters"
+
+
+def test_upload_list_ask_and_delete(client, kb):
+    r = client.post("/v1/documents", files={"file": (
+        "policy.txt", b"The office closes at 6 pm on Fridays.", "text/plain")})
+    assert r.status_code == 200, r.text
+    assert r.json()["added"] == 1
+    doc = r.json()["data"][0]
+    assert doc["name"] == "policy.txt" and doc["uploaded"] and doc["chunks"] == 1
+    names = [d["name"] for d in client.get("/v1/documents").json()["data"]]
+    assert sorted(names) == ["policy.txt", "tower.md", "vacation.txt"]
+    answer = ask(client, "When does the office close on Fridays?").json()
+    assert answer["citations"][0]["name"] == "policy.txt"
+    # uploading the same name again updates it
+    r = client.post("/v1/documents", files={"file": (
+        "policy.txt", b"The office closes at 5 pm on Fridays.", "text/plain")})
+    assert r.json()["updated"] == 1
+    r = client.delete(f"/v1/documents/{doc['id']}")
+    assert r.status_code == 200 and r.json()["name"] == "policy.txt"
+    assert not (kb.path / "uploads" / "policy.txt").exists()
+    assert "policy.txt" not in [d["name"] for d in client.get("/v1/documents").json()["data"]]
+    r = client.delete(f"/v1/documents/{doc['id']}")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "document_not_found"
+
+
+def test_upload_names_are_sanitised(client, kb, tmp_path):
+    r = client.post("/v1/documents", files={"file": (
+        "../../escape.txt", b"Escaped text.", "text/plain")})
+    assert r.status_code == 200
+    assert r.json()["data"][0]["name"] == "escape.txt"
+    assert (kb.path / "uploads" / "escape.txt").exists()
+    assert not (tmp_path / "escape.txt").exists() and not (kb.path.parent.parent /
+                                                           "escape.txt").exists()
+    windows = ("..\\..\\win.md", b"# Win\n\nWindows paths too.", "text/plain")
+    r = client.post("/v1/documents", files={"file": windows})
+    assert r.json()["data"][0]["name"] == "win.md"
+    r = client.post("/v1/documents", files={"file": (".htaccess", b"x", "text/plain")})
+    assert r.status_code == 400
+    r = client.post("/v1/documents", files={"file": ("run.exe", b"MZ", "application/x")})
+    assert r.status_code == 400 and ".pdf" in r.json()["error"]["message"]
+
+
+def test_a_broken_upload_loses_nothing(client, kb):
+    good = _pdf()
+    ok = client.post("/v1/documents", files={"file": ("report.pdf", good, "application/pdf")})
+    assert ok.status_code == 200, ok.text
+    before = client.get("/v1/documents").json()["data"]
+    r = client.post("/v1/documents", files={"file": (
+        "report.pdf", b"%PDF-1.4 this is not a pdf", "application/pdf")})
+    assert r.status_code == 400 and "report.pdf" in r.json()["error"]["message"]
+    assert client.get("/v1/documents").json()["data"] == before
+    # the good version is still on disk, and a new bad file leaves nothing behind
+    assert (kb.path / "uploads" / "report.pdf").read_bytes() == good
+    r = client.post("/v1/documents", files={"file": ("new.pdf", b"garbage", "application/pdf")})
+    assert r.status_code == 400 and not (kb.path / "uploads" / "new.pdf").exists()
+
+
+def _pdf():
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=12)
+    pdf.cell(0, 10, "Quarterly revenue rose by 12 percent.")
+    return bytes(pdf.output())
+
+
+def test_api_keys(keyed):
+    assert keyed.get("/health").status_code == 200
+    assert keyed.get("/health").json()["auth"] is True
+    for method, path in (("get", "/v1/models"), ("get", "/v1/documents"),
+                         ("get", "/openapi.json"), ("post", "/v1/retrieve"),
+                         ("post", "/v1/chat/completions"), ("delete", "/v1/documents/x")):
+        r = getattr(keyed, method)(path)
+        assert r.status_code == 401, path
+        assert r.json()["error"]["type"] == "authentication_error"
+        assert r.headers["www-authenticate"] == "Bearer"
+    r = keyed.get("/v1/models", headers={"Authorization": "Bearer wrong"})
+    assert r.status_code == 401
+    r = keyed.get("/v1/models", headers={"Authorization": f"Bearer {KEY}"})
+    assert r.status_code == 200
+    assert keyed.get("/").status_code == 200  # the page is static; its data needs the key
+
+
+def test_size_limits(keyed):
+    auth = {"Authorization": f"Bearer {KEY}"}
+    big = b"x" * 20_000  # over the 0.01 MB upload limit of this server
+    r = keyed.post("/v1/documents", files={"file": ("big.txt", big, "text/plain")},
+                   headers=auth)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+    r = keyed.post("/v1/retrieve", content=b'{"query": "' + b"a" * 300_000 + b'"}',
+                   headers={**auth, "content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_openapi_document(client):
+    spec = client.get("/openapi.json").json()
+    assert {"/v1/chat/completions", "/v1/models", "/v1/retrieve", "/v1/documents",
+            "/v1/documents/{doc_id}", "/health"} <= set(spec["paths"])
+
+
+def test_cors_is_off_unless_configured(kb, client):
+    r = client.options("/v1/models", headers={"Origin": "https://app.example",
+                                              "Access-Control-Request-Method": "GET"})
+    assert "access-control-allow-origin" not in r.headers
+    with make_client(kb, cors_origins=("https://app.example",)) as c:
+        r = c.options("/v1/models", headers={"Origin": "https://app.example",
+                                             "Access-Control-Request-Method": "GET"})
+        assert r.headers["access-control-allow-origin"] == "https://app.example"
+
+
+def test_the_page_is_served(client):
+    r = client.get("/")
+    assert r.status_code == 200 and "<title>ragtune</title>" in r.text
+    js = client.get("/static/app.js").text
+    code = "\n".join(line for line in js.splitlines() if not line.lstrip().startswith("//"))
+    assert "innerHTML" not in code  # document text goes through textContent only
