@@ -25,9 +25,15 @@ class ChatMessage(BaseModel):
 class ChatRequest(BaseModel):
     """OpenAI's ``/v1/chat/completions`` body; fields ragtune does not use are accepted."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"model": "rag", "messages": [{"role": "user", "content": "What does the warranty "
+                                       "cover?"}]},
+        {"model": "closed", "stream": True, "max_tokens": 64,
+         "messages": [{"role": "system", "content": "Answer briefly."},
+                      {"role": "user", "content": "Summarise the returns policy."}]}]})
 
-    model: str = Field("rag", description="The pipeline: see GET /v1/models.")
+    model: str = Field("rag", description="The pipeline: see GET /v1/models.",
+                       examples=["rag", "closed", "layered"])
     messages: list[ChatMessage] = Field(..., min_length=1)
     stream: bool = False
     max_tokens: int | None = Field(None, ge=1)
@@ -44,6 +50,10 @@ class Filters(BaseModel):
 
 
 class RetrieveRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"query": "warranty period", "k": 3, "mode": "hybrid",
+         "filters": {"source": "*.pdf", "pages": "1-3"}}]})
+
     query: str = Field(..., min_length=1)
     k: int = Field(5, ge=1)
     mode: Literal["hybrid", "dense", "lexical"] = "hybrid"

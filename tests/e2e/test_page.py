@@ -1,0 +1,80 @@
+"""The web page in headless Chromium (Debian's, driven by Playwright), against a live server
+with the fake models: ask and see cited sources, upload and ask, hostile text stays text."""
+
+import shutil
+
+import pytest
+
+from ragtune.serve import ServeSettings, create_app
+from tests.serve.conftest import LiveServer, kb  # noqa: F401 - the kb fixture
+
+playwright = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium not found; install Debian's chromium package "
+    "(`make test` does: apt-get install chromium)")
+
+
+@pytest.fixture
+def page(kb):  # noqa: F811
+    app = create_app(ServeSettings(kb=kb.path), kb=kb)
+    with LiveServer(app) as server, playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--no-sandbox"])
+        tab = browser.new_page()
+        errors = []
+        tab.on("pageerror", lambda e: errors.append(str(e)))
+        tab.goto(server.url + "/")
+        tab.set_default_timeout(15_000)
+        tab.wait_for_selector("#doc-list li")  # models and documents have loaded
+        yield tab
+        browser.close()
+        assert errors == []
+
+
+def ask(page, question):
+    turns = page.locator(".turn").count()
+    page.fill("#question", question)
+    page.click("#send")
+    turn = page.locator(".turn").nth(turns)
+    turn.locator(".cite").first.wait_for()  # citations arrive with the last chunk
+    return turn
+
+
+def test_ask_and_see_the_cited_source(page):
+    turn = ask(page, "How many days of paid vacation?")
+    assert "25 days" in turn.locator(".answer").inner_text()
+    cite = turn.locator(".cite").first
+    assert "vacation.txt" in cite.inner_text()
+    cite.click()
+    assert page.locator("#source-name").inner_text() == "vacation.txt"
+    assert "25 days of paid vacation" in page.locator("#source-text").inner_text()
+
+
+def test_upload_a_document_and_get_an_answer_from_it(page):
+    page.set_input_files("#files", files=[{
+        "name": "parking.txt", "mimeType": "text/plain",
+        "buffer": b"Visitors park in the north garage on level two."}])
+    page.click("#upload button")
+    page.locator("#doc-list li", has_text="parking.txt").wait_for()
+    turn = ask(page, "Where do visitors park?")
+    assert "north garage" in turn.locator(".answer").inner_text()
+    assert "parking.txt" in turn.locator(".cite").first.inner_text()
+    page.locator("#doc-list li", has_text="parking.txt").locator("button").click()
+    page.locator("#doc-list li", has_text="parking.txt").wait_for(state="detached")
+
+
+def test_a_hostile_document_does_not_run_script(page):
+    hostile = (b"Hostile <script>window.__pwned = 1</script> text "
+               b"<img src=x onerror=\"window.__pwned = 2\"> about zebras.")
+    page.set_input_files("#files", files=[{"name": "zebra.txt", "mimeType": "text/plain",
+                                           "buffer": hostile}])
+    page.click("#upload button")
+    page.locator("#doc-list li", has_text="zebra.txt").wait_for()
+    turn = ask(page, "What is the hostile text about zebras?")
+    turn.locator(".cite", has_text="zebra.txt").first.click()
+    shown = page.locator("#source-text").inner_text()
+    assert "<script>window.__pwned = 1</script>" in shown  # the characters, as text
+    assert "<script>" in turn.locator(".answer").inner_text()
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("#source-text script, #source-text img, .answer img").count() == 0
