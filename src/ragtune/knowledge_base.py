@@ -78,6 +78,7 @@ class KnowledgeBase:
         self._lexical: BM25Index | None = None
         self._reader: ReadView | None = None
         self._reranker: CrossEncoderReranker | None = None
+        self._cached: Embedder | None = None
         if embedder is not None:
             self._check_embedder(embedder)
 
@@ -172,6 +173,16 @@ class KnowledgeBase:
             self._check_embedder(emb)
             self._embedder = emb
         return self._embedder
+
+    @property
+    def answer_embedder(self) -> Embedder:
+        """The embedder with a cache of recent texts, for citation checks, the router and
+        the judge, which embed the same retrieved sentences answer after answer."""
+        if self._cached is None:
+            from ragtune.models.embedders import CachedEmbedder
+
+            self._cached = CachedEmbedder(self.embedder)
+        return self._cached
 
     @property
     def generator(self) -> Generator:
@@ -413,11 +424,11 @@ class KnowledgeBase:
             raise ConfigError(f"router file {router} does not exist; write one with "
                               "`ragtune router train --from RESULTS --out FILE`")
         runner = Pipelines(
-            _Context(), generator or self.generator, tuned, embedder=self.embedder,
+            _Context(), generator or self.generator, tuned, embedder=self.answer_embedder,
             k=k or self.settings.retrieval.k, max_tokens=max_tokens or g.max_tokens,
             temperature=g.temperature, kb_version=self.version, prompt_style=g.prompt,
             source_order=g.source_order, adapter=str(adapter) if adapter else None,
             router=load_router(Path(router) if router else self.path / ROUTER_FILE),
             judge=Judge(threshold=0.5 if judge_threshold is None else judge_threshold,
-                        embedder=self.embedder))
+                        embedder=self.answer_embedder))
         return runner.ask(question, pipeline)

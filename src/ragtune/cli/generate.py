@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ragtune.cli.common import CONFIG_OPTION, JSON_OPTION, print_json, settings_from
+from ragtune.types import Message
 
 
 def generate(
@@ -25,7 +26,7 @@ def generate(
 
     settings = settings_from(config, generator={"model": model, "adapter": adapter})
     generator = build_generator(settings.generator)
-    messages = ([{"role": "system", "content": system}] if system else [])
+    messages: list[Message] = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": prompt})
     if stream and not as_json:
         for piece in generator.stream(messages, max_tokens=max_tokens, temperature=temperature):

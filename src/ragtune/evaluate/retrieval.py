@@ -14,7 +14,7 @@ from statistics import mean
 from typing import Any
 
 from ragtune.errors import DataError
-from ragtune.evaluate.datasets import load_beir, load_qa
+from ragtune.evaluate.datasets import QAItem, load_beir, load_qa
 from ragtune.evaluate.metrics import mrr_at_k, ndcg_at_k, recall_at_k
 from ragtune.evaluate.scoring import gold_match
 from ragtune.types import Hit
@@ -37,6 +37,15 @@ def _beir_queries(folder: Path, split: str) -> list[_Query]:
     return [(qid, queries[qid], rel, key) for qid, rel in qrels.items() if qid in queries]
 
 
+def _gold_key(item: QAItem) -> Callable[[Hit], str]:
+    """Ranks by gold-ness when only the source is known: every gold chunk is one item."""
+    def key(h: Hit) -> str:
+        if gold_match(item, h.chunk.id, h.chunk.source):
+            return "<gold>"
+        return f"{h.chunk.source}#{h.chunk.record}"
+    return key
+
+
 def _qa_queries(path: Path) -> list[_Query]:
     out: list[_Query] = []
     for item in load_qa(path).items:
@@ -44,10 +53,7 @@ def _qa_queries(path: Path) -> list[_Query]:
             out.append((item.id, item.question, dict.fromkeys(item.chunk_ids, 1),
                         lambda h: h.chunk.id))
         elif item.source:
-            out.append((item.id, item.question, {"<gold>": 1},
-                        lambda h, item=item: "<gold>" if gold_match(item, h.chunk.id,
-                                                                     h.chunk.source)
-                        else f"{h.chunk.source}#{h.chunk.record}"))
+            out.append((item.id, item.question, {"<gold>": 1}, _gold_key(item)))
     if not out:
         raise DataError(f"{path}: no question names its 'source' or 'chunk_ids', so "
                         "retrieval cannot be scored")
@@ -61,7 +67,7 @@ def evaluate_retrieval(kb: Any, dataset: str | Path, *, split: str = "test", k: 
     path = Path(dataset)
     queries = _beir_queries(path, split) if path.is_dir() else _qa_queries(path)
     queries = queries[:limit] if limit else queries
-    rows = []
+    rows: list[dict[str, Any]] = []
     for qid, text, relevance, key in queries:
         hits = kb.search(text, k=depth, mode=mode)
         ranked = list(dict.fromkeys(key(h) for h in hits))
@@ -73,4 +79,4 @@ def evaluate_retrieval(kb: Any, dataset: str | Path, *, split: str = "test", k: 
     names = [f"recall@{k}", f"recall@{depth}", f"mrr@{k}", "ndcg@10"]
     return {"dataset": str(path), "queries": len(rows), "mode": mode or
             kb.settings.retrieval.mode,
-            "mean": {n: mean(r[n] for r in rows) for n in names}, "per_query": rows}
+            "mean": {n: mean(float(r[n]) for r in rows) for n in names}, "per_query": rows}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,9 @@ class SentenceTransformerEmbedder:
             self._model.get_sentence_embedding_dimension
         self.dimension = int(get_dim() or 0)
         self.max_tokens = int(self._model.max_seq_length or 512)
+        # one forward pass at a time: torch already spreads one over the cores, and passes
+        # from many server threads at once only multiply the activation memory
+        self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: EmbedderSettings) -> SentenceTransformerEmbedder:
@@ -65,10 +69,11 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False,
-        )
+        with self._lock:
+            vectors = self._model.encode(
+                list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                convert_to_numpy=True, show_progress_bar=False,
+            )
         return np.asarray(vectors, dtype=np.float32)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -78,3 +83,53 @@ class SentenceTransformerEmbedder:
         encoded = self._model.tokenizer(list(texts), add_special_tokens=False,
                                         return_attention_mask=False, verbose=False)
         return [len(ids) for ids in encoded["input_ids"]]
+
+
+class CachedEmbedder:
+    """An embedder that remembers the vectors of the last ``max_items`` texts.
+
+    The citation check embeds every sentence of every retrieved chunk for each answer; in a
+    server the same chunks come back again and again, so their vectors are kept. Thread-safe:
+    misses are embedded in one batch outside the lock, and the model itself is used by one
+    is left to the inner embedder.
+
+    Example::
+
+        cached = CachedEmbedder(kb.embedder, max_items=20_000)
+        cached.embed(["a sentence"])  # computed
+        cached.embed(["a sentence"])  # from the cache
+    """
+
+    def __init__(self, inner: Any, max_items: int = 20_000) -> None:
+        from collections import OrderedDict
+
+        self.inner = inner
+        self.name, self.dimension = inner.name, inner.dimension
+        self.max_items = max_items
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self.inner.count_tokens(texts)  # type: ignore[no-any-return]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            found = {t: self._vectors[t] for t in texts if t in self._vectors}
+            for t in found:
+                self._vectors.move_to_end(t)
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            vectors = self.inner.embed(missing)
+            with self._lock:
+                for t, v in zip(missing, vectors, strict=True):
+                    self._vectors[t] = v
+                    found[t] = v
+                while len(self._vectors) > self.max_items:
+                    self._vectors.popitem(last=False)
+        with self._lock:
+            self.hits += len(texts) - len(missing)
+            self.misses += len(missing)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([found[t] for t in texts]).astype(np.float32, copy=False)

@@ -35,10 +35,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ragtune.errors import ConfigError, RagtuneError
 from ragtune.tune.encode import Encoded, encode_record, pack, row_tensors
+from ragtune.tune.formats import Example
 from ragtune.tune.metrics import exact_match, rouge_l
 from ragtune.tune.model import (
     answer_loss,
@@ -56,6 +57,7 @@ from ragtune.tune.runs import (
     replace_dir,
     truncate_metrics,
 )
+from ragtune.types import Message
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +145,11 @@ def _peak_memory_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
+def chat(record: Example) -> list[Message]:
+    """A prepared record's messages, as the tokenizer functions type them."""
+    return cast("list[Message]", record["messages"])
+
+
 class Trainer:
     """One LoRA run: build it with a config, call :meth:`run`.
 
@@ -162,6 +169,7 @@ class Trainer:
         self.out = Path(config.out)
         self.resume = resume
         self.progress = progress
+        self.best: dict[str, Any] | None = None  # the best checkpoint's metrics so far
 
     # -- setup ------------------------------------------------------------------------
 
@@ -197,9 +205,9 @@ class Trainer:
         np.random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
         self.model = load_lora_model(self.base_path, cfg, self.device, self.precision)
-        self.encoded = [encode_record(self.tokenizer, r["messages"], cfg.max_length, r["id"])
+        self.encoded = [encode_record(self.tokenizer, chat(r), cfg.max_length, r["id"])
                         for r in self.train_records]
-        self.encoded_eval = [encode_record(self.tokenizer, r["messages"], cfg.max_length,
+        self.encoded_eval = [encode_record(self.tokenizer, chat(r), cfg.max_length,
                                            r["id"])
                              for r in self.eval_records[: cfg.eval_max_records]]
         per_step = cfg.batch_size * cfg.grad_accum
@@ -265,7 +273,7 @@ class Trainer:
             result["eval_loss"] = loss_sum / max(1, answer)
         sample = self.eval_records[: cfg.eval_samples]
         if sample:
-            prompts = [r["messages"][:-1] for r in sample]
+            prompts = [chat(r)[:-1] for r in sample]
             refs = [r["messages"][-1]["content"] for r in sample]
             answers = generate_batch(self.model, self.tokenizer, prompts, cfg.max_new_tokens,
                                      precision=self.precision)
@@ -356,7 +364,7 @@ class Trainer:
                                f"continue it with `ragtune tune lora --resume {self.out}`")
         self.out.mkdir(parents=True, exist_ok=True)
         self._load()
-        self.best: dict[str, Any] | None = None
+        self.best = None
         self.tokens_seen = 0
         self.train_seconds = 0.0
         start = self._restore() if self.resume else 0

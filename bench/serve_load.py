@@ -1,0 +1,173 @@
+"""Load on ``ragtune serve``: concurrent clients on loopback, with a fake and the real generator.
+
+The server runs as its own process (``ragtune serve``) over a knowledge base of this
+repository's docs/ (real MiniLM embeddings, hybrid retrieval). Two runs, same clients and
+questions: first with the fake generator (the server's own overhead: HTTP, JSON, retrieval,
+packing, citation checks), then with the bundled SmolLM2-135M. Each client posts
+``/v1/chat/completions`` in a loop for ``--seconds``. Reported: requests/s, latency
+p50/p95/p99, errors, and the server's resident memory after warm-up, at its peak and at the
+end (growth = end - after warm-up). The warm-up is the same load for ``--warmup`` seconds, so
+that the allocator and the caches reach their working size before memory is measured.
+
+    .venv/bin/python bench/serve_load.py --clients 16 --seconds 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import httpx
+import numpy as np
+import psutil
+
+from _common import RESULTS, ROOT, machine, write_result
+
+QUESTIONS = [
+    "Which file formats can ragtune ingest?",
+    "How do I install the bundled models?",
+    "How does hybrid retrieval work?",
+    "What does ragtune kb verify do?",
+    "How do I fine-tune a LoRA adapter?",
+    "How are citations checked?",
+    "How do I point a knowledge base at Qdrant?",
+    "What does the layered pipeline do?",
+]
+KEY = "bench-key"
+
+
+def build_kb() -> str:
+    kb = RESULTS / "serve-load" / "kb"
+    if not kb.exists():
+        subprocess.run([sys.executable, "-m", "ragtune", "ingest", str(ROOT / "docs"), "--kb",
+                        str(kb)], check=True)
+    return str(kb)
+
+
+def start_server(kb: str, generator: str) -> tuple[subprocess.Popen[str], int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RAGTUNE_GENERATOR_BACKEND": generator,
+           "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "ragtune", "serve", "--kb", kb, "--port",
+                             str(port), "--api-key", KEY], stderr=subprocess.PIPE, text=True,
+                            env=env, stdout=subprocess.DEVNULL)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "Application startup complete" in line:
+            break
+    else:
+        raise SystemExit(f"the server exited with {proc.wait()}")
+    # keep draining the log so the server never blocks on a full pipe
+    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()  # type: ignore[union-attr]
+    return proc, port
+
+
+def load(url: str, clients: int, seconds: float, sample: Callable[[], None] | None = None
+         ) -> tuple[list[float], list[str], float]:
+    """``clients`` threads posting questions for ``seconds``: latencies (ms), errors, time."""
+    headers = {"Authorization": f"Bearer {KEY}"}
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    stop = time.perf_counter() + seconds
+
+    def client(i: int) -> None:
+        n = i
+        with httpx.Client(timeout=600) as c:
+            while time.perf_counter() < stop:
+                q = QUESTIONS[n % len(QUESTIONS)]
+                n += 1
+                t = time.perf_counter()
+                try:
+                    r = c.post(url, headers=headers, json={
+                        **BODY, "messages": [{"role": "user", "content": q}]})
+                    ok = r.status_code == 200 and r.json()["citations"]
+                    why = "" if ok else f"{r.status_code} {r.text[:200]}"
+                except httpx.HTTPError as exc:
+                    why = repr(exc)
+                with lock:
+                    (errors.append(why) if why else
+                     latencies.append((time.perf_counter() - t) * 1e3))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        if sample:
+            sample()
+        threads[0].join(timeout=1.0)
+    for t in threads:
+        t.join()
+    return latencies, errors, time.perf_counter() - t0
+
+
+BODY: dict[str, object] = {"model": "rag"}
+
+
+def run(kb: str, generator: str, clients: int, seconds: float, warmup: float
+        ) -> dict[str, object]:
+    proc, port = start_server(kb, generator)
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    server = psutil.Process(proc.pid)
+    load(url, clients, warmup)
+    rss = [server.memory_info().rss]
+    start = time.perf_counter()
+    mid: list[int] = []
+
+    def sample() -> None:
+        rss.append(server.memory_info().rss)
+        if not mid and time.perf_counter() - start > seconds / 2:
+            mid.append(rss[-1])
+
+    latencies, errors, elapsed = load(url, clients, seconds, sample)
+    rss.append(server.memory_info().rss)
+    proc.terminate()
+    proc.wait(timeout=30)
+    lat = np.array(latencies) if latencies else np.array([np.nan])
+    mb = 2**20
+    return {"generator": generator, "clients": clients, "seconds": round(elapsed, 1),
+            "warmup_s": warmup, "requests": len(latencies), "errors": len(errors),
+            "error_sample": errors[:3], "rps": len(latencies) / elapsed,
+            "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
+            "p99_ms": float(np.percentile(lat, 99)), "rss_start_mb": rss[0] / mb,
+            "rss_mid_mb": (mid[0] if mid else rss[-1]) / mb, "rss_peak_mb": max(rss) / mb,
+            "rss_end_mb": rss[-1] / mb, "rss_growth_mb": (rss[-1] - rss[0]) / mb}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--warmup", type=float, default=20)
+    args = parser.parse_args()
+    BODY["max_tokens"] = args.max_tokens
+    kb = build_kb()
+    rows = [run(kb, g, args.clients, args.seconds, args.warmup) for g in ("fake", "local")]
+    print(f"\n{args.clients} clients, {args.seconds:.0f} s each, max_tokens {args.max_tokens}")
+    print("| generator | requests | req/s | p50 ms | p95 ms | p99 ms | errors | RSS after "
+          "warm-up → half-way → end, peak (MB) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['generator']} | {r['requests']} | {r['rps']:.1f} | {r['p50_ms']:.0f} | "
+              f"{r['p95_ms']:.0f} | {r['p99_ms']:.0f} | {r['errors']} | "
+              f"{r['rss_start_mb']:.0f} → {r['rss_mid_mb']:.0f} → {r['rss_end_mb']:.0f}, "
+              f"{r['rss_peak_mb']:.0f} |")
+    fake, real = rows
+    print(f"server overhead share of a real request at p50: "
+          f"{fake['p50_ms'] / real['p50_ms']:.1%} (fake p50 / real p50)")
+    path = write_result("serve_load", {"machine": machine(), "runs": rows})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
