@@ -21,6 +21,24 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
             monkeypatch.delenv(key)
 
 
+@pytest.fixture
+def kb(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A two-document knowledge base with the fake models (the pipeline, layered and
+    server tests); a module with its own ``kb`` fixture uses that one."""
+    from ragtune import KnowledgeBase
+    from ragtune.testing import FakeEmbedder, FakeGenerator
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "vacation.txt").write_text(
+        "Every employee receives 25 days of paid vacation per year.")
+    (folder / "tower.md").write_text("The Eiffel Tower was completed in 1889.")
+    base = KnowledgeBase.create(tmp_path / "kb", embedder=FakeEmbedder(),
+                                generator=FakeGenerator())
+    base.ingest([folder])
+    return base
+
+
 def dataset(*parts: str) -> Path:
     """A path under the shared datasets folder, or skip the test when it is absent."""
     path = DATA.joinpath(*parts)

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from ragtune.serve import ServeSettings, create_app
-from tests.serve.conftest import LiveServer, kb  # noqa: F401 - the kb fixture
+from tests.serve.conftest import LiveServer
 
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture
-def page(kb):  # noqa: F811
+def page(kb):
     app = create_app(ServeSettings(kb=kb.path), kb=kb)
     with LiveServer(app) as server, playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,

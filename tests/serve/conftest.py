@@ -1,5 +1,5 @@
-"""The server over a two-document knowledge base with the fake models (``create_app(fakes)``),
-and a live uvicorn on 127.0.0.1 for the clients that need a real socket."""
+"""The server over the shared two-document knowledge base with the fake models
+(``create_app(fakes)``), and a live uvicorn on 127.0.0.1 for the clients that need a real socket."""
 
 import socket
 import threading
@@ -8,24 +8,9 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from ragtune import KnowledgeBase
 from ragtune.serve import ServeSettings, create_app
-from ragtune.testing import FakeEmbedder, FakeGenerator
 
 KEY = "test-key-123"
-
-
-@pytest.fixture
-def kb(tmp_path):
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    (folder / "vacation.txt").write_text(
-        "Every employee receives 25 days of paid vacation per year.")
-    (folder / "tower.md").write_text("The Eiffel Tower was completed in 1889.")
-    base = KnowledgeBase.create(tmp_path / "kb", embedder=FakeEmbedder(),
-                                generator=FakeGenerator())
-    base.ingest([folder])
-    return base
 
 
 def make_client(kb, **settings):

@@ -18,7 +18,7 @@ from typing import Any
 
 from ragtune.advise import rules
 from ragtune.advise.costs import OPTIONS, CostModel, Estimate, break_even, estimate
-from ragtune.advise.measured import ArmResult, Measurements
+from ragtune.advise.measured import Measurements
 from ragtune.advise.profile import Profile
 from ragtune.advise.rules import Reason
 
@@ -171,10 +171,8 @@ def _apply_measurements(m: Measurements, p: Profile, option: str, pattern: str |
     if best is None:
         reasons.append(Reason("measured", "measured_none_eligible", measured=True))
         return option, pattern, reasons
-    mine: ArmResult | None = None
-    if option == "combination" and pattern:
-        mine = m.arms.get(next((a for a, r in m.arms.items() if r.pattern == pattern), ""))
-    mine = mine or m.best(option, exclude=excluded)
+    mine = (m.by_pattern(pattern) if option == "combination" else None) \
+        or m.best(option, exclude=excluded)
     ev: dict[str, Any] = {"metric": m.metric, "best": best.arm, "best_value": best.metric,
                           "baseline": m.baseline}
     if mine is None:
@@ -205,9 +203,8 @@ def _estimates(p: Profile, costs: CostModel, pattern: str | None,
     for option in OPTIONS:
         arm = None
         if m is not None:
-            arm = (m.best(option) if option != "combination" or pattern is None else
-                   next((r for r in m.arms.values() if r.pattern == pattern), None)
-                   or m.best(option))
+            arm = (m.by_pattern(pattern) if option == "combination" else None) \
+                or m.best(option)
         # a combination retrains for skills and style, not for facts: the knowledge is retrieved
         n = retrains if option == "finetune" else (1.0 if option == "combination" else 0.0)
         out[option] = estimate(

@@ -28,11 +28,11 @@ Example::
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ragtune.advise.profile import read_toml
 from ragtune.errors import ConfigError
 
 Range = tuple[float, float]
@@ -75,15 +75,8 @@ class CostModel:
         """Defaults, overridden by the keys of a TOML file (``[costs]`` table or top level)."""
         if path is None:
             return cls()
-        p = Path(path)
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read the cost model {p}: {exc.strerror}") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{p} is not valid TOML ({exc}); see `ragtune advise --help`"
-                              ) from None
-        return cls.from_mapping(data.get("costs", data), where=str(p))
+        data = read_toml(path, "cost model", "see docs/advise.md for its fields")
+        return cls.from_mapping(data.get("costs", data), where=str(path))
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], where: str = "costs") -> CostModel:

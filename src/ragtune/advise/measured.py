@@ -59,6 +59,10 @@ class Measurements:
         """Paired bootstrap of ``metric`` for arm ``a`` minus arm ``b`` (mean, 95% interval)."""
         return paired_bootstrap(list(self.arms[a].scores), list(self.arms[b].scores))
 
+    def by_pattern(self, pattern: str | None) -> ArmResult | None:
+        """The arm of a combination's pattern (``serial`` is ``ft+rag``), if measured."""
+        return next((r for r in self.arms.values() if pattern and r.pattern == pattern), None)
+
     def best(self, option: str | None = None, exclude: frozenset[str] = frozenset()
              ) -> ArmResult | None:
         candidates = [r for r in self.arms.values()

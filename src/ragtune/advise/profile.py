@@ -95,17 +95,9 @@ class Profile:
 
     @classmethod
     def load(cls, path: str | Path) -> Profile:
-        p = Path(path)
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"profile {p} not found; write one with `ragtune profile --kb "
-                              "DIR --out advise.toml` or see `ragtune advise --help`") from None
-        except OSError as exc:
-            raise ConfigError(f"cannot read the profile {p}: {exc.strerror}") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{p} is not valid TOML ({exc})") from None
-        return cls.from_mapping(data.get("profile", data), where=str(p))
+        data = read_toml(path, "profile", "write one with `ragtune profile --kb DIR --out "
+                         "advise.toml` or see `ragtune advise --help`")
+        return cls.from_mapping(data.get("profile", data), where=str(path))
 
     def merged(self, other: Profile) -> Profile:
         """This profile with ``other``'s known fields on top."""
@@ -142,6 +134,19 @@ class Profile:
         if self.measured:
             lines.append("measured = [" + ", ".join(f'"{m}"' for m in self.measured) + "]")
         return "\n".join(lines) + "\n"
+
+
+def read_toml(path: str | Path, what: str, hint: str) -> dict[str, Any]:
+    """A TOML file's tables; errors name the file and say what to do (``hint``)."""
+    p = Path(path)
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {p} not found; {hint}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {what} {p}: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p} is not valid TOML ({exc}); {hint}") from None
 
 
 def _boolean(value: Any, where: str) -> bool:

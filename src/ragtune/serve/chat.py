@@ -26,7 +26,6 @@ from ragtune.serve.schemas import ChatRequest
 from ragtune.types import Answer, Completion, Message
 
 LIVE = ("rag", "closed", "serial")  # pipelines whose one generation is the answer
-STREAM_PIECE_WORDS = 1  # words per chunk when replaying a finished answer
 
 
 class Tee:
@@ -148,11 +147,9 @@ def stream(run: Callable[[Callable[[str], None] | None], Answer], model: str,
         yield "data: [DONE]\n\n"
         return
     answer: Answer = result["answer"]
-    if not live:
-        words = answer.text.split(" ")
-        for i in range(0, len(words), STREAM_PIECE_WORDS):
-            text = " ".join(words[i:i + STREAM_PIECE_WORDS])
-            yield _chunk(cid, model, created, {"content": text if i == 0 else " " + text})
+    if not live:  # replay the chosen answer word by word
+        for i, word in enumerate(answer.text.split(" ")):
+            yield _chunk(cid, model, created, {"content": word if i == 0 else " " + word})
     yield _chunk(cid, model, created, {}, "stop", usage=usage(answer),
                  citations=citations(answer), ragtune=extras(answer))
     yield "data: [DONE]\n\n"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.documents.loaders import LOADERS
+from ragtune.index.ingest import source_name
 from ragtune.index.sources import SourceRecord
 from ragtune.knowledge_base import KnowledgeBase
 from ragtune.retrieve.filters import Filter, parse_pages, parse_time
@@ -115,9 +116,9 @@ class Library:
                 raise ApiError(400, f"could not ingest {why}. Nothing was changed for the "
                                "failed file(s); fix or convert them and upload again",
                                param="file", code="ingest_failed")
-        stored = {r.source: r for r in self.kb.sources()}
-        names = {str(p.resolve()) for p in previous} | {p.resolve().as_posix() for p in previous}
-        return {"data": [describe(r, self.uploads) for s, r in stored.items() if s in names],
+        names = {source_name(p) for p in previous}
+        return {"data": [describe(r, self.uploads) for r in self.kb.sources()
+                         if r.source in names],
                 "added": len(report.added), "updated": len(report.updated),
                 "unchanged": len(report.unchanged)}
 
