@@ -84,6 +84,9 @@ class GeneratorSettings:
     context_window: int | None = None  # default: the model's own
     # cap on prompt + output tokens: small models degrade on long prompts
     max_context: int = 2048
+    # local models: auto (exact fp32 decode loop, same tokens as transformers) | exact |
+    # fast (4-bit weights, bf16 steps; greedy output can drift) | transformers
+    decoder: str = "auto"
     prompt: str = "full"  # full (system prompt asking for [n] citations) | compact
     source_order: str = "best-last"  # best-last (best source next to the question) | best-first
     timeout_s: float = 120.0

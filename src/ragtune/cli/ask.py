@@ -8,6 +8,7 @@ import typer
 
 from ragtune.cli.common import (
     CONFIG_OPTION,
+    DECODER_OPTION,
     JSON_OPTION,
     KB_OPTION,
     MMR_OPTION,
@@ -72,6 +73,7 @@ def ask(
     base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint URL."),
     api_key: str = typer.Option(None, "--api-key", help="API key (else OPENAI_API_KEY)."),
     max_tokens: int = typer.Option(None, "--max-tokens", help="Output tokens to allow."),
+    decoder: str = DECODER_OPTION,
     source: str = SOURCE_OPTION,
     pages: str = PAGES_OPTION,
     since: str = SINCE_OPTION,
@@ -88,7 +90,7 @@ def ask(
         config, retrieval={"mode": mode, "reranker": rerank, "mmr_lambda": mmr,
                            "neighbours": neighbours},
         generator={"backend": generator, "model": model, "base_url": base_url,
-                   "api_key": api_key, "max_tokens": max_tokens},
+                   "api_key": api_key, "max_tokens": max_tokens, "decoder": decoder},
     )
     with KnowledgeBase.open(kb, settings) as base:
         result = base.ask(question, k=k, filter=make_filter(source, pages, since, until),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ragtune.cli.common import CONFIG_OPTION, JSON_OPTION, print_json, settings_from
+from ragtune.cli.common import CONFIG_OPTION, DECODER_OPTION, JSON_OPTION, print_json, settings_from
 from ragtune.types import Message
 
 
@@ -18,13 +18,15 @@ def generate(
     max_tokens: int = typer.Option(256, "--max-tokens", help="Output tokens to allow."),
     temperature: float = typer.Option(0.0, "--temperature", help="0: greedy."),
     stream: bool = typer.Option(False, "--stream", help="Print tokens as they come."),
+    decoder: str = DECODER_OPTION,
     config: Path = CONFIG_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Answer a prompt with the local model, no retrieval."""
     from ragtune.models.components import build_generator
 
-    settings = settings_from(config, generator={"model": model, "adapter": adapter})
+    settings = settings_from(config, generator={"model": model, "adapter": adapter,
+                                                     "decoder": decoder})
     generator = build_generator(settings.generator)
     messages: list[Message] = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": prompt})

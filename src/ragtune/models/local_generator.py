@@ -14,12 +14,18 @@ from typing import Any
 
 from ragtune.config import GeneratorSettings
 from ragtune.errors import ConfigError, GenerationError
+from ragtune.models.fast_decode import Decoder, DecoderMode, bf16_supported, build_decoder
 from ragtune.models.gguf_cache import bundled_gguf, converted_model
 from ragtune.models.offline import ensure_offline
 from ragtune.models.registry import BUNDLED, bundled_model
 from ragtune.types import Completion, Message
 
 logger = logging.getLogger(__name__)
+
+# auto: the exact fp32 decode loop where it covers the model (same tokens as
+# transformers.generate, faster); fast: 4-bit weights and bf16 decode steps (faster still,
+# greedy output can drift); transformers: transformers.generate itself
+DECODERS = ("auto", "exact", "fast", "transformers")
 
 
 def resolve_model_dir(model: str) -> Path:
@@ -54,6 +60,7 @@ class LocalGenerator:
         max_context: int | None = None,
         dtype: str = "float32",
         adapter: str | Path | None = None,
+        decoder: str = "auto",
     ) -> None:
         ensure_offline()
         import torch
@@ -89,12 +96,32 @@ class LocalGenerator:
         native = int(getattr(self.model.config, "max_position_embeddings", 2048))
         window = context_window or native
         self.context_window = min(window, max_context) if max_context else window
+        eos = self.model.generation_config.eos_token_id
+        self.eos_ids: set[int] = set(eos if isinstance(eos, list) else [eos]) - {None}
+        self.decoder = self._build_decoder(decoder, dtype)
         self._lock = threading.Lock()
+
+    def _build_decoder(self, choice: str, dtype: str) -> Decoder | None:
+        """The fast decode loop for ``choice`` (see :data:`DECODERS`), or ``None`` for
+        ``transformers.generate``. The transformers weights are released when it is built."""
+        if choice not in DECODERS:
+            raise ConfigError(f"unknown decoder {choice!r}; choose one of {', '.join(DECODERS)}")
+        if choice == "transformers" or dtype != "float32":
+            return None
+        mode: DecoderMode = "fast" if choice == "fast" else "exact"
+        if mode == "fast" and not bf16_supported():
+            logger.info("this CPU has no bf16 kernels: exact decoding instead of fast")
+            mode = "exact"
+        decoder = build_decoder(self.model, mode)
+        if decoder is not None:
+            self.model = None  # the decoder holds what it needs
+        return decoder
 
     @classmethod
     def from_settings(cls, settings: GeneratorSettings) -> LocalGenerator:
         return cls(settings.model, context_window=settings.context_window,
-                   max_context=settings.max_context, adapter=settings.adapter)
+                   max_context=settings.max_context, adapter=settings.adapter,
+                   decoder=settings.decoder)
 
     def _encode(self, messages: Sequence[Message]) -> Any:
         try:
@@ -117,27 +144,40 @@ class LocalGenerator:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         return kwargs
 
+    def _tokens(self, inputs: Any, max_tokens: int, temperature: float) -> Iterator[int]:
+        """New token ids from the fast decoder (the caller holds the lock)."""
+        assert self.decoder is not None
+        prompt = inputs["input_ids"][0].tolist()
+        return self.decoder.tokens(prompt, max_tokens, eos=self.eos_ids,
+                                   temperature=temperature, top_p=0.95)
+
     def generate(
         self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0
     ) -> Completion:
         inputs = self._encode(messages)
         n_prompt = int(inputs["input_ids"].shape[1])
-        with self._lock, self._torch.inference_mode():
-            out = self.model.generate(**self._generate_kwargs(inputs, max_tokens, temperature))
-        new = out[0, n_prompt:]
+        with self._lock:
+            if self.decoder is not None:
+                new = list(self._tokens(inputs, max_tokens, temperature))
+            else:
+                with self._torch.inference_mode():
+                    out = self.model.generate(**self._generate_kwargs(inputs, max_tokens,
+                                                                      temperature))
+                new = out[0, n_prompt:].tolist()
         text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
-        eos = self.model.generation_config.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos])
-        finished = len(new) < max_tokens or (len(new) > 0 and int(new[-1]) in eos_ids)
-        return Completion(text=text, prompt_tokens=n_prompt, completion_tokens=int(len(new)),
+        finished = len(new) < max_tokens or (len(new) > 0 and new[-1] in self.eos_ids)
+        return Completion(text=text, prompt_tokens=n_prompt, completion_tokens=len(new),
                           finish_reason="stop" if finished else "length")
 
     def stream(
         self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0
     ) -> Iterator[str]:
+        inputs = self._encode(messages)
+        if self.decoder is not None:
+            yield from self._stream_fast(inputs, max_tokens, temperature)
+            return
         from transformers import TextIteratorStreamer
 
-        inputs = self._encode(messages)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs = self._generate_kwargs(inputs, max_tokens, temperature)
         kwargs["streamer"] = streamer
@@ -157,3 +197,20 @@ class LocalGenerator:
         thread.join()
         if errors:
             raise GenerationError(f"{self.name} failed while streaming: {errors[0]}")
+
+    def _stream_fast(self, inputs: Any, max_tokens: int, temperature: float) -> Iterator[str]:
+        """Text as the decoder produces tokens: the whole answer is re-decoded each step and
+        the new suffix sent, held back while it ends in an incomplete UTF-8 character."""
+        ids: list[int] = []
+        sent = ""
+        with self._lock:
+            try:
+                for token in self._tokens(inputs, max_tokens, temperature):
+                    ids.append(token)
+                    text = self.tokenizer.decode(ids, skip_special_tokens=True)
+                    if text.endswith("\ufffd") or not text.startswith(sent) or text == sent:
+                        continue
+                    piece, sent = text[len(sent):], text
+                    yield piece
+            except Exception as exc:  # a failure mid-answer names the model
+                raise GenerationError(f"{self.name} failed while streaming: {exc}") from exc

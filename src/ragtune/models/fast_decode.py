@@ -1,0 +1,319 @@
+"""A CPU decode loop for Llama-family models: fused projections, a KV cache sized per
+request, 4-bit weights repacked losslessly from GGUF, and greedy picks checked in fp32.
+
+``transformers.generate`` spends most of a token's time outside the matrix products that
+define it (generic cache objects, logits processors, one small op per projection), and it
+multiplies fp32 copies of weights that the bundled GGUF stores in 4 bits. This loop:
+
+- fuses q/k/v and gate/up into one product each and keeps the KV cache as one preallocated
+  tensor, so a step is a handful of large ops per layer;
+- in ``fast`` mode, finds weight matrices whose every group of 32 values lies on a 16-level
+  grid (what GGUF Q4_0/Q4_1 de-quantise to) and repacks them into torch's int4 layout:
+  the weights stay exactly the same values, but a token reads 8x fewer bytes. The int4
+  kernel takes bf16 activations, so decode steps carry bf16 rounding;
+- prefills the prompt in fp32 with those same grid values (de-quantised one layer at a
+  time), so the KV cache of the prompt and the first token are exact;
+- in ``fast`` mode, picks greedy tokens from int8 logits, then re-scores the best
+  ``RERANK`` candidates against the fp32 output embedding.
+
+``exact`` mode runs the same loop entirely in fp32 and matches ``transformers.generate``.
+Models it does not cover (other architectures, rope scaling) return ``None`` from
+:func:`build_decoder`, and the caller keeps ``transformers.generate``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+logger = logging.getLogger(__name__)
+
+DecoderMode = Literal["fast", "exact"]
+GROUP = 32  # values per int4 group, as in GGUF's Q4 blocks
+RERANK = 16  # greedy candidates re-scored in fp32
+_GRID_TOLERANCE = 1e-6  # relative to the matrix's largest value
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU has fast bf16 kernels (the int4 kernel runs in bf16)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def grid4(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """``(q, scale, low)`` with ``weight == q * scale + low`` per group of 32 input values,
+    ``q`` in 0..15, ``(n, k)`` uint8 and ``(n, k/32)`` fp32; ``None`` when the weight is not
+    on such a grid (a full-precision or fine-tuned matrix), so that nothing is approximated.
+
+    GGUF Q4_1 stores ``d`` and ``m`` per block of 32 with the block's minimum at ``q = 0``
+    and its maximum at ``q = 15`` (ggml ``quantize_row_q4_1``), so both are recovered from
+    the de-quantised values as ``low = min`` and ``scale = (max - min) / 15``.
+    """
+    n, k = weight.shape
+    if k % GROUP:
+        return None
+    groups = weight.detach().float().reshape(n, k // GROUP, GROUP)
+    low = groups.amin(-1)
+    scale = (groups.amax(-1) - low) / 15
+    q = torch.round((groups - low[..., None]) / torch.where(scale > 0, scale, 1)[..., None])
+    q = q.clamp_(0, 15)
+    error = (q * scale[..., None] + low[..., None] - groups).abs().max()
+    if float(error) > _GRID_TOLERANCE * float(groups.abs().max()) + 1e-12:
+        return None
+    return q.to(torch.uint8).reshape(n, k), scale, low
+
+
+@dataclass
+class Linear:
+    """One projection ``x @ W.T``: fp32, or 4-bit grid values (see :func:`grid4`)."""
+
+    out_features: int
+    weight: torch.Tensor | None = None  # (n, k) fp32, when not packed
+    packed: torch.Tensor | None = None  # torch's int4 layout, for decode steps
+    scales_zeros: torch.Tensor | None = None  # (k/32, n, 2) bf16: scale, value at q = 8
+    nibbles: torch.Tensor | None = None  # (n, k/2) uint8, for exact fp32 prefill
+    scale: torch.Tensor | None = None  # (n, k/32) fp32
+    low: torch.Tensor | None = None  # (n, k/32) fp32
+
+    @classmethod
+    def from_weight(cls, weight: torch.Tensor, pack: bool) -> Linear:
+        grid = grid4(weight) if pack else None
+        if grid is None:
+            return cls(weight.shape[0], weight=weight.detach().float().contiguous())
+        q, scale, low = grid
+        # torch's CPU int4 kernel de-quantises as (q - 8) * scale + zero
+        packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.to(torch.int32), 2)
+        scales_zeros = torch.stack([scale.T, (low + 8 * scale).T], -1)
+        return cls(weight.shape[0], packed=packed,
+                   scales_zeros=scales_zeros.to(torch.bfloat16).contiguous(),
+                   nibbles=(q[:, 0::2] | (q[:, 1::2] << 4)).contiguous(), scale=scale, low=low)
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        """``(m, k) -> (m, n)`` for decode: the int4 kernel where packed."""
+        if self.weight is not None:
+            return F.linear(x, self.weight)
+        out = torch.ops.aten._weight_int4pack_mm_for_cpu(
+            x.to(torch.bfloat16), self.packed, GROUP, self.scales_zeros)
+        return out.float()
+
+    def full(self, x: torch.Tensor) -> torch.Tensor:
+        """``(m, k) -> (m, n)`` in fp32 with the exact weight values (for prefill)."""
+        if self.weight is not None:
+            return F.linear(x, self.weight)
+        assert self.nibbles is not None and self.scale is not None and self.low is not None
+        q = torch.stack([self.nibbles & 15, self.nibbles >> 4], -1)
+        n = self.out_features
+        groups = q.reshape(n, -1, GROUP).float().mul_(self.scale[..., None])
+        return F.linear(x, groups.add_(self.low[..., None]).reshape(n, -1))
+
+    @property
+    def nbytes(self) -> int:
+        parts = [self.weight, self.packed, self.scales_zeros, self.nibbles, self.scale, self.low]
+        return sum(p.numel() * p.element_size() for p in parts if p is not None)
+
+
+@dataclass
+class Layer:
+    input_norm: torch.Tensor
+    qkv: Linear
+    o: Linear
+    post_norm: torch.Tensor
+    gate_up: Linear
+    down: Linear
+
+
+def supported(config: Any) -> str | None:
+    """Why this loop cannot run the model, or ``None`` when it can."""
+    if getattr(config, "model_type", None) != "llama":
+        return f"architecture {getattr(config, 'model_type', None)!r} (it covers llama)"
+    if getattr(config, "attention_bias", False) or getattr(config, "mlp_bias", False):
+        return "projection biases"
+    if getattr(config, "hidden_act", "silu") != "silu":
+        return f"activation {config.hidden_act!r}"
+    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+    if rope.get("rope_type", rope.get("type", "default")) != "default":
+        return f"rope scaling {rope.get('rope_type')!r}"
+    return None
+
+
+class Decoder:
+    """Greedy or sampled decoding of one sequence at a time.
+
+    Example::
+
+        decoder = build_decoder(model, mode="fast")  # a transformers LlamaForCausalLM
+        for token in decoder.tokens(prompt_ids, max_new_tokens=64, eos={2}):
+            ...
+    """
+
+    def __init__(self, model: Any, mode: DecoderMode = "fast") -> None:
+        cfg = model.config
+        self.mode = mode
+        self.heads = cfg.num_attention_heads
+        self.kv_heads = cfg.num_key_value_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.heads
+        self.hidden = cfg.hidden_size
+        self.eps = float(cfg.rms_norm_eps)
+        rope = getattr(cfg, "rope_parameters", None) or {}
+        theta = float(rope.get("rope_theta", getattr(cfg, "rope_theta", 10000.0)))
+        self.inv_freq = 1.0 / theta ** (
+            torch.arange(0, self.head_dim, 2, dtype=torch.int64).float() / self.head_dim)
+        pack = mode == "fast"
+        inner = model.model
+        self.layers = []
+        for block in inner.layers:
+            a, mlp = block.self_attn, block.mlp
+            qkv = torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight])
+            gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
+            self.layers.append(Layer(
+                block.input_layernorm.weight.detach().float(),
+                Linear.from_weight(qkv, pack), Linear.from_weight(a.o_proj.weight, pack),
+                block.post_attention_layernorm.weight.detach().float(),
+                Linear.from_weight(gate_up, pack), Linear.from_weight(mlp.down_proj.weight, pack),
+            ))
+        self.embed = inner.embed_tokens.weight.detach().float()
+        self.norm = inner.norm.weight.detach().float()
+        self.lm_head = model.lm_head.weight.detach().float()
+        self.vocab = self.lm_head.shape[0]
+        self._lm_int8: tuple[torch.Tensor, torch.Tensor] | None = None
+        if pack:
+            # int8 logits only choose candidates: the winner is re-scored in fp32
+            scales = (self.lm_head.abs().amax(1).clamp_min(1e-12) / 127).to(torch.bfloat16)
+            codes = torch.round(self.lm_head / scales.float()[:, None]).clamp_(-127, 127)
+            self._lm_int8 = (codes.to(torch.int8), scales)
+        linears = [lin for layer in self.layers
+                   for lin in (layer.qkv, layer.o, layer.gate_up, layer.down)]
+        self.packed_share = sum(lin.packed is not None for lin in linears) / len(linears)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of weights held (the embedding is shared with the output layer when tied)."""
+        total = sum(lin.nbytes for layer in self.layers
+                    for lin in (layer.qkv, layer.o, layer.gate_up, layer.down))
+        total += self.embed.numel() * 4
+        if self.lm_head.data_ptr() != self.embed.data_ptr():
+            total += self.lm_head.numel() * 4
+        if self._lm_int8 is not None:
+            total += self._lm_int8[0].numel() + self._lm_int8[1].numel() * 2
+        return total
+
+    def _rope(self, start: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
+        freqs = torch.outer(torch.arange(start, end, dtype=torch.float32), self.inv_freq)
+        angles = torch.cat([freqs, freqs], -1)
+        return angles.cos(), angles.sin()
+
+    def forward(self, tokens: torch.Tensor, start: int, cache: torch.Tensor) -> torch.Tensor:
+        """Hidden states ``(t, hidden)`` after the final norm for ``tokens`` ``(t,)`` at
+        positions ``start..start+t``, writing their keys and values into ``cache``
+        ``(layers, 2, kv_heads, capacity, head_dim)``."""
+        t = tokens.shape[0]
+        end = start + t
+        h, kv, d = self.heads, self.kv_heads, self.head_dim
+        half = d // 2
+        exact = self.mode == "exact" or t > 1  # prefill and exact mode: fp32 weights
+        cos, sin = self._rope(start, end)
+        mask = None
+        if t > 1 and start > 0:
+            mask = torch.arange(end)[None, :] <= (start + torch.arange(t))[:, None]
+        x = self.embed[tokens]
+        for i, layer in enumerate(self.layers):
+            y = F.rms_norm(x, (self.hidden,), layer.input_norm, self.eps)
+            qkv = (layer.qkv.full(y) if exact else layer.qkv.step(y))
+            qkv = qkv.view(t, h + 2 * kv, d).transpose(0, 1)
+            qk = qkv[: h + kv]
+            qk = qk * cos + torch.cat([-qk[..., half:], qk[..., :half]], -1) * sin
+            cache[i, 0, :, start:end] = qk[h:]
+            cache[i, 1, :, start:end] = qkv[h + kv:]
+            keys, values = cache[i, 0, :, :end], cache[i, 1, :, :end]
+            if t > 1 and start == 0:
+                att = F.scaled_dot_product_attention(
+                    qk[:h].unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0),
+                    is_causal=True, enable_gqa=True)[0]
+            else:
+                # grouped-query attention as two batched products, one per kv head
+                q = qk[:h].reshape(kv, (h // kv) * t, d)
+                scores = (q @ keys.transpose(1, 2)) * d ** -0.5
+                if mask is not None:
+                    scores = scores.view(kv, h // kv, t, end).masked_fill(~mask, float("-inf"))
+                    scores = scores.view(kv, (h // kv) * t, end)
+                att = (scores.softmax(-1) @ values).view(h, t, d)
+            att = att.transpose(0, 1).reshape(t, h * d)
+            x = x + (layer.o.full(att) if exact else layer.o.step(att))
+            y = F.rms_norm(x, (self.hidden,), layer.post_norm, self.eps)
+            gate, up = (layer.gate_up.full(y) if exact else layer.gate_up.step(y)).chunk(2, -1)
+            y = F.silu(gate) * up
+            x = x + (layer.down.full(y) if exact else layer.down.step(y))
+        return F.rms_norm(x, (self.hidden,), self.norm, self.eps)
+
+    def _greedy(self, state: torch.Tensor, banned: torch.Tensor | None) -> int:
+        """The argmax of the logits of ``state`` ``(hidden,)``: all in fp32 in exact mode;
+        in fast mode, int8 logits pick ``RERANK`` candidates re-scored in fp32 (the int8
+        error is far below the gap between the 1st and 16th logits)."""
+        if self._lm_int8 is None:
+            logits = self.lm_head @ state
+            if banned is not None:
+                logits[banned] = float("-inf")
+            return int(logits.argmax())
+        codes, scales = self._lm_int8
+        rough = torch.ops.aten._weight_int8pack_mm(state[None].to(torch.bfloat16), codes, scales)
+        rough = rough[0].float()
+        if banned is not None:
+            rough[banned] = float("-inf")
+        candidates = rough.topk(RERANK).indices
+        return int(candidates[(self.lm_head[candidates] @ state).argmax()])
+
+    def _sample(self, state: torch.Tensor, temperature: float, top_p: float,
+                banned: torch.Tensor | None, generator: torch.Generator | None) -> int:
+        logits = (self.lm_head @ state) / temperature
+        if banned is not None:
+            logits[banned] = float("-inf")
+        probs, order = logits.softmax(-1).sort(descending=True)
+        keep = probs.cumsum(-1) - probs < top_p  # nucleus: smallest set reaching top_p
+        probs = probs * keep
+        pick = torch.multinomial(probs / probs.sum(), 1, generator=generator)
+        return int(order[pick])
+
+    def tokens(self, prompt: list[int], max_new_tokens: int, *, eos: set[int],
+               temperature: float = 0.0, top_p: float = 0.95, min_new_tokens: int = 0,
+               generator: torch.Generator | None = None) -> Iterator[int]:
+        """Yield up to ``max_new_tokens`` new token ids after ``prompt``, ending after an
+        ``eos`` id; ``min_new_tokens`` bans ``eos`` until then (as transformers does)."""
+        if not prompt or max_new_tokens <= 0:
+            return
+        capacity = len(prompt) + max_new_tokens
+        cache = torch.empty(len(self.layers), 2, self.kv_heads, capacity, self.head_dim)
+        banned_ids = torch.tensor(sorted(eos), dtype=torch.long) if eos else None
+        with torch.inference_mode():
+            state = self.forward(torch.tensor(prompt), 0, cache)[-1]
+            position = len(prompt)
+            for produced in range(max_new_tokens):
+                banned = banned_ids if produced < min_new_tokens else None
+                if temperature > 0:
+                    token = self._sample(state, temperature, top_p, banned, generator)
+                else:
+                    token = self._greedy(state, banned)
+                yield token
+                if token in eos or produced + 1 == max_new_tokens:
+                    return
+                state = self.forward(torch.tensor([token]), position, cache)[-1]
+                position += 1
+
+
+def build_decoder(model: Any, mode: DecoderMode = "fast") -> Decoder | None:
+    """A :class:`Decoder` for a transformers causal LM, or ``None`` (with the reason
+    logged) when the model is not one it covers."""
+    reason = supported(model.config)
+    if reason is not None:
+        logger.info("fast decoding does not cover %s; using transformers.generate", reason)
+        return None
+    decoder = Decoder(model, mode)
+    logger.info("%s decoding: %.0f%% of projections in 4 bits, %.0f MB of weights", mode,
+                100 * decoder.packed_share, decoder.nbytes / 2**20)
+    return decoder

@@ -1,0 +1,121 @@
+"""The fast decode loop against transformers.generate on tiny random Llama models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ragtune.models.fast_decode import Decoder, Linear, bf16_supported, build_decoder, grid4
+
+
+def llama(hidden: int = 64, layers: int = 2, vocab: int = 96, seed: int = 0):  # type: ignore[no-untyped-def]
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden,
+                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=512, eos_token_id=3, pad_token_id=0,
+                         bos_token_id=None, tie_word_embeddings=True, initializer_range=0.3)
+    return LlamaForCausalLM(config).eval()
+
+
+def on_q4_grid(weight: torch.Tensor) -> torch.Tensor:
+    """``weight`` rounded the way GGUF Q4_1 stores it: 16 levels per block of 32."""
+    n, k = weight.shape
+    g = weight.reshape(n, k // 32, 32)
+    low, high = g.amin(-1, keepdim=True), g.amax(-1, keepdim=True)
+    scale = (high - low) / 15
+    return (torch.round((g - low) / scale) * scale + low).reshape(n, k)
+
+
+def reference(model, prompt: list[int], n: int, min_new: int = 0) -> list[int]:  # type: ignore[no-untyped-def]
+    ids = torch.tensor([prompt])
+    with torch.no_grad():
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n,
+                             min_new_tokens=min_new, do_sample=False, eos_token_id=3,
+                             pad_token_id=0)
+    return out[0, len(prompt):].tolist()  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("prompt", [[5], [7, 8, 9, 10, 11, 12], list(range(4, 60))])
+def test_exact_mode_yields_the_tokens_transformers_generates(prompt: list[int]) -> None:
+    model = llama()
+    decoder = Decoder(model, "exact")
+    expected = reference(model, prompt, 40, min_new=40)
+    assert list(decoder.tokens(prompt, 40, eos={3}, min_new_tokens=40)) == expected
+
+
+def test_exact_mode_stops_after_end_of_sequence_like_transformers() -> None:
+    model = llama(seed=3)
+    decoder = Decoder(model, "exact")
+    for start in range(4, 40):  # some of these prompts end early
+        expected = reference(model, [start, start + 1], 30)
+        got = list(decoder.tokens([start, start + 1], 30, eos={3}))
+        assert got == expected
+        assert len(got) == 30 or got[-1] == 3
+
+
+def test_the_grid_of_q4_weights_is_recovered_exactly_and_nothing_else_is_packed() -> None:
+    weight = on_q4_grid(torch.randn(48, 96))
+    grid = grid4(weight)
+    assert grid is not None
+    q, scale, low = grid
+    assert q.dtype == torch.uint8 and int(q.max()) <= 15
+    rebuilt = q.float().reshape(48, 3, 32) * scale[..., None] + low[..., None]
+    torch.testing.assert_close(rebuilt.reshape(48, 96), weight, rtol=0, atol=1e-6)
+    assert grid4(torch.randn(48, 96)) is None  # full precision: kept as it is
+    assert grid4(torch.randn(48, 40)) is None  # not a whole number of groups
+    assert Linear.from_weight(torch.randn(48, 96), pack=True).weight is not None
+
+
+@pytest.mark.skipif(not bf16_supported(), reason="this CPU has no bf16 kernels")
+def test_fast_mode_packs_grid_weights_prefills_exactly_and_steps_close() -> None:
+    model = llama(hidden=64)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 2 and "embed" not in name:
+                p.copy_(on_q4_grid(p))
+    fast, exact = Decoder(model, "fast"), Decoder(model, "exact")
+    assert fast.packed_share == 1.0 and fast.nbytes < exact.nbytes
+    x = torch.randn(5, 64)
+    packed = fast.layers[0].qkv
+    weight = exact.layers[0].qkv.weight
+    torch.testing.assert_close(packed.full(x), F.linear(x, weight), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(packed.step(x), F.linear(x, weight), rtol=0.05, atol=0.05)
+    prompt = list(range(4, 40))
+    # the prompt is prefilled in fp32 with the exact grid values: same first token
+    assert next(fast.tokens(prompt, 5, eos=set())) == reference(model, prompt, 1)[0]
+    assert len(list(fast.tokens(prompt, 12, eos=set()))) == 12
+
+
+def test_sampling_is_reproducible_with_a_seed_and_differs_from_greedy() -> None:
+    decoder = Decoder(llama(), "exact")
+    runs = [list(decoder.tokens([5, 6], 30, eos=set(), temperature=1.5,
+                                generator=torch.Generator().manual_seed(7))) for _ in range(2)]
+    assert runs[0] == runs[1] and len(runs[0]) == 30
+    assert runs[0] != list(decoder.tokens([5, 6], 30, eos=set()))
+
+
+def test_other_architectures_keep_transformers_generate() -> None:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50))
+    assert build_decoder(model) is None
+
+
+def test_the_generator_streams_the_text_it_generates(tiny_model) -> None:  # type: ignore[no-untyped-def]
+    from ragtune.errors import ConfigError
+    from ragtune.models.local_generator import LocalGenerator
+
+    generator = LocalGenerator(str(tiny_model))
+    assert generator.decoder is not None and generator.decoder.mode == "exact"
+    baseline = LocalGenerator(str(tiny_model), decoder="transformers")
+    assert baseline.decoder is None
+    question = [{"role": "user", "content": "what is the cat ?"}]
+    answer = generator.generate(question, max_tokens=12)  # type: ignore[list-item]
+    assert answer.text == baseline.generate(question, max_tokens=12).text  # type: ignore[list-item]
+    streamed = "".join(generator.stream(question, max_tokens=12))  # type: ignore[list-item]
+    assert streamed.strip() == answer.text
+    with pytest.raises(ConfigError, match="choose one of auto, exact, fast, transformers"):
+        LocalGenerator(str(tiny_model), decoder="turbo")
