@@ -1,0 +1,179 @@
+"""Latency of ``ask`` on the SciFact knowledge base, step by step, and the memory of
+``ragtune serve`` with the default models.
+
+SciFact test questions are asked one at a time (rag pipeline, hybrid retrieval, k=5,
+greedy) through ``KnowledgeBase.ask`` with the bundled models. Each answer is split into:
+query embedding (the embedder's first call), search (the rest of retrieval), prompt
+building, prefill (until the decoder's first token), decode (the other tokens) and the
+citation check. p50 and p95 are printed beside the article's figures for a RAG call
+(retrieval 100 ms + LLM 200 ms).
+
+Then ``ragtune serve`` is started on the same knowledge base with the default models and
+answers ``--serve-requests`` chat requests one after another; its resident memory is
+sampled every 50 ms and the peak reported.
+
+The knowledge base is the one ``bench/retrieval_beir.py`` builds (``--kb`` to choose).
+
+    python bench/ask_latency.py [--questions 30] [--max-tokens 64] [--decoder auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import numpy as np
+import psutil
+
+from ragtune import KnowledgeBase
+from ragtune.config import Settings
+from ragtune.evaluate.datasets import load_beir
+from ragtune.models.embedders import SentenceTransformerEmbedder
+from ragtune.models.local_generator import LocalGenerator
+
+from _common import RESULTS, data_dir, require, write_result
+from serve_load import KEY, start_server
+
+ARTICLE = {"retrieval": 100.0, "llm": 200.0}  # ms, the article's RAG call
+
+
+class TimedEmbedder:
+    """The embedder, with the duration of each call kept in ``calls`` (ms)."""
+
+    def __init__(self, inner: SentenceTransformerEmbedder) -> None:
+        self.inner, self.name, self.dimension = inner, inner.name, inner.dimension
+        self.languages = inner.languages
+        self.calls: list[float] = []
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        start = time.perf_counter()
+        out = self.inner.embed(texts)
+        self.calls.append((time.perf_counter() - start) * 1e3)
+        return out
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self.inner.count_tokens(texts)
+
+
+class TimedDecoder:
+    """The generator's decoder, with the time from the call to its first token kept."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.prefill_ms = 0.0
+
+    def tokens(self, *args: Any, **kwargs: Any) -> Iterator[int]:
+        start = time.perf_counter()
+        for i, token in enumerate(self.inner.tokens(*args, **kwargs)):
+            if i == 0:
+                self.prefill_ms = (time.perf_counter() - start) * 1e3
+            yield token
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    return float(np.percentile(values, 50)), float(np.percentile(values, 95))
+
+
+def ask_steps(kb_path: str, questions: list[str], max_tokens: int, decoder: str
+              ) -> dict[str, tuple[float, float]]:
+    settings = Settings()
+    settings = replace(settings, generator=replace(settings.generator, decoder=decoder))
+    embedder = TimedEmbedder(SentenceTransformerEmbedder("all-minilm-l6-v2"))
+    generator = LocalGenerator.from_settings(settings.generator)
+    if generator.decoder is None:
+        raise SystemExit(f"decoder {decoder!r} has no fast loop to time prefill and decode")
+    timed = TimedDecoder(generator.decoder)
+    generator.decoder = timed  # type: ignore[assignment]
+    kb = KnowledgeBase.open(kb_path, settings, embedder=embedder, generator=generator)  # type: ignore[arg-type]
+    kb.ask(questions[0], max_tokens=4)  # load the index and warm the caches
+    steps: dict[str, list[float]] = {}
+    for q in questions:
+        embedder.calls.clear()
+        answer = kb.ask(q, max_tokens=max_tokens)
+        t = answer.timings
+        row = {"query embedding": embedder.calls[0],
+               "search": t["retrieve_ms"] - embedder.calls[0],
+               "prompt": t["prompt_ms"], "prefill": timed.prefill_ms,
+               "decode": t["generate_ms"] - timed.prefill_ms, "citations": t["cite_ms"],
+               "total": t["total_ms"], "completion tokens": float(answer.completion_tokens),
+               "prompt tokens": float(answer.prompt_tokens)}
+        for key, value in row.items():
+            steps.setdefault(key, []).append(value)
+    return {k: percentiles(v) for k, v in steps.items()}
+
+
+def serve_memory(kb_path: str, questions: list[str], requests: int, max_tokens: int
+                 ) -> dict[str, float]:
+    proc, port = start_server(kb_path, "local")
+    server = psutil.Process(proc.pid)
+    rss = [server.memory_info().rss]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            rss.append(server.memory_info().rss)
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        with httpx.Client(timeout=600) as client:
+            for q in questions[:requests]:
+                r = client.post(f"http://127.0.0.1:{port}/v1/chat/completions",
+                                headers={"Authorization": f"Bearer {KEY}"},
+                                json={"model": "rag", "max_tokens": max_tokens,
+                                      "messages": [{"role": "user", "content": q}]})
+                r.raise_for_status()
+    finally:
+        done.set()
+        sampler.join()
+        proc.terminate()
+        proc.wait(timeout=60)
+    mb = 2**20
+    return {"requests": float(requests), "rss_start_mb": rss[0] / mb,
+            "rss_peak_mb": max(rss) / mb, "rss_end_mb": rss[-1] / mb}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--kb", default=str(RESULTS / "scifact-kb"))
+    parser.add_argument("--questions", type=int, default=30)
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--decoder", default="auto")
+    parser.add_argument("--serve-requests", type=int, default=10)
+    args = parser.parse_args()
+    if not (RESULTS / "scifact-kb" / "manifest.json").exists() and args.kb.endswith("scifact-kb"):
+        raise SystemExit("build the SciFact knowledge base first: python bench/retrieval_beir.py")
+    _, queries, qrels = load_beir(require(data_dir() / "scifact"), "test")
+    questions = [queries[q] for q in qrels if q in queries][: args.questions]
+
+    steps = ask_steps(args.kb, questions, args.max_tokens, args.decoder)
+    print(f"{len(questions)} SciFact questions, k=5, up to {args.max_tokens} new tokens, "
+          f"decoder {args.decoder}")
+    print("| step | p50 ms | p95 ms |")
+    print("|---|---|---|")
+    for name, (p50, p95) in steps.items():
+        print(f"| {name} | {p50:.0f} | {p95:.0f} |")
+    retrieval = steps["query embedding"][0] + steps["search"][0]
+    llm = steps["prefill"][0] + steps["decode"][0]
+    print(f"retrieval p50 {retrieval:.0f} ms (article: {ARTICLE['retrieval']:.0f} ms), "
+          f"LLM p50 {llm:.0f} ms (article: {ARTICLE['llm']:.0f} ms)")
+    memory = serve_memory(args.kb, questions, args.serve_requests, args.max_tokens)
+    print(f"ragtune serve: RSS {memory['rss_start_mb']:.0f} MB after start-up, peak "
+          f"{memory['rss_peak_mb']:.0f} MB over {args.serve_requests} answers")
+    write_result("ask_latency", {"questions": len(questions), "max_tokens": args.max_tokens,
+                                 "decoder": args.decoder, "article_ms": ARTICLE,
+                                 "steps_ms": {k: {"p50": a, "p95": b}
+                                              for k, (a, b) in steps.items()},
+                                 "serve": memory})
+    print(json.dumps(memory))
+
+
+if __name__ == "__main__":
+    main()
