@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,9 +37,9 @@ from ragtune.config import Settings
 from ragtune.evaluate.datasets import load_beir
 from ragtune.models.embedders import SentenceTransformerEmbedder
 from ragtune.models.local_generator import LocalGenerator
+from serve_load import KEY, start_server
 
 from _common import RESULTS, data_dir, require, write_result
-from serve_load import KEY, start_server
 
 ARTICLE = {"retrieval": 100.0, "llm": 200.0}  # ms, the article's RAG call
 
@@ -148,8 +149,9 @@ def main() -> None:
     parser.add_argument("--decoder", default="auto")
     parser.add_argument("--serve-requests", type=int, default=10)
     args = parser.parse_args()
-    if not (RESULTS / "scifact-kb" / "manifest.json").exists() and args.kb.endswith("scifact-kb"):
-        raise SystemExit("build the SciFact knowledge base first: python bench/retrieval_beir.py")
+    if not (Path(args.kb) / "manifest.json").exists():
+        raise SystemExit(f"no knowledge base at {args.kb}; build the SciFact one with: "
+                         "python bench/retrieval_beir.py")
     _, queries, qrels = load_beir(require(data_dir() / "scifact"), "test")
     questions = [queries[q] for q in qrels if q in queries][: args.questions]
 

@@ -224,7 +224,8 @@ class Decoder:
         end = start + t
         h, kv, d = self.heads, self.kv_heads, self.head_dim
         half = d // 2
-        exact = self.mode == "exact" or t > 1  # prefill and exact mode: fp32 weights
+        # prefill and exact mode: fp32 weight values; decode steps in fast mode: int4
+        project = Linear.full if self.mode == "exact" or t > 1 else Linear.step
         cos, sin = self._rope(start, end)
         mask = None
         if t > 1 and start > 0:
@@ -232,7 +233,7 @@ class Decoder:
         x = self.embed[tokens]
         for i, layer in enumerate(self.layers):
             y = F.rms_norm(x, (self.hidden,), layer.input_norm, self.eps)
-            qkv = (layer.qkv.full(y) if exact else layer.qkv.step(y))
+            qkv = project(layer.qkv, y)
             qkv = qkv.view(t, h + 2 * kv, d).transpose(0, 1)
             qk = qkv[: h + kv]
             qk = qk * cos + torch.cat([-qk[..., half:], qk[..., :half]], -1) * sin
@@ -252,11 +253,11 @@ class Decoder:
                     scores = scores.view(kv, (h // kv) * t, end)
                 att = (scores.softmax(-1) @ values).view(h, t, d)
             att = att.transpose(0, 1).reshape(t, h * d)
-            x = x + (layer.o.full(att) if exact else layer.o.step(att))
+            x = x + project(layer.o, att)
             y = F.rms_norm(x, (self.hidden,), layer.post_norm, self.eps)
-            gate, up = (layer.gate_up.full(y) if exact else layer.gate_up.step(y)).chunk(2, -1)
+            gate, up = project(layer.gate_up, y).chunk(2, -1)
             y = F.silu(gate) * up
-            x = x + (layer.down.full(y) if exact else layer.down.step(y))
+            x = x + project(layer.down, y)
         return F.rms_norm(x, (self.hidden,), self.norm, self.eps)
 
     def _greedy(self, state: torch.Tensor, banned: torch.Tensor | None) -> int:
