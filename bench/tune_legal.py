@@ -6,15 +6,16 @@ reference summaries), split by document (``doc``): no service's terms appear on 
 sides. The fine-tuned model trains on the train side with the short prompt; both arms
 answer every held-out clause, greedy.
 
-- base: detailed instructions plus three worked examples from the train side (the usual
-  way to get a house style out of a model without training), then the clause;
+- base: detailed instructions plus five worked examples from the train side, clauses of
+  typical length from different services (the usual way to get a house style out of a
+  model without training), then the clause;
 - fine-tuned: ``Summarise:`` and the clause.
 
 Reported per arm: ROUGE-L F1 (mean over clauses, ragtune's normalised tokens), prompt
 tokens per request (chat template included) and latency per request (one request at a
 time, so it is what a user waits).
 
-    python bench/tune_legal.py [--epochs 3] [--limit N]
+    python bench/tune_legal.py [--epochs 3] [--limit N] [--shots 5]
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--limit", type=int, default=0, help="held-out clauses (0: all)")
+    parser.add_argument("--shots", type=int, default=5, help="worked examples in the long prompt")
     args = parser.parse_args()
 
     from ragtune.models.local_generator import LocalGenerator
@@ -68,11 +70,17 @@ def main() -> None:
     if args.limit:
         eval_records = eval_records[: args.limit]
 
-    # three worked examples for the long prompt: short clauses from the train side
+    # worked examples for the long prompt: train-side clauses of typical length (nearest
+    # the median), from different services, as a user would pick them to show the style
     by_text = {r["original_text"]: r for r in raw.values()}
     train_clauses = [by_text[r["messages"][-2]["content"].split("\n", 1)[1]]
                      for r in train_records]
-    shots = sorted(train_clauses, key=lambda r: len(r["original_text"]))[20:23]
+    median = statistics.median(len(r["original_text"]) for r in train_clauses)
+    shots, services = [], set()
+    for r in sorted(train_clauses, key=lambda r: abs(len(r["original_text"]) - median)):
+        if r["doc"] not in services and len(shots) < args.shots:
+            shots.append(r)
+            services.add(r["doc"])
     examples = "\n\n".join(f"Clause: {r['original_text']}\nSummary: {r['reference_summary']}"
                            for r in shots)
 
@@ -89,7 +97,8 @@ def main() -> None:
         "fine-tuned, short prompt": (LocalGenerator(args.base, adapter=work / "run"),
                                      lambda text: SHORT.format(original_text=text)),
     }
-    result: dict = {"base": args.base, "data": info["counts"], "split": info["split"],
+    result: dict = {"base": args.base, "shots": len(shots), "data": info["counts"],
+                    "split": info["split"],
                     "training": {k: run[k] for k in ("steps", "tokens_per_s", "train_seconds",
                                                      "precision", "best")},
                     "training_wall_s": train_wall, "held_out": len(eval_records), "arms": {}}

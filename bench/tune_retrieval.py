@@ -1,8 +1,9 @@
 """Choose retrieval defaults on SciFact *train* queries only (the test split is never read).
 
 Computes each train query's dense and lexical chunk rankings once, then scores fusion
-settings (RRF constant and list weights, or min-max score fusion) and BM25 parameters by
-document-level nDCG@10, and prints the grid best-first. The chosen defaults are then
+settings (RRF constant and list weights, min-max and best-score scaling) and BM25
+parameters by document-level nDCG@10; then runs the product's zscore fusion for a range of
+dense weights, and prints the grid best-first. The chosen defaults are then
 measured once on test by ``bench/retrieval_beir.py``.
 
     python bench/tune_retrieval.py [--kb bench/results/scifact-kb]
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from dataclasses import replace
 from statistics import mean
 
 from ragtune import KnowledgeBase
@@ -69,13 +71,22 @@ def main() -> None:
             results.append((score(fused), f"{name} dense_w={alpha} | bm25 k1={k1} b={b}"))
         print(f"bm25 k1={k1} b={b}: best so far {max(results)[0]:.4f} {max(results)[1]}",
               flush=True)
+    for w in (0.5, 0.6, 0.65, 0.7, 0.75, 0.8):
+        # the product's own zscore fusion (it scores every candidate with both retrievers)
+        kb.settings = replace(kb.settings, retrieval=replace(kb.settings.retrieval,
+                                                             fusion="zscore", dense_weight=w))
+        hybrid = kb.retriever("hybrid")
+        fused = {q: hybrid.rank(queries[q], args.depth)[0] for q in qrels}
+        results.append((score(fused), f"zscore dense_w={w} | bm25 k1=0.9 b=0.4"))
+        print(f"{results[-1][1]}: {results[-1][0]:.4f}", flush=True)
     results.append((score(dense), "dense"))
     results.sort(reverse=True)
     print("\nbest on train (nDCG@10):")
     for value, name in results[:15]:
         print(f"  {value:.4f}  {name}")
     for name in ("rrf k=60 dense_w=0.5 | bm25 k1=0.9 b=0.4",
-                 "score dense_w=0.5 | bm25 k1=0.9 b=0.4"):
+                 "score dense_w=0.5 | bm25 k1=0.9 b=0.4",
+                 "zscore dense_w=0.75 | bm25 k1=0.9 b=0.4"):
         print(f"  {next(v for v, n in results if n == name):.4f}  {name}")
 
 

@@ -62,8 +62,8 @@ class RetrievalSettings:
     mode: str = "hybrid"  # hybrid | dense | lexical
     k: int = 3  # chunks in an answer's context: small local models do best with few
     candidates: int = 300  # depth of each retriever's list before fusion
-    fusion: str = "score"  # score (each list scaled by its best score) | rrf | minmax
-    dense_weight: float = 0.5  # weight of the dense list in the fusion
+    fusion: str = "zscore"  # zscore (standardised scores) | score (scaled by best) | rrf | minmax
+    dense_weight: float = 0.75  # weight of the dense list in the fusion
     rrf_k: int = 60  # reciprocal-rank fusion constant (Cormack et al. 2009), fusion = "rrf"
     ann_min_rows: int = 20_000  # from this many chunks, dense search uses an HNSW graph
     reranker: str = ""  # a sentence-transformers CrossEncoder folder; empty: no reranking

@@ -45,13 +45,30 @@ def test_search_modes_find_the_right_file(kb, mode):
 def test_hybrid_scores_fuse_both_lists(kb):
     from dataclasses import replace
 
-    hit = kb.search("Eiffel Tower completed", k=1)[0]
-    assert hit.dense_score is not None and hit.lexical_score is not None
-    assert hit.score == pytest.approx(1.0)  # best of both lists: 0.5 * 1 + 0.5 * 1
+    query = "Eiffel Tower completed"
+    hits = kb.search(query, k=20)
+    assert all(h.dense_score is not None and h.lexical_score is not None for h in hits)
+    # zscore (default): each score standardised over the whole collection
+    vector = kb.embedder.embed([query])[0]
+    dense_mean, dense_std = kb.reader.moments(vector)
+    cosines = kb.reader.vectors(kb.reader.ids) @ vector
+    assert (dense_mean, dense_std) == pytest.approx((cosines.mean(), cosines.std()), abs=1e-5)
+    bm25 = kb.lexical.scores(query)
+    w = kb.settings.retrieval.dense_weight
+    for hit in hits:
+        expected = (w * (hit.dense_score - dense_mean) / dense_std
+                    + (1 - w) * (hit.lexical_score - bm25.mean()) / bm25.std())
+        assert hit.score == pytest.approx(expected, rel=1e-4)
+        assert hit.dense_score == pytest.approx(float(
+            kb.reader.vectors([hit.chunk.id])[0] @ vector), abs=1e-5)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    kb.settings = replace(kb.settings, retrieval=replace(kb.settings.retrieval, fusion="score",
+                                                         dense_weight=0.5))
+    assert kb.search(query, k=1)[0].score == pytest.approx(1.0)  # 0.5 * 1 + 0.5 * 1
     kb.settings = replace(kb.settings, retrieval=replace(kb.settings.retrieval, fusion="rrf"))
     assert kb.search("Eiffel Tower completed", k=1)[0].score == pytest.approx(2 / 61)
     kb.settings = replace(kb.settings, retrieval=replace(kb.settings.retrieval, fusion="magic"))
-    with pytest.raises(ConfigError, match="valid choices: score, rrf, minmax"):
+    with pytest.raises(ConfigError, match="valid choices: zscore, score, rrf, minmax"):
         kb.search("x")
 
 

@@ -47,6 +47,7 @@ class BM25Index:
         self.k1 = k1
         self.b = b
         self._vocab: dict[str, int] = retriever.vocab_dict if retriever is not None else {}
+        self._row: dict[str, int] | None = None
 
     @classmethod
     def build(cls, ids: Sequence[str], texts: Sequence[str], k1: float = 0.9,
@@ -89,13 +90,23 @@ class BM25Index:
         """
         if k <= 0:
             return []
-        scores = self.scores(query)
-        if scores is None:
+        return self.best(self.scores(query), k, mask)
+
+    def best(self, scores: np.ndarray | None, k: int, mask: np.ndarray | None = None,
+             ) -> list[tuple[str, float]]:
+        """The ``k`` best (chunk id, score) pairs of a :meth:`scores` array (positive only)."""
+        if scores is None or k <= 0:
             return []
         if mask is not None:
             scores = np.where(mask, scores, 0.0)
         top = top_k(scores, k)
         return [(self.ids[int(i)], float(scores[i])) for i in top if scores[i] > 0]
+
+    def rows(self, ids: Sequence[str]) -> np.ndarray:
+        """The row of each chunk id in :meth:`scores` arrays (-1 for ids not indexed)."""
+        if self._row is None:
+            self._row = {i: n for n, i in enumerate(self.ids)}
+        return np.fromiter((self._row.get(i, -1) for i in ids), dtype=np.int64, count=len(ids))
 
     def save(self, folder: Path) -> None:
         """Write to ``folder`` through a temporary sibling, then swap it in."""

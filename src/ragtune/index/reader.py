@@ -118,9 +118,12 @@ class ReadView:
         self._row = {i: n for n, i in enumerate(self.ids)}
         self._vectors = vectors
         self._graph = graph
-        self._key_row = ({chunk_key(i): n for n, i in enumerate(self.ids)}
-                         if graph is not None else {})
+        self._keys = (np.fromiter((chunk_key(i) for i in self.ids), dtype=np.uint64,
+                                  count=len(self.ids)) if graph is not None else None)
+        self._key_row = ({int(k): n for n, k in enumerate(self._keys)}
+                         if self._keys is not None else {})
         self._siblings: dict[tuple[Any, ...], list[int]] | None = None
+        self._moments: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def load(cls, store: Any, folder: Path, version: int, ann_min_rows: int = 20_000,
@@ -178,8 +181,7 @@ class ReadView:
                 if np.isfinite(scores[i])]
 
     def _graph_vectors(self) -> np.ndarray:
-        keys = np.fromiter((chunk_key(i) for i in self.ids), dtype=np.uint64, count=len(self.ids))
-        self._vectors = np.asarray(self._graph.get(keys), dtype=np.float32)
+        self._vectors = np.asarray(self._graph.get(self._keys), dtype=np.float32)
         return self._vectors
 
     def get(self, ids: Sequence[str]) -> dict[str, Chunk]:
@@ -194,8 +196,37 @@ class ReadView:
 
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
         """The stored vectors of ``ids``, ``(len(ids), dimension)``."""
+        if self._vectors is None and self._keys is not None:
+            keys = self._keys[[self._row[i] for i in ids]]
+            return np.asarray(self._graph.get(keys), dtype=np.float32).reshape(len(ids), -1)
         vectors = self._vectors if self._vectors is not None else self._graph_vectors()
         return vectors[[self._row[i] for i in ids]]
+
+    def moments(self, vector: np.ndarray) -> tuple[float, float]:
+        """Mean and standard deviation of the cosine of ``vector`` with every chunk.
+
+        Exact without scoring every chunk: ``mean = mu . q`` and ``var = q' C q`` from the
+        collection's mean vector ``mu`` and covariance ``C``, computed once per view.
+        """
+        if not self.ids:
+            return 0.0, 0.0
+        if self._moments is None:
+            if self._vectors is not None:
+                vectors = self._vectors
+            else:  # an HNSW view: read the vectors once, without keeping them
+                vectors = np.asarray(self._graph.get(self._keys), dtype=np.float32)
+            total = np.zeros(vectors.shape[1])
+            gram = np.zeros((vectors.shape[1], vectors.shape[1]))
+            for start in range(0, len(vectors), 8192):  # float64 sums, a block at a time
+                block = vectors[start:start + 8192].astype(np.float64)
+                total += block.sum(0)
+                gram += block.T @ block
+            mean = total / len(vectors)
+            self._moments = (mean, gram / len(vectors) - np.outer(mean, mean))
+        mean, covariance = self._moments
+        query = np.asarray(vector, dtype=np.float64).reshape(-1)
+        variance = float(query @ covariance @ query)
+        return float(mean @ query), float(np.sqrt(max(variance, 0.0)))
 
     def neighbours(self, chunk: Chunk, n: int) -> list[Chunk]:
         """Up to ``n`` chunks before and after ``chunk`` in its document, on the same page,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int = 60,
                            weights: Sequence[float] | None = None) -> list[tuple[str, float]]:
@@ -60,3 +62,31 @@ def weighted_fusion(results: Sequence[Sequence[tuple[str, float]]],
         for (doc, _), norm in zip(result, scale([s for _, s in result]), strict=True):
             scores[doc] = scores.get(doc, 0.0) + weight * norm
     return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+def zscore_fusion(ids: Sequence[str], scores: Sequence[Sequence[float]],
+                  moments: Sequence[tuple[float, float]], weights: Sequence[float],
+                  ) -> list[tuple[str, float]]:
+    """``sum_i w_i * (s_i - mean_i) / std_i`` for every candidate, best first.
+
+    ``scores[i][j]`` is list ``i``'s score for ``ids[j]`` (every candidate scored by every
+    list), and ``moments[i]`` the mean and standard deviation of list ``i``'s scores over
+    the whole collection, so a score counts by how unusual it is for its scorer rather
+    than by where the top candidate happened to land. A list with no spread adds 0.
+
+    Example:
+        >>> zscore_fusion(["a", "b"], [[0.9, 0.5], [1.0, 3.0]], [(0.5, 0.2), (0.0, 1.0)],
+        ...               [0.5, 0.5])[0][0]
+        'b'
+    """
+    if not len(scores) == len(moments) == len(weights):
+        raise ValueError(f"{len(scores)} score lists, {len(moments)} moments, "
+                         f"{len(weights)} weights")
+    total = np.zeros(len(ids))
+    for column, (mean, std), weight in zip(scores, moments, weights, strict=True):
+        if len(column) != len(ids):
+            raise ValueError(f"{len(column)} scores for {len(ids)} candidates")
+        if std > 0 and weight:
+            total += weight * (np.asarray(column, dtype=np.float64) - mean) / std
+    order = np.argsort(-total, kind="stable")
+    return [(ids[i], float(total[i])) for i in order]

@@ -14,9 +14,10 @@ import numpy as np
 from ragtune.documents.language import detect_language
 from ragtune.errors import ConfigError
 from ragtune.index.bm25 import BM25Index
+from ragtune.index.reader import ReadView
 from ragtune.models.protocol import Embedder
 from ragtune.retrieve.filters import Filter
-from ragtune.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion
+from ragtune.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion, zscore_fusion
 from ragtune.types import Chunk, Hit
 
 
@@ -29,7 +30,7 @@ class Searchable(Protocol):
 
 
 MODES = ("hybrid", "dense", "lexical")
-FUSIONS = ("score", "rrf", "minmax")
+FUSIONS = ("zscore", "score", "rrf", "minmax")
 
 
 def _mask(source: Searchable, filter: Filter | None) -> np.ndarray | None:
@@ -60,7 +61,10 @@ class DenseRetriever:
 
     def rank(self, query: str, depth: int, mask: np.ndarray | None = None,
              ) -> list[tuple[str, float]]:
-        vector = self.embedder.embed([query])[0]
+        return self.rank_vector(self.embedder.embed([query])[0], depth, mask)
+
+    def rank_vector(self, vector: np.ndarray, depth: int, mask: np.ndarray | None = None,
+                    ) -> list[tuple[str, float]]:
         if mask is None:
             return self.store.search(vector, depth)
         return self.store.search(vector, depth, mask=mask)  # type: ignore[call-arg]
@@ -89,9 +93,14 @@ class LexicalRetriever:
 
     def rank(self, query: str, depth: int, mask: np.ndarray | None = None,
              ) -> list[tuple[str, float]]:
+        return self.rank_scores(self.index.scores(query), depth, mask)
+
+    def rank_scores(self, scores: np.ndarray | None, depth: int, mask: np.ndarray | None = None,
+                    ) -> list[tuple[str, float]]:
+        """The best ``depth`` chunks of a :meth:`BM25Index.scores` array."""
         if mask is not None:
             mask = mask[self._view_rows()]
-        return self.index.search(query, depth, mask=mask)
+        return self.index.best(scores, depth, mask=mask)
 
     def retrieve(self, query: str, k: int, filter: Filter | None = None) -> list[Hit]:
         ranked = self.rank(query, k, _mask(self.store, filter))
@@ -103,8 +112,11 @@ class HybridRetriever:
 
     ``fusion``:
 
-    * ``"score"`` (default): ``w * cos / max(cos) + (1 - w) * bm25 / max(bm25)``, each list
-      scaled by its own best score, ``w = dense_weight``; a chunk missing from a list adds 0.
+    * ``"zscore"`` (default): ``w * z(cos) + (1 - w) * z(bm25)``, ``w = dense_weight``: every
+      candidate from either list gets both scores, each standardised by the mean and
+      standard deviation of that score over the whole collection.
+    * ``"score"``: ``w * cos / max(cos) + (1 - w) * bm25 / max(bm25)``, each list scaled by
+      its own best score; a chunk missing from a list adds 0.
     * ``"rrf"``: reciprocal-rank fusion with constant ``rrf_k`` (weights ``w`` and ``1 - w``).
     * ``"minmax"``: like ``score`` with each list scaled to [0, 1].
 
@@ -112,7 +124,7 @@ class HybridRetriever:
     """
 
     def __init__(self, dense: DenseRetriever, lexical: LexicalRetriever, *, candidates: int = 300,
-                 rrf_k: int = 60, fusion: str = "score", dense_weight: float = 0.5) -> None:
+                 rrf_k: int = 60, fusion: str = "zscore", dense_weight: float = 0.75) -> None:
         if fusion not in FUSIONS:
             raise ConfigError(f"unknown fusion {fusion!r}; valid choices: {', '.join(FUSIONS)}")
         if not 0.0 <= dense_weight <= 1.0:
@@ -128,12 +140,14 @@ class HybridRetriever:
     def rank(self, query: str, depth: int, mask: np.ndarray | None = None,
              ) -> tuple[list[tuple[str, float]], dict[str, float], dict[str, float]]:
         depth = max(depth, self.candidates)
-        lexical = self.lexical.rank(query, depth, mask)
         dense_weight = self.dense_weight
         languages = getattr(self.dense.embedder, "languages", None)
         if languages and detect_language(query) not in languages:
             # an embedder that does not know the query's language only adds noise
             dense_weight = 0.0
+        if self.fusion == "zscore":
+            return self._zscore(query, depth, mask, dense_weight)
+        lexical = self.lexical.rank(query, depth, mask)
         dense = self.dense.rank(query, depth, mask) if dense_weight > 0 else []
         weights = [dense_weight, 1.0 - dense_weight]
         if self.fusion == "rrf":
@@ -143,6 +157,37 @@ class HybridRetriever:
             fused = weighted_fusion([dense, lexical], weights,
                                     normalize="max" if self.fusion == "score" else "minmax")
         return fused, dict(dense), dict(lexical)
+
+    def _zscore(self, query: str, depth: int, mask: np.ndarray | None, dense_weight: float,
+                ) -> tuple[list[tuple[str, float]], dict[str, float], dict[str, float]]:
+        """Candidates from both lists, each scored by both retrievers and standardised."""
+        index = self.lexical.index
+        full = index.scores(query)
+        lexical = self.lexical.rank_scores(full, depth, mask)
+        if dense_weight <= 0:
+            return lexical, {}, dict(lexical)
+        view = self.store
+        if not isinstance(view, ReadView):
+            raise ConfigError("zscore fusion needs the knowledge base's read view; search "
+                              "through KnowledgeBase.search")
+        vector = self.dense.embedder.embed([query])[0]
+        dense = dict(self.dense.rank_vector(vector, depth, mask))
+        ids = list(dict.fromkeys([*dense, *(i for i, _ in lexical)]))
+        missing = [i for i in ids if i not in dense]
+        if missing:
+            cosines = view.vectors(missing) @ np.asarray(vector, dtype=np.float32)
+            dense.update(zip(missing, map(float, cosines), strict=True))
+        if full is None:
+            bm25 = np.zeros(len(ids))
+            lexical_moments = (0.0, 0.0)
+        else:
+            rows = index.rows(ids)
+            bm25 = np.where(rows >= 0, full[rows], 0.0)
+            lexical_moments = (float(full.mean()), float(full.std()))
+        fused = zscore_fusion(ids, [[dense[i] for i in ids], bm25.tolist()],
+                              [view.moments(vector), lexical_moments],
+                              [dense_weight, 1.0 - dense_weight])
+        return fused, dense, dict(zip(ids, bm25.tolist(), strict=True))
 
     def retrieve(self, query: str, k: int, filter: Filter | None = None) -> list[Hit]:
         fused, dense, lexical = self.rank(query, k, _mask(self.store, filter))

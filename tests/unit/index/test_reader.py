@@ -74,3 +74,21 @@ def test_view_get_and_masked_search(tmp_path, corpus):
     mask[:5] = True
     hits = view.search(np.ones(64, dtype=np.float32) / 8, 20, mask=mask)
     assert {i for i, _ in hits} <= set(view.ids[:5])
+
+
+def test_hnsw_view_gives_moments_and_vectors_for_zscore_fusion(tmp_path, corpus):
+    kb = KnowledgeBase.create(tmp_path / "kb", settings(ann_min_rows=50))
+    kb.ingest([corpus])
+    approx = KnowledgeBase.open(kb.path, settings(50))
+    exact = KnowledgeBase.open(kb.path, settings(10_000))
+    v = exact.embedder.embed(["w1 w2 w3"])[0]
+    ids = exact.reader.ids[:5]
+    # the graph keeps float16 vectors: equal to about 3 decimals
+    assert np.allclose(approx.reader.vectors(ids), exact.reader.vectors(ids), atol=2e-3)
+    assert approx.reader._vectors is None  # a few vectors read, not the whole collection
+    assert approx.reader.moments(v) == pytest.approx(exact.reader.moments(v), abs=1e-3)
+    cosines = exact.reader.vectors(exact.reader.ids) @ v
+    assert exact.reader.moments(v) == pytest.approx((cosines.mean(), cosines.std()), abs=1e-6)
+    a = [h.chunk.id for h in approx.search("w1 w2 w3", k=5)]
+    e = [h.chunk.id for h in exact.search("w1 w2 w3", k=5)]
+    assert a[0] == e[0] and len(set(a) & set(e)) >= 4
