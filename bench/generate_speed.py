@@ -3,9 +3,10 @@
 Each prompt is a RAG prompt of about 1,500 tokens built the way ``ask`` builds it: a SciFact
 test question with its relevant abstracts and then further abstracts as numbered sources.
 The same prompts go through ``transformers.generate`` in fp32 (the baseline) and through
-ragtune's ``exact`` and ``fast`` decoders, greedy, in one run, one after the other per
-prompt. With ``--ignore-eos`` (the default) every run produces ``--tokens`` tokens, as
-``min_new_tokens`` makes transformers do, so decode rates compare like with like.
+ragtune's ``exact`` and ``fast`` decoders, each without and with prompt-lookup drafting,
+greedy, in one run, one after the other per prompt. By default every run produces
+``--tokens`` tokens, as ``min_new_tokens`` makes transformers do, so decode rates compare
+like with like; ``--stop-at-eos`` ends each answer where the model ends it.
 
 Reported per engine: time to first token (prefill), decode tokens/s after the first token,
 and the share of generated tokens identical to the baseline's at the same position.
@@ -22,6 +23,7 @@ import time
 
 import torch
 
+from ragtune.config import GeneratorSettings
 from ragtune.models.local_generator import LocalGenerator
 from ragtune.rag.prompts import build_messages
 from ragtune.types import Chunk
@@ -68,11 +70,12 @@ def baseline_run(model, prompt: list[int], tokens: int, ignore_eos: bool):  # ty
     return out[0, len(prompt):].tolist(), ttft, total
 
 
-def decoder_run(generator: LocalGenerator, prompt: list[int], tokens: int, ignore_eos: bool):  # type: ignore[no-untyped-def]
+def decoder_run(generator: LocalGenerator, prompt: list[int], tokens: int, ignore_eos: bool,  # type: ignore[no-untyped-def]
+                lookup: int):
     assert generator.decoder is not None
     start = time.perf_counter()
     stream = generator.decoder.tokens(prompt, tokens, eos=generator.eos_ids,
-                                      min_new_tokens=tokens if ignore_eos else 0)
+                                      min_new_tokens=tokens if ignore_eos else 0, lookup=lookup)
     out = [next(stream)]
     ttft = time.perf_counter() - start
     out += list(stream)
@@ -87,26 +90,36 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--stop-at-eos", action="store_true",
                         help="end each answer at the end-of-sequence token")
+    parser.add_argument("--lookups", default="",
+                        help="prompt-lookup draft lengths to compare, e.g. 3,8 (default: the "
+                             "generator's default)")
     args = parser.parse_args()
     ignore_eos = not args.stop_at_eos
     torch.manual_seed(0)
-    engines = {"transformers": LocalGenerator(args.model, decoder="transformers"),
-               "exact": LocalGenerator(args.model, decoder="exact"),
-               "fast": LocalGenerator(args.model, decoder="fast")}
-    prompts = rag_prompts(engines["exact"], args.prompts, args.context)
+    generators = {name: LocalGenerator(args.model, decoder=name)
+                  for name in ("transformers", "exact", "fast")}
+    lookup = GeneratorSettings().prompt_lookup
+    lookups = [int(n) for n in args.lookups.split(",")] if args.lookups else [lookup]
+    engines = {"transformers": (generators["transformers"], 0),
+               "exact": (generators["exact"], 0)}
+    engines.update({f"exact + prompt lookup {n}": (generators["exact"], n) for n in lookups})
+    engines["fast"] = (generators["fast"], 0)
+    engines.update({f"fast + prompt lookup {n}": (generators["fast"], n) for n in lookups})
+    prompts = rag_prompts(generators["exact"], args.prompts, args.context)
     runs: dict[str, list[tuple[list[int], float, float]]] = {name: [] for name in engines}
     for i, prompt in enumerate(prompts):
-        for name, generator in engines.items():
+        for name, (generator, drafts) in engines.items():
             if name == "transformers":
                 run = baseline_run(generator.model, prompt, args.tokens, ignore_eos)
             else:
-                run = decoder_run(generator, prompt, args.tokens, ignore_eos)
+                run = decoder_run(generator, prompt, args.tokens, ignore_eos, drafts)
             runs[name].append(run)
             print(f"prompt {i} ({len(prompt)} tokens) {name}: {len(run[0])} tokens, "
                   f"ttft {run[1]:.2f} s, total {run[2]:.2f} s", flush=True)
 
     base = runs["transformers"]
-    result: dict = {"prompts": len(prompts), "prompt_tokens": statistics.mean(map(len, prompts)),
+    result: dict = {"prompt_lookup": lookup, "prompts": len(prompts),
+                    "prompt_tokens": statistics.mean(map(len, prompts)),
                     "tokens": args.tokens, "ignore_eos": ignore_eos, "engines": {}}
     print(f"\n{len(prompts)} prompts of {result['prompt_tokens']:.0f} tokens on average, "
           f"{args.tokens} new tokens, greedy")
@@ -128,7 +141,7 @@ def main() -> None:
             "same_token_share": same / compared, "identical_answers": identical}
         print(f"| {name} | {ttft:.2f} s | {rate:.1f} | {rate / base_rate:.2f}x | "
               f"{same / compared:.1%} ({identical}/{len(prompts)} answers identical) |")
-    fast = engines["fast"].decoder
+    fast = generators["fast"].decoder
     if fast is not None:
         result["fast_packed_share"] = fast.packed_share
     write_result("generate_speed", result)

@@ -87,6 +87,9 @@ class GeneratorSettings:
     # local models: auto (exact fp32 decode loop, same tokens as transformers) | exact |
     # fast (4-bit weights, bf16 steps; greedy output can drift) | transformers
     decoder: str = "auto"
+    # greedy local decoding: check up to this many tokens copied from the prompt per pass
+    # (prompt lookup; the output does not change); 0 turns it off
+    prompt_lookup: int = 8
     prompt: str = "full"  # full (system prompt asking for [n] citations) | compact
     source_order: str = "best-last"  # best-last (best source next to the question) | best-first
     timeout_s: float = 120.0

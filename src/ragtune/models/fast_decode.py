@@ -224,8 +224,9 @@ class Decoder:
         end = start + t
         h, kv, d = self.heads, self.kv_heads, self.head_dim
         half = d // 2
-        # prefill and exact mode: fp32 weight values; decode steps in fast mode: int4
-        project = Linear.full if self.mode == "exact" or t > 1 else Linear.step
+        # the prompt (from position 0) and exact mode: fp32 weight values; decode steps,
+        # one token or a drafted run being verified, in fast mode: int4
+        project = Linear.full if self.mode == "exact" or start == 0 else Linear.step
         cos, sin = self._rope(start, end)
         mask = None
         if t > 1 and start > 0:
@@ -260,22 +261,25 @@ class Decoder:
             x = x + project(layer.down, y)
         return F.rms_norm(x, (self.hidden,), self.norm, self.eps)
 
-    def _greedy(self, state: torch.Tensor, banned: torch.Tensor | None) -> int:
-        """The argmax of the logits of ``state`` ``(hidden,)``: all in fp32 in exact mode;
+    def _greedy(self, states: torch.Tensor, banned: torch.Tensor | None,
+                ban_rows: int) -> list[int]:
+        """The argmax of the logits of each row of ``states`` ``(m, hidden)``, with
+        ``banned`` ids excluded in the first ``ban_rows`` rows: all in fp32 in exact mode;
         in fast mode, int8 logits pick ``RERANK`` candidates re-scored in fp32 (the int8
         error is far below the gap between the 1st and 16th logits)."""
         if self._lm_int8 is None:
-            logits = self.lm_head @ state
-            if banned is not None:
-                logits[banned] = float("-inf")
-            return int(logits.argmax())
+            logits = states @ self.lm_head.T
+            if banned is not None and ban_rows:
+                logits[:ban_rows, banned] = float("-inf")
+            return logits.argmax(-1).tolist()
         codes, scales = self._lm_int8
-        rough = torch.ops.aten._weight_int8pack_mm(state[None].to(torch.bfloat16), codes, scales)
-        rough = rough[0].float()
-        if banned is not None:
-            rough[banned] = float("-inf")
-        candidates = rough.topk(RERANK).indices
-        return int(candidates[(self.lm_head[candidates] @ state).argmax()])
+        rough = torch.ops.aten._weight_int8pack_mm(states.to(torch.bfloat16), codes, scales)
+        rough = rough.float()
+        if banned is not None and ban_rows:
+            rough[:ban_rows, banned] = float("-inf")
+        candidates = rough.topk(RERANK, dim=-1).indices  # (m, RERANK)
+        exact = (self.lm_head[candidates] @ states[:, :, None])[..., 0]
+        return candidates.gather(1, exact.argmax(-1, keepdim=True))[:, 0].tolist()
 
     def _sample(self, state: torch.Tensor, temperature: float, top_p: float,
                 banned: torch.Tensor | None, generator: torch.Generator | None) -> int:
@@ -290,28 +294,98 @@ class Decoder:
 
     def tokens(self, prompt: list[int], max_new_tokens: int, *, eos: set[int],
                temperature: float = 0.0, top_p: float = 0.95, min_new_tokens: int = 0,
-               generator: torch.Generator | None = None) -> Iterator[int]:
+               generator: torch.Generator | None = None, lookup: int = 0) -> Iterator[int]:
         """Yield up to ``max_new_tokens`` new token ids after ``prompt``, ending after an
-        ``eos`` id; ``min_new_tokens`` bans ``eos`` until then (as transformers does)."""
+        ``eos`` id; ``min_new_tokens`` bans ``eos`` until then (as transformers does).
+
+        ``lookup`` > 0 turns on prompt-lookup drafting for greedy decoding: where the last
+        few tokens occurred earlier in the prompt or the answer, the tokens that followed
+        them there are checked in one forward pass together with the next token, and every
+        one that greedy decoding would have produced is kept. The output is the same as
+        without drafting; a pass that checks a few tokens costs little more than one, so
+        answers that quote their sources come out faster. The draft starts at one token,
+        doubles (up to ``lookup``) while drafts are kept whole, and drops to one more than
+        the tokens kept when one is not, so that text that does not repeat pays little.
+        """
         if not prompt or max_new_tokens <= 0:
             return
         capacity = len(prompt) + max_new_tokens
         cache = torch.empty(len(self.layers), 2, self.kv_heads, capacity, self.head_dim)
         banned_ids = torch.tensor(sorted(eos), dtype=torch.long) if eos else None
+        lookups = NgramLookup(prompt) if lookup > 0 and temperature <= 0 else None
+        limit = 1  # draft length: doubles while drafts are kept, shrinks to what was kept
+        produced = 0
         with torch.inference_mode():
-            state = self.forward(torch.tensor(prompt), 0, cache)[-1]
-            position = len(prompt)
-            for produced in range(max_new_tokens):
-                banned = banned_ids if produced < min_new_tokens else None
+            # rows of ``states``: row 0 follows the text so far, row i follows draft[i - 1]
+            states = self.forward(torch.tensor(prompt), 0, cache)[-1:]
+            position = len(prompt) - 1  # of the last token that went through the model
+            draft: list[int] = []
+            while True:
+                ban_rows = max(0, min_new_tokens - produced)
                 if temperature > 0:
-                    token = self._sample(state, temperature, top_p, banned, generator)
+                    banned = banned_ids if ban_rows else None
+                    picked = [self._sample(states[0], temperature, top_p, banned, generator)]
                 else:
-                    token = self._greedy(state, banned)
-                yield token
-                if token in eos or produced + 1 == max_new_tokens:
-                    return
-                state = self.forward(torch.tensor([token]), position, cache)[-1]
-                position += 1
+                    picked = self._greedy(states, banned_ids, ban_rows)
+                accepted = picked[:1]
+                for i, drafted in enumerate(draft):
+                    if drafted != picked[i]:  # the model would not have produced it
+                        break
+                    accepted.append(picked[i + 1])
+                if draft:
+                    kept = len(accepted) - 1
+                    limit = min(lookup, 2 * limit) if kept == len(draft) else kept + 1
+                for token in accepted:
+                    yield token
+                    produced += 1
+                    if token in eos or produced == max_new_tokens:
+                        return
+                    if lookups is not None:
+                        lookups.append(token)
+                position += len(accepted)
+                draft = (lookups.draft(min(limit, max_new_tokens - produced - 1))
+                         if lookups is not None else [])
+                # keys and values after the accepted ones are overwritten before being read
+                states = self.forward(torch.tensor([accepted[-1], *draft]), position, cache)
+
+
+class NgramLookup:
+    """Draft tokens by prompt lookup (Saxena 2023; transformers' ``prompt_lookup_num_tokens``,
+    vLLM's n-gram speculation): the tokens that followed the latest earlier occurrence of
+    the text's last ``n`` tokens, trying ``n = NGRAM`` down to 2.
+
+    Example:
+        >>> lookup = NgramLookup([5, 6, 7, 8, 9])
+        >>> for token in (1, 5, 6):
+        ...     lookup.append(token)
+        >>> lookup.draft(3)
+        [7, 8, 9]
+    """
+
+    NGRAM = 3
+
+    def __init__(self, tokens: list[int]) -> None:
+        self.tokens: list[int] = []
+        self._next: dict[tuple[int, ...], int] = {}  # n-gram -> where its successor is
+        for token in tokens:
+            self.append(token)
+
+    def append(self, token: int) -> None:
+        tokens = self.tokens
+        tokens.append(token)
+        end = len(tokens) - 1  # the n-grams ending just before ``token`` point at it
+        for n in range(2, self.NGRAM + 1):
+            if end >= n:
+                self._next[tuple(tokens[end - n:end])] = end
+
+    def draft(self, k: int) -> list[int]:
+        if k <= 0:
+            return []
+        for n in range(self.NGRAM, 1, -1):
+            at = self._next.get(tuple(self.tokens[-n:]))
+            if at is not None:
+                return self.tokens[at:at + k]
+        return []
 
 
 def build_decoder(model: Any, mode: DecoderMode = "fast") -> Decoder | None:

@@ -61,6 +61,7 @@ class LocalGenerator:
         dtype: str = "float32",
         adapter: str | Path | None = None,
         decoder: str = "auto",
+        prompt_lookup: int = 8,
     ) -> None:
         ensure_offline()
         import torch
@@ -98,6 +99,9 @@ class LocalGenerator:
         self.context_window = min(window, max_context) if max_context else window
         eos = self.model.generation_config.eos_token_id
         self.eos_ids: set[int] = set(eos if isinstance(eos, list) else [eos]) - {None}
+        if prompt_lookup < 0:
+            raise ConfigError(f"prompt_lookup must be 0 (off) or more, got {prompt_lookup}")
+        self.prompt_lookup = prompt_lookup
         self.decoder = self._build_decoder(decoder, dtype)
         self._lock = threading.Lock()
 
@@ -121,7 +125,7 @@ class LocalGenerator:
     def from_settings(cls, settings: GeneratorSettings) -> LocalGenerator:
         return cls(settings.model, context_window=settings.context_window,
                    max_context=settings.max_context, adapter=settings.adapter,
-                   decoder=settings.decoder)
+                   decoder=settings.decoder, prompt_lookup=settings.prompt_lookup)
 
     def _encode(self, messages: Sequence[Message]) -> Any:
         try:
@@ -149,7 +153,8 @@ class LocalGenerator:
         assert self.decoder is not None
         prompt = inputs["input_ids"][0].tolist()
         return self.decoder.tokens(prompt, max_tokens, eos=self.eos_ids,
-                                   temperature=temperature, top_p=0.95)
+                                   temperature=temperature, top_p=0.95,
+                                   lookup=self.prompt_lookup)
 
     def generate(
         self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0

@@ -6,7 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ragtune.models.fast_decode import Decoder, Linear, bf16_supported, build_decoder, grid4
+from ragtune.models.fast_decode import (
+    Decoder,
+    Linear,
+    NgramLookup,
+    bf16_supported,
+    build_decoder,
+    grid4,
+)
 
 
 def llama(hidden: int = 64, layers: int = 2, vocab: int = 96, seed: int = 0):  # type: ignore[no-untyped-def]
@@ -56,6 +63,56 @@ def test_exact_mode_stops_after_end_of_sequence_like_transformers() -> None:
         assert len(got) == 30 or got[-1] == 3
 
 
+@pytest.mark.parametrize("wrong_every", [0, 3])
+def test_drafted_tokens_are_verified_in_shared_passes_and_keep_the_greedy_tokens(
+        monkeypatch: pytest.MonkeyPatch, wrong_every: int) -> None:
+    model = llama()
+    decoder = Decoder(model, "exact")
+    prompt = [5, 6, 7, 8] * 6
+    expected = reference(model, prompt, 40, min_new=40)
+
+    def oracle(lookup: NgramLookup, k: int) -> list[int]:
+        """The true continuation, with every ``wrong_every``-th token replaced."""
+        done = len(lookup.tokens) - len(prompt)
+        draft = expected[done:done + k]
+        if wrong_every:
+            draft = [t if (done + i) % wrong_every else (t + 1) % 96
+                     for i, t in enumerate(draft)]
+        return draft
+
+    monkeypatch.setattr(NgramLookup, "draft", oracle)
+    passes = []
+    forward = decoder.forward
+    monkeypatch.setattr(decoder, "forward", lambda tokens, start, cache: (
+        passes.append(len(tokens)) or forward(tokens, start, cache)))
+    got = list(decoder.tokens(prompt, 40, eos={3}, min_new_tokens=40, lookup=6))
+    assert got == expected
+    # the prompt, then passes of up to 7 tokens, the draft growing while it is right: fewer
+    # passes than the 41 of one token at a time
+    assert max(passes[1:]) == 7 if not wrong_every else max(passes[1:]) <= 3
+    assert len(passes) < (30 if wrong_every else 10)
+
+
+def test_prompt_lookup_keeps_the_greedy_tokens_when_drafts_fail() -> None:
+    model = llama(seed=3)
+    decoder = Decoder(model, "exact")
+    for prompt in ([5, 6, 7, 8] * 6, list(range(4, 30)) * 2, [9, 10]):
+        for n, min_new in ((40, 40), (25, 0), (1, 0)):
+            got = list(decoder.tokens(prompt, n, eos={3}, min_new_tokens=min_new, lookup=6))
+            assert got == reference(model, prompt, n, min_new=min_new)
+
+
+def test_ngram_lookup_proposes_what_followed_the_latest_earlier_match() -> None:
+    lookup = NgramLookup([1, 2, 3, 4, 1, 2, 5, 6])
+    assert lookup.draft(4) == []  # (5, 6) and (2, 5, 6) never occurred before
+    lookup.append(1)
+    lookup.append(2)
+    assert lookup.draft(3) == [5, 6, 1]  # the latest earlier (1, 2) was followed by 5
+    lookup.append(3)
+    assert lookup.draft(2) == [4, 1]  # (1, 2, 3) beats (2, 3)
+    assert lookup.draft(0) == []
+
+
 def test_the_grid_of_q4_weights_is_recovered_exactly_and_nothing_else_is_packed() -> None:
     weight = on_q4_grid(torch.randn(48, 96))
     grid = grid4(weight)
@@ -87,6 +144,8 @@ def test_fast_mode_packs_grid_weights_prefills_exactly_and_steps_close() -> None
     # the prompt is prefilled in fp32 with the exact grid values: same first token
     assert next(fast.tokens(prompt, 5, eos=set())) == reference(model, prompt, 1)[0]
     assert len(list(fast.tokens(prompt, 12, eos=set()))) == 12
+    drafted = list(fast.tokens(prompt * 2, 12, eos=set(), lookup=4))
+    assert len(drafted) == 12 and drafted[0] == reference(model, prompt * 2, 1)[0]
 
 
 def test_sampling_is_reproducible_with_a_seed_and_differs_from_greedy() -> None:
