@@ -66,6 +66,23 @@ def _add(graph: Any, keys: np.ndarray, vectors: np.ndarray) -> None:
         graph.add(keys[serial:], vectors[serial:], threads=0)
 
 
+def vector_moments(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mean vector and covariance matrix of ``vectors`` ``(n, d)`` (float64 sums of
+    float32 block products)."""
+    total = np.zeros(vectors.shape[1])
+    gram = np.zeros((vectors.shape[1], vectors.shape[1]))
+    for start in range(0, len(vectors), 8192):
+        block = np.asarray(vectors[start:start + 8192], dtype=np.float32)
+        total += block.sum(0, dtype=np.float64)
+        gram += block.T @ block
+    mean = total / max(len(vectors), 1)
+    return mean, gram / max(len(vectors), 1) - np.outer(mean, mean)
+
+
+def _moments_path(folder: Path, version: int) -> Path:
+    return folder / ANN_DIR / f"moments-v{version}.npz"
+
+
 def update_ann(folder: Path, store: Any, version: int, min_rows: int) -> Path | None:
     """Write the HNSW graph for ``version`` (when the store has ``min_rows`` rows or more),
     starting from the newest older graph when there is one; older graphs are removed."""
@@ -95,11 +112,20 @@ def update_ann(folder: Path, store: Any, version: int, min_rows: int) -> Path | 
         if new.any():
             _add(graph, keys[new], vectors[new])
     ann.mkdir(parents=True, exist_ok=True)
+    # the collection's score moments for zscore fusion, so a view need not read every vector
+    mean, covariance = vector_moments(vectors)
+    moments = _moments_path(folder, version)
+    with open(moments.with_suffix(".tmp"), "wb") as out:
+        np.savez(out, mean=mean, covariance=covariance)
+    moments.with_suffix(".tmp").replace(moments)
     tmp = target.with_suffix(".tmp")
     graph.save(str(tmp))
     tmp.replace(target)
     for old in previous:
         old.unlink(missing_ok=True)
+    for old in ann.glob("moments-v*.npz"):
+        if old != moments:
+            old.unlink(missing_ok=True)
     logger.info("HNSW graph for version %d: %d vectors", version, len(ids))
     return target
 
@@ -130,12 +156,18 @@ class ReadView:
              ) -> ReadView:
         meta = store.rows([*_META, "ingested_at"]) if hasattr(store, "rows") else None
         graph = None
+        moments: tuple[np.ndarray, np.ndarray] | None = None
         path = _ann_path(folder, version)
         if store.count() >= ann_min_rows and path.exists():
             from usearch.index import Index
 
             graph = Index.restore(str(path), view=True)
             graph.expansion_search = _EXPANSION_SEARCH  # type: ignore[misc,union-attr]
+            try:
+                with np.load(_moments_path(folder, version)) as saved:
+                    moments = (saved["mean"], saved["covariance"])
+            except (OSError, KeyError, ValueError):
+                pass  # a graph from before moments were saved: computed on first use
         if meta is None or graph is None:
             ids, vectors = store.ids_and_vectors()
         else:
@@ -150,7 +182,9 @@ class ReadView:
             # order the vectors like the metadata rows
             order = {i: n for n, i in enumerate(ids)}
             vectors = vectors[[order[i] for i in meta.column("id").to_pylist()]]
-        return cls(meta, vectors, graph)
+        view = cls(meta, vectors, graph)
+        view._moments = moments
+        return view
 
     @property
     def approximate(self) -> bool:
@@ -206,23 +240,17 @@ class ReadView:
         """Mean and standard deviation of the cosine of ``vector`` with every chunk.
 
         Exact without scoring every chunk: ``mean = mu . q`` and ``var = q' C q`` from the
-        collection's mean vector ``mu`` and covariance ``C``, computed once per view.
+        collection's mean vector ``mu`` and covariance ``C``, saved with the HNSW graph
+        (or computed once per view where there is none).
         """
         if not self.ids:
             return 0.0, 0.0
         if self._moments is None:
             if self._vectors is not None:
                 vectors = self._vectors
-            else:  # an HNSW view: read the vectors once, without keeping them
+            else:  # an HNSW view without saved moments: read the vectors once, not kept
                 vectors = np.asarray(self._graph.get(self._keys), dtype=np.float32)
-            total = np.zeros(vectors.shape[1])
-            gram = np.zeros((vectors.shape[1], vectors.shape[1]))
-            for start in range(0, len(vectors), 8192):  # float64 sums, a block at a time
-                block = vectors[start:start + 8192].astype(np.float64)
-                total += block.sum(0)
-                gram += block.T @ block
-            mean = total / len(vectors)
-            self._moments = (mean, gram / len(vectors) - np.outer(mean, mean))
+            self._moments = vector_moments(vectors)
         mean, covariance = self._moments
         query = np.asarray(vector, dtype=np.float64).reshape(-1)
         variance = float(query @ covariance @ query)

@@ -92,3 +92,19 @@ def test_hnsw_view_gives_moments_and_vectors_for_zscore_fusion(tmp_path, corpus)
     a = [h.chunk.id for h in approx.search("w1 w2 w3", k=5)]
     e = [h.chunk.id for h in exact.search("w1 w2 w3", k=5)]
     assert a[0] == e[0] and len(set(a) & set(e)) >= 4
+
+
+def test_moments_are_saved_with_the_graph_and_follow_writes(tmp_path, corpus):
+    kb = KnowledgeBase.create(tmp_path / "kb", settings(ann_min_rows=50))
+    kb.ingest([corpus])
+    saved = list((kb.path / ANN_DIR).glob("moments-v*.npz"))
+    assert [m.name for m in saved] == [f"moments-v{kb.version}.npz"]
+    view = KnowledgeBase.open(kb.path, settings(50)).reader
+    assert view._moments is not None  # loaded, not computed from every vector
+    exact = KnowledgeBase.open(kb.path, settings(10_000)).reader
+    v = kb.embedder.embed(["w5 w6"])[0]
+    assert view.moments(v) == pytest.approx(exact.moments(v), abs=1e-3)
+    (corpus / "d000.txt").write_text("completely new words here.")
+    kb.ingest([corpus])
+    saved = list((kb.path / ANN_DIR).glob("moments-v*.npz"))
+    assert [m.name for m in saved] == [f"moments-v{kb.version}.npz"]
