@@ -301,8 +301,10 @@ class Decoder:
         ``lookup`` > 0 turns on prompt-lookup drafting for greedy decoding: where the last
         few tokens occurred earlier in the prompt or the answer, the tokens that followed
         them there are checked in one forward pass together with the next token, and every
-        one that greedy decoding would have produced is kept. The output is the same as
-        without drafting; a pass that checks a few tokens costs little more than one, so
+        one that greedy decoding would have produced is kept. The output is that of greedy
+        decoding without drafts (a product over several rows may round differently in the
+        last bit, which changed no measured answer); a pass that checks a few tokens costs
+        little more than one, so
         answers that quote their sources come out faster. The draft starts at one token,
         doubles (up to ``lookup``) while drafts are kept whole, and drops to one more than
         the tokens kept when one is not, so that text that does not repeat pays little.
