@@ -138,7 +138,8 @@ class ReadView:
         >>> view.search(vector, 10)  # [(chunk id, cosine), ...]  # doctest: +SKIP
     """
 
-    def __init__(self, meta: Any, vectors: np.ndarray | None, graph: Any = None) -> None:
+    def __init__(self, meta: Any, vectors: np.ndarray | None, graph: Any = None,
+                 moments: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self._meta = meta.combine_chunks()
         self.ids: list[str] = self._meta.column("id").to_pylist()
         self._row = {i: n for n, i in enumerate(self.ids)}
@@ -149,7 +150,7 @@ class ReadView:
         self._key_row = ({int(k): n for n, k in enumerate(self._keys)}
                          if self._keys is not None else {})
         self._siblings: dict[tuple[Any, ...], list[int]] | None = None
-        self._moments: tuple[np.ndarray, np.ndarray] | None = None
+        self._moments = moments  # mean vector and covariance, see :meth:`moments`
 
     @classmethod
     def load(cls, store: Any, folder: Path, version: int, ann_min_rows: int = 20_000,
@@ -182,9 +183,7 @@ class ReadView:
             # order the vectors like the metadata rows
             order = {i: n for n, i in enumerate(ids)}
             vectors = vectors[[order[i] for i in meta.column("id").to_pylist()]]
-        view = cls(meta, vectors, graph)
-        view._moments = moments
-        return view
+        return cls(meta, vectors, graph, moments)
 
     @property
     def approximate(self) -> bool:
@@ -214,8 +213,11 @@ class ReadView:
         return [(self.ids[int(i)], float(scores[i])) for i in top_k(scores, k)
                 if np.isfinite(scores[i])]
 
+    def _read_graph_vectors(self) -> np.ndarray:
+        return np.asarray(self._graph.get(self._keys), dtype=np.float32)
+
     def _graph_vectors(self) -> np.ndarray:
-        self._vectors = np.asarray(self._graph.get(self._keys), dtype=np.float32)
+        self._vectors = self._read_graph_vectors()
         return self._vectors
 
     def get(self, ids: Sequence[str]) -> dict[str, Chunk]:
@@ -246,11 +248,9 @@ class ReadView:
         if not self.ids:
             return 0.0, 0.0
         if self._moments is None:
-            if self._vectors is not None:
-                vectors = self._vectors
-            else:  # an HNSW view without saved moments: read the vectors once, not kept
-                vectors = np.asarray(self._graph.get(self._keys), dtype=np.float32)
-            self._moments = vector_moments(vectors)
+            # an HNSW view without saved moments reads its vectors once, without keeping them
+            self._moments = vector_moments(self._vectors if self._vectors is not None
+                                           else self._read_graph_vectors())
         mean, covariance = self._moments
         query = np.asarray(vector, dtype=np.float64).reshape(-1)
         variance = float(query @ covariance @ query)

@@ -304,10 +304,10 @@ class Decoder:
         one that greedy decoding would have produced is kept. The output is that of greedy
         decoding without drafts (a product over several rows may round differently in the
         last bit, which changed no measured answer); a pass that checks a few tokens costs
-        little more than one, so
-        answers that quote their sources come out faster. The draft starts at one token,
-        doubles (up to ``lookup``) while drafts are kept whole, and drops to one more than
-        the tokens kept when one is not, so that text that does not repeat pays little.
+        little more than one, so answers that quote their sources come out faster. The
+        draft starts at one token, doubles (up to ``lookup``) while drafts are kept whole,
+        and drops to one more than the tokens kept when one is not, so that text that does
+        not repeat pays little.
         """
         if not prompt or max_new_tokens <= 0:
             return
