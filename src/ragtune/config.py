@@ -42,6 +42,14 @@ class ChunkSettings:
     max_tokens: int = 200  # embedder tokens per chunk, context line not included
     overlap: int = 40  # tokens of trailing sentences repeated at the start of the next chunk
 
+    def __post_init__(self) -> None:
+        if self.max_tokens < 1:
+            raise ConfigError(f"chunking.max_tokens (--chunk-tokens) must be at least 1, got "
+                              f"{self.max_tokens}")
+        if not 0 <= self.overlap < self.max_tokens:
+            raise ConfigError(f"chunking.overlap (--overlap) must be 0 or more and below "
+                              f"chunking.max_tokens ({self.max_tokens}), got {self.overlap}")
+
 
 @dataclass(frozen=True)
 class StoreSettings:
@@ -118,14 +126,20 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
             if "None" in text:
                 return None
             raise ValueError("empty")
+        if isinstance(value, (list, tuple, dict, set)):
+            raise ValueError(f"a {type(value).__name__}, not a single value")
         if "int" in text and "float" not in text:
             if isinstance(value, bool):
                 raise ValueError("a boolean")
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError("not a whole number")
             return int(value)
         if "float" in text:
+            if isinstance(value, bool):
+                raise ValueError("a boolean")
             return float(value)
         return str(value)
-    except ValueError as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise ConfigError(f"setting {where}: cannot read {value!r} as {text} ({exc})") from None
 
 
@@ -149,7 +163,10 @@ def _apply(settings: Settings, data: Mapping[str, Any], origin: str) -> Settings
                     f"{origin}: unknown setting {name}.{key}; valid: {', '.join(sorted(valid))}"
                 )
             changes[key] = _coerce(value, hints[key], f"{name}.{key} in {origin}")
-        updates[name] = replace(current, **changes)
+        try:
+            updates[name] = replace(current, **changes)
+        except ConfigError as exc:
+            raise ConfigError(f"{origin}: {exc}") from None
     return replace(settings, **updates)
 
 
@@ -190,6 +207,11 @@ def load_settings(
             raise ConfigError(f"config file {p} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {p} is not UTF-8 text (byte {exc.start}); save it "
+                              "as UTF-8") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {p}: {exc.strerror or exc}") from None
         settings = _apply(settings, data, str(p))
     settings = _apply(settings, _from_env(os.environ if env is None else env), "environment")
     if overrides:

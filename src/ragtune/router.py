@@ -200,7 +200,7 @@ class LearnedRouter:
                        mean=np.array(data["mean"]), std=np.array(data["std"]),
                        weights=np.array(data["weights"]), bias=np.array(data["bias"]),
                        use_embedding=bool(data["use_embedding"]), info=data.get("info", {}))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise RagtuneError(f"{path}: not a readable router file ({exc}); retrain it "
                                "with `ragtune router train`") from exc
 

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from tests.serve.conftest import KEY, make_client
 
 
@@ -153,6 +155,36 @@ def test_a_broken_upload_loses_nothing(client, kb):
     assert (kb.path / "uploads" / "report.pdf").read_bytes() == good
     r = client.post("/v1/documents", files={"file": ("new.pdf", b"garbage", "application/pdf")})
     assert r.status_code == 400 and not (kb.path / "uploads" / "new.pdf").exists()
+
+
+def test_a_mixed_upload_keeps_the_good_file_and_says_so(client, kb):
+    r = client.post("/v1/documents", files=[
+        ("file", ("good.txt", b"The canteen opens at 8 am.", "text/plain")),
+        ("file", ("empty.txt", b"", "text/plain"))])
+    assert r.status_code == 400
+    message = r.json()["error"]["message"]
+    assert "empty.txt" in message and "other 1 file(s) in the upload were ingested" in message
+    names = [d["name"] for d in client.get("/v1/documents").json()["data"]]
+    assert "good.txt" in names and "empty.txt" not in names
+    # the ingested file stays on disk, the failed one is gone
+    assert (kb.path / "uploads" / "good.txt").exists()
+    assert not (kb.path / "uploads" / "empty.txt").exists()
+
+
+def test_an_ingest_crash_puts_the_files_back(client, kb, monkeypatch):
+    ok = client.post("/v1/documents", files={"file": ("keep.txt", b"Original text.", "text/plain")})
+    assert ok.status_code == 200, ok.text
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(type(kb), "ingest", crash)
+    with pytest.raises(OSError, match="disk full"):  # the test client re-raises it
+        client.post("/v1/documents", files=[
+            ("file", ("keep.txt", b"New text.", "text/plain")),
+            ("file", ("fresh.txt", b"Fresh text.", "text/plain"))])
+    assert (kb.path / "uploads" / "keep.txt").read_bytes() == b"Original text."
+    assert not (kb.path / "uploads" / "fresh.txt").exists()
 
 
 def _pdf():

@@ -41,6 +41,28 @@ def test_bad_values_and_files(tmp_path):
         load_settings(bad, env={})
 
 
+@pytest.mark.parametrize("body, expected", [
+    ("[retrieval]\nk = [3]\n", "retrieval.k in .*: cannot read \\[3\\].*a list"),
+    ("[retrieval]\nk = 2.9\n", "retrieval.k in .*not a whole number"),
+    ("[retrieval]\nk = true\n", "retrieval.k in .*a boolean"),
+    ("[chunking]\noverlap = 250\n", "chunking.overlap \\(--overlap\\)"),
+])
+def test_wrong_types_name_the_setting(tmp_path, body, expected):
+    path = tmp_path / "ragtune.toml"
+    path.write_text(body)
+    with pytest.raises(ConfigError, match=expected):
+        load_settings(path, env={})
+
+
+def test_unreadable_config_files(tmp_path):
+    path = tmp_path / "utf16.toml"
+    path.write_text("[retrieval]\nk = 3\n", encoding="utf-16")
+    with pytest.raises(ConfigError, match="not UTF-8.*save it as UTF-8"):
+        load_settings(path, env={})
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(tmp_path, env={})
+
+
 def test_api_key_is_masked():
     s = load_settings(env={"RAGTUNE_GENERATOR_API_KEY": "secret"})
     assert s.to_dict()["generator"]["api_key"] == "***"

@@ -127,6 +127,58 @@ def test_bad_files_are_reported_and_the_rest_ingested(tmp_path, corpus):
     assert len(report.added) == 2 and report.exit_code == 2
 
 
+def test_files_that_break_their_loader_are_skipped_and_named(tmp_path, corpus):
+    (corpus / "odd.txt").write_bytes(b"\xff\xfeh\x00i\x00\x00")  # UTF-16 BOM, odd length
+    (corpus / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (corpus / "bad.docx").write_bytes(_docx_with_broken_xml())
+    base = KnowledgeBase.create(tmp_path / "kb4", embedder=FakeEmbedder())
+    report = base.ingest([corpus])
+    failed = {p.rsplit("/", 1)[-1]: r for p, r in report.failed}
+    assert set(failed) == {"odd.txt", "deep.json", "bad.docx"}
+    assert "UTF-16" in failed["odd.txt"] and "UTF-8" in failed["odd.txt"]
+    assert "nested too deeply" in failed["deep.json"]
+    assert "docx" in failed["bad.docx"]
+    # the good files were ingested and committed
+    assert len(report.added) == 2
+    assert len(KnowledgeBase.open(tmp_path / "kb4", embedder=FakeEmbedder()).sources()) == 2
+
+
+def test_a_loader_crash_is_reported_not_raised(tmp_path, corpus, monkeypatch):
+    from ragtune.index import ingest
+
+    def explode(path, source):
+        if path.name == "tower.md":
+            raise IndexError("list index out of range")
+        return real(path, source)
+
+    real = ingest.load
+    monkeypatch.setattr(ingest, "load", explode)
+    report = KnowledgeBase.create(tmp_path / "kb5", embedder=FakeEmbedder()).ingest([corpus])
+    [(path, reason)] = report.failed
+    assert path.endswith("tower.md") and "IndexError" in reason
+    assert [r.rsplit("/", 1)[-1] for r in report.added] == ["vacation.txt"]
+
+
+def _docx_with_broken_xml():
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("[Content_Types].xml", "<Types><unclosed>")
+    return buffer.getvalue()
+
+
+def test_bad_chunk_settings_are_refused_before_anything_is_written(tmp_path):
+    from ragtune.config import load_settings
+
+    with pytest.raises(ConfigError, match=r"chunking.overlap \(--overlap\).*below.*200"):
+        load_settings(env={}, overrides={"chunking": {"overlap": 300}})
+    with pytest.raises(ConfigError, match="--chunk-tokens"):
+        load_settings(env={}, overrides={"chunking": {"max_tokens": 0}})
+    assert not (tmp_path / "kb6").exists()
+
+
 def test_kb_does_not_index_itself(tmp_path, corpus):
     base = KnowledgeBase.create(corpus / "kb", embedder=FakeEmbedder())
     base.ingest([corpus])

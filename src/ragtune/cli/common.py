@@ -39,11 +39,20 @@ def make_filter(source: str | None, pages: str | None, since: str | None,
 
 
 def run_safely(app: Any) -> None:
-    """Run the app; a RagtuneError prints ``error: ...`` and exits 1 (no traceback)."""
+    """Run the app; a RagtuneError prints ``error: ...`` and exits 1 (no traceback). Any
+    other exception is a bug or an unforeseen input: one line names it, and
+    ``RAGTUNE_TRACEBACK=1`` shows where it came from."""
     try:
         app(standalone_mode=True)
     except RagtuneError as exc:
         typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except Exception as exc:
+        if os.environ.get("RAGTUNE_TRACEBACK"):
+            raise
+        typer.echo(f"error: unexpected {type(exc).__name__}: {exc}. Nothing more was done; "
+                   "rerun with RAGTUNE_TRACEBACK=1 to see where it happened, and report it "
+                   "if the input looks valid", err=True)
         sys.exit(1)
 
 

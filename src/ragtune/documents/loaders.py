@@ -209,13 +209,17 @@ def load_pdf(path: Path, source: str) -> list[Document]:
 # --- DOCX ----------------------------------------------------------------------------------
 
 def load_docx(path: Path, source: str) -> list[Document]:
+    import zipfile
+
     import docx
     from docx.opc.exceptions import PackageNotFoundError
     from docx.text.paragraph import Paragraph
+    from lxml.etree import XMLSyntaxError
 
     try:
         document = docx.Document(str(path))
-    except (PackageNotFoundError, KeyError, ValueError, OSError) as exc:
+    except (PackageNotFoundError, KeyError, ValueError, OSError, XMLSyntaxError,
+            zipfile.BadZipFile) as exc:
         raise DocumentError(source, f"not a readable .docx file ({exc})") from None
     title = (document.core_properties.title or "").strip() or None
     parts: list[_Part] = []
@@ -317,7 +321,12 @@ def load_json(path: Path, source: str) -> list[Document]:
     except json.JSONDecodeError as exc:
         raise DocumentError(source, f"invalid JSON at line {exc.lineno} column {exc.colno}: "
                             f"{exc.msg}") from None
-    docs = [_record_document(r, source, i, None) for i, r in enumerate(_json_records(data))]
+    except RecursionError:
+        raise DocumentError(source, "JSON nested too deeply to read; flatten it") from None
+    try:
+        docs = [_record_document(r, source, i, None) for i, r in enumerate(_json_records(data))]
+    except RecursionError:
+        raise DocumentError(source, "JSON nested too deeply to read; flatten it") from None
     return [d for d in docs if d is not None]
 
 
@@ -329,10 +338,13 @@ def load_jsonl(path: Path, source: str) -> list[Document]:
             continue
         try:
             record = json.loads(line)
+            doc = _record_document(record, source, len(docs), number)
         except json.JSONDecodeError as exc:
             raise DocumentError(f"{source}:{number}", f"invalid JSON on line {number}: {exc.msg}; "
                                 "fix or remove that line") from None
-        doc = _record_document(record, source, len(docs), number)
+        except RecursionError:
+            raise DocumentError(f"{source}:{number}", f"JSON on line {number} is nested too "
+                                "deeply to read; flatten it") from None
         if doc is not None:
             docs.append(doc)
     return docs

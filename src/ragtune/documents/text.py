@@ -43,7 +43,12 @@ def decode(data: bytes, source: str) -> str:
     Binary data (NUL bytes outside UTF-16) is refused rather than indexed as garbage.
     """
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise DocumentError(source, f"starts with a UTF-16 byte-order mark but is not valid "
+                                f"UTF-16 (byte {exc.start}: {exc.reason}); re-save it as "
+                                "UTF-8") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -18,7 +18,7 @@ import csv
 import hashlib
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,11 +129,12 @@ def _squad(path: Path, data: dict[str, Any]) -> tuple[list[QAItem], dict[str, st
                     v2 = v2 or "is_impossible" in qa
                     answers = () if impossible else tuple(
                         dict.fromkeys(x["text"] for x in qa["answers"]))
-                    items.append(QAItem(str(qa["id"]), qa["question"].strip(), answers,
+                    items.append(QAItem(str(qa["id"]), str(qa["question"]).strip(), answers,
                                         doc, (), doc, paragraph["context"]))
-    except (KeyError, TypeError) as exc:
-        raise DataError(f"{path}: not SQuAD-style JSON (missing {exc}); expected "
-                        "data[].paragraphs[].qas[]") from exc
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise DataError(f"{path}: not SQuAD-style JSON ({type(exc).__name__}: {exc}); "
+                        "expected data[].paragraphs[].qas[] with id, question and "
+                        "answers[].text") from exc
     return items, documents, "squad-v2" if v2 else "squad-v1"
 
 
@@ -210,6 +211,23 @@ def split_items(items: Sequence[QAItem], by: str = "question", test: float = 0.5
     return train, held
 
 
+def _beir_jsonl(path: Path, required: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+    """The records of a BEIR JSONL file, each an object with the ``required`` fields."""
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{number}: invalid JSON ({exc.msg}); fix or remove "
+                                "that line") from None
+            if not isinstance(record, dict) or any(k not in record for k in required):
+                raise DataError(f"{path}:{number}: expected an object with "
+                                f"{', '.join(required)}")
+            yield record
+
+
 def load_beir(folder: str | Path, split: str = "test") -> tuple[
         list[dict[str, Any]], dict[str, str], dict[str, dict[str, int]]]:
     """A BEIR folder: corpus records (in file order), queries by id, and qrels
@@ -218,12 +236,17 @@ def load_beir(folder: str | Path, split: str = "test") -> tuple[
     for name in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"):
         if not (folder / name).is_file():
             raise DataError(f"{folder} is not a BEIR folder: {name} is missing")
-    with (folder / "corpus.jsonl").open(encoding="utf-8") as f:
-        corpus = [json.loads(line) for line in f if line.strip()]
-    with (folder / "queries.jsonl").open(encoding="utf-8") as f:
-        queries = {q["_id"]: q["text"] for q in map(json.loads, f)}
+    corpus = list(_beir_jsonl(folder / "corpus.jsonl", ("_id", "text")))
+    queries = {q["_id"]: q["text"] for q in _beir_jsonl(folder / "queries.jsonl", ("_id", "text"))}
     qrels: dict[str, dict[str, int]] = {}
-    with (folder / "qrels" / f"{split}.tsv").open(encoding="utf-8") as f:
-        for row in csv.DictReader(f, delimiter="\t"):
-            qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
+    path = folder / "qrels" / f"{split}.tsv"
+    with path.open(encoding="utf-8") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        for row in reader:
+            try:
+                qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise DataError(f"{path}:{reader.line_num}: expected tab-separated query-id, "
+                                "corpus-id and an integer score under that header "
+                                f"({type(exc).__name__}: {exc})") from None
     return corpus, queries, qrels

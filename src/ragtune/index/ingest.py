@@ -203,6 +203,11 @@ class Ingestor:
             logger.warning("skipped %s", exc)
             self.report.failed.append((exc.path, exc.reason))
             return
+        except Exception as exc:  # a loader's own error: skip this file, keep the others
+            logger.warning("skipped %s: unexpected %s", source, type(exc).__name__, exc_info=True)
+            self.report.failed.append((source, f"could not be read ({type(exc).__name__}: {exc}); "
+                                               "check the file or convert it to another format"))
+            return
         pages = max((c.page for c in chunks if c.page is not None), default=None)
         self._pending.append(_Pending(
             source=source, sha256=sha, size=len(data), chunks=chunks, pages=pages,

@@ -61,7 +61,7 @@ def load_sources(folder: Path) -> SourceLog:
                    for s, r in data["sources"].items()}
         version = data.get("store_version")
         return SourceLog(sources, int(version) if version is not None else None)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise KnowledgeBaseError(f"{path} is corrupt ({exc!r}); rebuild the record with: "
                                  f"ragtune kb verify --kb {folder} --repair") from None
 

@@ -78,6 +78,15 @@ def hits(kb: KnowledgeBase, query: str, k: int, mode: str, f: Filters | None) ->
                    heading=h.chunk.heading) for h in found]
 
 
+def restore(previous: dict[Path, bytes | None]) -> None:
+    """Put files back as they were before an upload: removed when new, else old bytes."""
+    for target, old in previous.items():
+        if old is None:
+            target.unlink(missing_ok=True)
+        else:
+            target.write_bytes(old)
+
+
 class Library:
     """The knowledge base's documents as the API sees them; writes are one at a time."""
 
@@ -105,16 +114,22 @@ class Library:
                 tmp = self.uploads / f".{uuid.uuid4().hex}.part"
                 tmp.write_bytes(data)
                 os.replace(tmp, target)
-            report = self.kb.ingest(list(previous), prune=False)
+            try:
+                report = self.kb.ingest(list(previous), prune=False)
+            except BaseException:
+                restore(previous)
+                raise
             if report.failed:
-                for target, old in previous.items():
-                    if old is None:
-                        target.unlink(missing_ok=True)
-                    else:
-                        target.write_bytes(old)
+                failed = {source for source, _ in report.failed}
+                restore({target: old for target, old in previous.items()
+                         if any(f == source_name(target) or f.startswith(source_name(target) + ":")
+                                for f in failed)})
                 why = "; ".join(f"{basename(p)}: {r}" for p, r in report.failed)
+                kept = len(report.added) + len(report.updated) + len(report.unchanged)
+                others = (f" The other {kept} file(s) in the upload were ingested." if kept
+                          else "")
                 raise ApiError(400, f"could not ingest {why}. Nothing was changed for the "
-                               "failed file(s); fix or convert them and upload again",
+                               f"failed file(s); fix or convert them and upload again.{others}",
                                param="file", code="ingest_failed")
         names = {source_name(p) for p in previous}
         return {"data": [describe(r, self.uploads) for r in self.kb.sources()

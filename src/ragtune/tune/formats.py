@@ -122,7 +122,7 @@ def _turns(items: Any, field: str, role_key: str, content_key: str,
             raise RecordError(f"field {where!r} must be an object with {role_key!r} and "
                               f"{content_key!r}, got {_kind(item)}")
         role = item.get(role_key)
-        if role not in roles:
+        if not isinstance(role, str) or role not in roles:
             raise RecordError(f"field '{where}.{role_key}' must be one of "
                               f"{', '.join(roles)}; got {role!r}")
         content = _string(item, content_key, f"{where}.{content_key}")
@@ -206,9 +206,15 @@ def template_fields(template: str) -> list[str]:
         raise ConfigError(f"template {template!r} is not a valid format string ({exc}); "
                           "write fields as {name} and a literal brace as {{ or }}") from None
     fields = []
-    for _, name, _, _ in parsed:
+    for _, name, spec, conversion in parsed:
         if name is None:
             continue
+        if conversion not in (None, "r", "s", "a"):
+            raise ConfigError(f"template field {{{name}!{conversion}}} has an unknown "
+                              "conversion; use !r, !s or !a, or none")
+        if spec and "{" in spec:
+            raise ConfigError(f"template field {{{name}:{spec}}} nests a field in its format "
+                              "spec; write the format literally, such as {count:d}")
         if not name or name.isdigit() or any(c in name for c in ".[]"):
             raise ConfigError(f"template field {{{name}}} must be a plain field name of the "
                               "records, such as {original_text}")
@@ -233,7 +239,12 @@ def templated(template: str, target_field: str | None) -> Converter:
             if record.get(name) is None:
                 got = "is missing" if name not in record else "is null"
                 raise RecordError(f"field {name!r} (used by the template) {got}")
-        prompt = template.format_map({name: record[name] for name in fields})
+        try:
+            prompt = template.format_map({name: record[name] for name in fields})
+        except (ValueError, TypeError) as exc:
+            raise RecordError(f"the template cannot format fields {', '.join(fields)} of this "
+                              f"record ({exc}); check the format specs in the template, such "
+                              "as {count:d} on a text field") from None
         if not prompt.strip():
             raise RecordError(f"the template renders an empty prompt from fields "
                               f"{', '.join(fields)}")

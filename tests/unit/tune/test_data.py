@@ -148,6 +148,8 @@ def test_invalid_records_name_file_line_and_field(tmp_path):
     ({"instruction": "q", "output": "a", "history": [["only one"]]},
      "field 'history[0]' must be a [user, assistant] pair of non-empty strings"),
     ({"instruction": "q"}, "field 'output' is missing; it must be a non-empty string"),
+    ({"messages": [{"role": ["user"], "content": "q"}, {"role": "assistant", "content": "a"}]},
+     "field 'messages[0].role' must be one of system, user, assistant; got ['user']"),
 ])
 def test_format_checks(tmp_path, record, expected):
     path = write_jsonl(tmp_path / "d.jsonl", [record])
@@ -176,6 +178,14 @@ def test_template_settings_are_checked(tmp_path):
         read_records([path], template="{0}", target_field="summary")
     with pytest.raises(ConfigError, match="valid choices: auto, alpaca, messages"):
         read_records([path], fmt="csv")
+    with pytest.raises(ConfigError, match="unknown conversion"):
+        read_records([path], template="{text!z}", target_field="summary")
+
+
+def test_a_format_spec_that_does_not_fit_a_record_names_it(tmp_path):
+    path = write_json(tmp_path / "d.json", [{"text": "t", "summary": "s"}])
+    with pytest.raises(DataError, match=r"record 0 .*cannot format fields text.*\{count:d\}"):
+        read_records([path], template="{text:d}", target_field="summary")
 
 
 def test_at_most_twenty_problems_are_quoted(tmp_path):
