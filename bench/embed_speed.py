@@ -7,8 +7,10 @@ queries with it; dense nDCG@10 comes from exact cosine search over the whole doc
 reads (after truncation), the same count for every engine.
 
 Engines: ``sentence-transformers fp32`` (the baseline), ``ragtune`` (the default
-``SentenceTransformerEmbedder``), and ``bf16 autocast`` (sentence-transformers under
-``torch.autocast``, a candidate fast path).
+``SentenceTransformerEmbedder``), and two candidate fast paths: ``bf16 autocast``
+(sentence-transformers under ``torch.autocast``) and ``dynamic int8`` (a copy of the model
+whose linear layers run torch's dynamic int8 quantisation, per-channel weights and
+per-batch activations, fbgemm's VNNI kernels; torch marks this API deprecated).
 
     python bench/embed_speed.py [--docs N]
 """
@@ -16,6 +18,7 @@ Engines: ``sentence-transformers fp32`` (the baseline), ``ragtune`` (the default
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 from collections.abc import Callable
 from statistics import mean
@@ -51,8 +54,15 @@ def main() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             return st(batch)
 
+    quantized = torch.ao.quantization.quantize_dynamic(
+        copy.deepcopy(model), {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig})
+
+    def int8(batch: list[str]) -> np.ndarray:
+        return np.asarray(quantized.encode(batch, batch_size=32, normalize_embeddings=True))
+
     engines: dict[str, Callable[[list[str]], np.ndarray]] = {
-        "sentence-transformers fp32": st, "ragtune": ragtune.embed, "bf16 autocast": bf16}
+        "sentence-transformers fp32": st, "ragtune": ragtune.embed, "bf16 autocast": bf16,
+        "dynamic int8": int8}
     result: dict = {"docs": len(texts), "tokens": tokens, "engines": {}}
     baseline = None
     print(f"{len(texts)} documents, {tokens} tokens, {len(qids)} queries")
