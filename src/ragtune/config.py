@@ -35,6 +35,7 @@ class EmbedderSettings:
     batch_size: int = 32
     device: str = "cpu"
     languages: str = ""  # e.g. "en" or "en,zh"; empty: the bundled model's, else any
+    precision: str = "auto"  # auto (int8 on CPUs with int8 kernels, else fp32) | int8 | fp32
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,29 @@ def test_bundled_embedder_passes_the_contract(embedder):
     assert embedder.dimension == 384
 
 
+def test_int8_embeddings_stay_close_to_fp32_and_rank_alike(embedder):
+    import numpy as np
+    import pytest
+
+    from ragtune.models.embedders import SentenceTransformerEmbedder, int8_supported
+
+    if not int8_supported():
+        pytest.skip("this CPU has no int8 kernels; the default embedder runs in fp32")
+    assert embedder.precision == "int8"  # the default on such a CPU
+    exact = SentenceTransformerEmbedder("all-minilm-l6-v2", precision="fp32")
+    check_embedder(exact)
+    docs = ["The Eiffel Tower was completed in 1889 and is 330 metres tall.",
+            "Every employee receives 25 days of paid vacation per year.",
+            "The Louvre is the most visited museum in the world.",
+            "Photosynthesis turns light, water and carbon dioxide into sugar."]
+    queries = ["How tall is the Eiffel Tower?", "How many vacation days do I get?",
+               "Which museum has the most visitors?", "How do plants make sugar?"]
+    fast, slow = embedder.embed(docs), exact.embed(docs)
+    assert float((fast * slow).sum(1).min()) > 0.95
+    for q_fast, q_slow in zip(embedder.embed(queries), exact.embed(queries), strict=True):
+        assert np.argmax(fast @ q_fast) == np.argmax(slow @ q_slow)
+
+
 def test_bundled_generator_passes_the_contract(generator):
     check_generator(generator)
     assert generator.context_window == 2048

@@ -40,3 +40,13 @@ def test_local_generator_rejects_unknown_model():
 
     with pytest.raises(ConfigError, match="smollm2-135m-instruct"):
         resolve_model_dir("no-such-model")
+
+
+def test_embedder_precision_is_checked_before_loading():
+    from ragtune.errors import ConfigError
+    from ragtune.models.embedders import SentenceTransformerEmbedder
+
+    with pytest.raises(ConfigError, match="valid choices: auto, int8, fp32"):
+        SentenceTransformerEmbedder(precision="fp16")
+    with pytest.raises(ConfigError, match="int8 needs device cpu"):
+        SentenceTransformerEmbedder(precision="int8", device="cuda")
