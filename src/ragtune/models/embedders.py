@@ -18,6 +18,7 @@ from ragtune.models.registry import BUNDLED, bundled_model, require_files
 
 logger = logging.getLogger(__name__)
 PRECISIONS = ("auto", "int8", "fp32")
+CPU_BATCH = 8  # texts per forward pass on CPU when the setting is 0 (automatic)
 
 
 def int8_supported() -> bool:
@@ -70,7 +71,7 @@ class SentenceTransformerEmbedder:
         (1, 384)
     """
 
-    def __init__(self, model: str = "all-minilm-l6-v2", *, batch_size: int = 32,
+    def __init__(self, model: str = "all-minilm-l6-v2", *, batch_size: int = 0,
                  device: str = "cpu", languages: tuple[str, ...] | None = None,
                  precision: str = "auto") -> None:
         if precision not in PRECISIONS:
@@ -88,7 +89,12 @@ class SentenceTransformerEmbedder:
         # the dense list no weight for queries in other languages
         bundled = [m for m in BUNDLED if m.name == model.lower()]
         self.languages = languages or (bundled[0].languages if bundled else None)
-        self.batch_size = batch_size
+        if batch_size < 0:
+            raise ConfigError(f"embedder batch_size must be 0 (automatic) or more, got "
+                              f"{batch_size}")
+        # small batches keep a layer's activations in cache: on 600 SciFact abstracts, 8
+        # texts a pass embedded 1.35x faster than 32 in int8 (and about 1.25x in fp32)
+        self.batch_size = batch_size or (CPU_BATCH if device == "cpu" else 32)
         self._model: Any = SentenceTransformer(str(self.path), device=device,
                                                local_files_only=True)
         get_dim = getattr(self._model, "get_embedding_dimension", None) or \

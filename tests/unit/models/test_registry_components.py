@@ -50,3 +50,5 @@ def test_embedder_precision_is_checked_before_loading():
         SentenceTransformerEmbedder(precision="fp16")
     with pytest.raises(ConfigError, match="int8 needs device cpu"):
         SentenceTransformerEmbedder(precision="int8", device="cuda")
+    with pytest.raises(ConfigError, match="batch_size must be 0"):
+        SentenceTransformerEmbedder(batch_size=-1)
