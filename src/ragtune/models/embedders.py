@@ -32,7 +32,7 @@ def quantize_linear_layers(model: Any) -> Any:
     """``model`` with every ``nn.Linear`` replaced in place by torch's dynamic int8 linear:
     weights int8 per output channel, activations quantised per batch on the fly, products
     on fbgemm's int8 kernels. ``bench/embed_speed.py`` measures it on SciFact against fp32:
-    1.55x the tokens/s, dense nDCG@10 0.6459 against 0.6451."""
+    1.6x the tokens/s at 32 texts a batch, 2.0x at 8, dense nDCG@10 within 0.01."""
     import torch
 
     with warnings.catch_warnings():  # torch points eager quantisation users to torchao
