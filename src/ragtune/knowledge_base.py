@@ -38,6 +38,7 @@ from ragtune.index.sources import (
 )
 from ragtune.index.stores import Store, StoreSpec, open_store
 from ragtune.models.components import build_embedder, build_generator
+from ragtune.models.embedders import int8_supported
 from ragtune.models.protocol import Embedder, Generator
 from ragtune.retrieve.diversity import merge_spans
 from ragtune.retrieve.filters import Filter
@@ -118,7 +119,7 @@ class KnowledgeBase:
             embedder_backend=settings.embedder.backend if embedder is None else "custom",
             embedder_model=emb.name, dimension=emb.dimension,
             chunk_max_tokens=settings.chunking.max_tokens, chunk_overlap=settings.chunking.overlap,
-            store=spec.to_dict(),
+            store=spec.to_dict(), embedder_precision=str(getattr(emb, "precision", "")),
         )
         with write_lock(folder, settings.ingest.lock_timeout_s):
             store = open_store(folder, spec, emb.dimension)
@@ -169,10 +170,22 @@ class KnowledgeBase:
                 )
             emb = build_embedder(replace(self.settings.embedder,
                                          backend=self.manifest.embedder_backend,
-                                         model=self.manifest.embedder_model))
+                                         model=self.manifest.embedder_model,
+                                         precision=self._precision()))
             self._check_embedder(emb)
             self._embedder = emb
         return self._embedder
+
+    def _precision(self) -> str:
+        """The embedder precision to use: the setting when it names one, else the one the
+        stored vectors were computed in, so that queries and documents match (fp32 where
+        this CPU has no int8 kernels)."""
+        chosen = self.settings.embedder.precision
+        if chosen != "auto" or self.manifest.embedder_precision not in ("int8", "fp32"):
+            return chosen
+        if self.manifest.embedder_precision == "int8" and not int8_supported():
+            return "fp32"
+        return self.manifest.embedder_precision
 
     @property
     def answer_embedder(self) -> Embedder:

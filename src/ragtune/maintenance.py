@@ -195,7 +195,8 @@ def reembed(kb: KnowledgeBase, embedder: Embedder | str) -> int:
         manifest = Manifest(embedder_backend=backend, embedder_model=emb.name,
                             dimension=emb.dimension, chunk_max_tokens=kb.manifest.chunk_max_tokens,
                             chunk_overlap=kb.manifest.chunk_overlap,
-                            created_at=kb.manifest.created_at, store=dict(kb.manifest.store))
+                            created_at=kb.manifest.created_at, store=dict(kb.manifest.store),
+                            embedder_precision=str(getattr(emb, "precision", "")))
         if spec.backend == "lancedb":
             # the old store is moved aside first so that a crash leaves one of the two
             aside = kb.path / "store.old"

@@ -121,3 +121,20 @@ def test_compare_runs_every_arm_with_the_real_models(kb, tmp_path):
     assert set(result.summary) == {"closed", "rag", "parallel", "layered"}
     report = json.loads(paths["json"].read_text())
     assert len(report["questions"]) == 2 and "<svg" in paths["html"].read_text()
+
+
+def test_the_manifest_records_the_precision_and_reopening_uses_it(tmp_path):
+    import json
+
+    from ragtune.models.embedders import int8_supported
+
+    (tmp_path / "gate.txt").write_text("The Brandenburg Gate stands in Berlin.")
+    (tmp_path / "tower.txt").write_text("The Eiffel Tower stands in Paris.")
+    built = KnowledgeBase.create(tmp_path / "kb")  # the embedder from the default settings
+    built.ingest([tmp_path / "gate.txt", tmp_path / "tower.txt"])
+    recorded = json.loads((built.path / "manifest.json").read_text())["embedder"]["precision"]
+    assert recorded == built.embedder.precision == ("int8" if int8_supported() else "fp32")
+    # reopened: the embedder is built from the manifest, in the recorded precision
+    reopened = KnowledgeBase.open(tmp_path / "kb")
+    assert reopened.embedder.precision == recorded
+    assert reopened.search("Which gate is in Berlin?", k=1)[0].chunk.source.endswith("gate.txt")

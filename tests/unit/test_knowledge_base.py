@@ -223,3 +223,27 @@ def test_dense_list_is_ignored_for_a_language_the_embedder_lacks(tmp_path):
     assert hits[0].chunk.source.endswith("a.txt")
     assert all(h.dense_score is None for h in hits) and embedder.calls == calls
     assert base.search("Paris tower", k=1)[0].dense_score is not None
+
+
+def test_auto_precision_follows_the_stored_vectors(tmp_path, monkeypatch):
+    import json
+    from dataclasses import replace
+
+    from ragtune import knowledge_base
+    from ragtune.config import Settings
+
+    base = KnowledgeBase.create(tmp_path / "kb7", embedder=FakeEmbedder())
+    manifest = json.loads((base.path / "manifest.json").read_text())
+    assert "precision" not in manifest["embedder"]  # an embedder without the setting
+    # a manifest without it is from before the setting existed: embedded in fp32
+    (base.path / "manifest.json").write_text(json.dumps(manifest))
+    old = KnowledgeBase.open(base.path, embedder=FakeEmbedder())
+    assert old.manifest.embedder_precision == "fp32" and old._precision() == "fp32"
+    old.manifest.embedder_precision = "int8"
+    monkeypatch.setattr(knowledge_base, "int8_supported", lambda: True)
+    assert old._precision() == "int8"
+    monkeypatch.setattr(knowledge_base, "int8_supported", lambda: False)
+    assert old._precision() == "fp32"  # int8 vectors, but this CPU cannot compute int8
+    settings = Settings()
+    old.settings = replace(settings, embedder=replace(settings.embedder, precision="int8"))
+    assert old._precision() == "int8"  # a precision named in the settings wins

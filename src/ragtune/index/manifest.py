@@ -40,6 +40,9 @@ class Manifest:
     chunk_max_tokens: int
     chunk_overlap: int
     store: dict[str, Any] = field(default_factory=lambda: {"backend": "lancedb"})
+    # how the stored vectors were computed (int8 or fp32); "" for an embedder without the
+    # setting; knowledge bases from before the setting existed were built in fp32
+    embedder_precision: str = ""
     format_version: int = FORMAT_VERSION
     created_at: float = field(default_factory=time.time)
     ragtune_version: str = field(default_factory=package_version)
@@ -51,7 +54,9 @@ class Manifest:
             "ragtune_version": data["ragtune_version"],
             "created_at": data["created_at"],
             "embedder": {"backend": self.embedder_backend, "model": self.embedder_model,
-                         "dimension": self.dimension},
+                         "dimension": self.dimension,
+                         **({"precision": self.embedder_precision}
+                            if self.embedder_precision else {})},
             "chunking": {"max_tokens": self.chunk_max_tokens, "overlap": self.chunk_overlap},
             "store": self.store,
         }
@@ -77,6 +82,7 @@ class Manifest:
                 chunk_max_tokens=int(data["chunking"]["max_tokens"]),
                 chunk_overlap=int(data["chunking"]["overlap"]),
                 store=dict(data.get("store") or {"backend": "lancedb"}),
+                embedder_precision=str(data["embedder"].get("precision", "fp32")),
                 format_version=version,
                 created_at=float(data.get("created_at", 0)),
                 ragtune_version=str(data.get("ragtune_version", "")),
