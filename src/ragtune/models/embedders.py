@@ -18,7 +18,7 @@ from ragtune.models.registry import BUNDLED, bundled_model, require_files
 
 logger = logging.getLogger(__name__)
 PRECISIONS = ("auto", "int8", "fp32")
-CPU_BATCH = 8  # texts per forward pass on CPU when the setting is 0 (automatic)
+CPU_FP32_BATCH = 8  # texts per forward pass in fp32 on CPU when the setting is 0 (automatic)
 
 
 def int8_supported() -> bool:
@@ -32,7 +32,7 @@ def quantize_linear_layers(model: Any) -> Any:
     """``model`` with every ``nn.Linear`` replaced in place by torch's dynamic int8 linear:
     weights int8 per output channel, activations quantised per batch on the fly, products
     on fbgemm's int8 kernels. ``bench/embed_speed.py`` measures it on SciFact against fp32:
-    1.6x the tokens/s at 32 texts a batch, 2.0x at 8, dense nDCG@10 within 0.01."""
+    1.6x the tokens/s at 32 texts a batch, dense nDCG@10 within 0.001."""
     import torch
 
     with warnings.catch_warnings():  # torch points eager quantisation users to torchao
@@ -92,9 +92,6 @@ class SentenceTransformerEmbedder:
         if batch_size < 0:
             raise ConfigError(f"embedder batch_size must be 0 (automatic) or more, got "
                               f"{batch_size}")
-        # small batches keep a layer's activations in cache: on 600 SciFact abstracts, 8
-        # texts a pass embedded 1.35x faster than 32 in int8 (and about 1.25x in fp32)
-        self.batch_size = batch_size or (CPU_BATCH if device == "cpu" else 32)
         self._model: Any = SentenceTransformer(str(self.path), device=device,
                                                local_files_only=True)
         get_dim = getattr(self._model, "get_embedding_dimension", None) or \
@@ -104,6 +101,12 @@ class SentenceTransformerEmbedder:
         if precision == "auto":
             precision = "int8" if device == "cpu" and int8_supported() else "fp32"
         self.precision = precision
+        # fp32 on CPU: small batches keep a layer's activations in cache (8 texts a pass
+        # embedded about 1.25x faster than 32). int8 at 8 a pass was 1.35x faster still, but
+        # its per-batch activation scale cost 0.007 hybrid nDCG@10 on SciFact train against
+        # 0.001 at 32 (BENCHMARKS.md), so int8 keeps batches of 32.
+        self.batch_size = batch_size or (
+            CPU_FP32_BATCH if device == "cpu" and precision == "fp32" else 32)
         if precision == "int8":
             quantize_linear_layers(self._model)
         logger.info("embedder %s in %s", model, precision)

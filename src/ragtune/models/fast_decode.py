@@ -13,8 +13,9 @@ multiplies fp32 copies of weights that the bundled GGUF stores in 4 bits. This l
   kernel takes bf16 activations, so decode steps carry bf16 rounding;
 - prefills the prompt in fp32 with those same grid values (de-quantised one layer at a
   time), so the KV cache of the prompt and the first token are exact;
-- in ``fast`` mode, picks greedy tokens from int8 logits, then re-scores the best
-  ``RERANK`` candidates against the fp32 output embedding.
+- picks greedy tokens from int8 logits, then re-scores candidates against the fp32 output
+  embedding: in ``fast`` mode the best ``RERANK``, in ``exact`` mode every id that a
+  bound on the int8 error leaves in reach of the best, so the pick is the fp32 one.
 
 ``exact`` mode runs the same loop entirely in fp32 and matches ``transformers.generate``.
 Models it does not cover (other architectures, rope scaling) return ``None`` from
@@ -35,7 +36,8 @@ logger = logging.getLogger(__name__)
 
 DecoderMode = Literal["fast", "exact"]
 GROUP = 32  # values per int4 group, as in GGUF's Q4 blocks
-RERANK = 16  # greedy candidates re-scored in fp32
+RERANK = 16  # greedy candidates re-scored in fp32 (fast mode)
+SHORTLIST_MAX = 4096  # exact mode: above this many candidates, score the whole vocabulary
 _GRID_TOLERANCE = 1e-6  # relative to the matrix's largest value
 
 
@@ -189,12 +191,17 @@ class Decoder:
         tied = model.lm_head.weight.data_ptr() == inner.embed_tokens.weight.data_ptr()
         self.lm_head = self.embed if tied else _own(model.lm_head.weight)
         self.vocab = self.lm_head.shape[0]
-        self._lm_int8: tuple[torch.Tensor, torch.Tensor] | None = None
-        if pack:
-            # int8 logits only choose candidates: the winner is re-scored in fp32
-            scales = (self.lm_head.abs().amax(1).clamp_min(1e-12) / 127).to(torch.bfloat16)
-            codes = torch.round(self.lm_head / scales.float()[:, None]).clamp_(-127, 127)
-            self._lm_int8 = (codes.to(torch.int8), scales)
+        # int8 logits only choose candidates: the winner is re-scored in fp32
+        scales = (self.lm_head.abs().amax(1).clamp_min(1e-12) / 127).to(torch.bfloat16)
+        codes = torch.round(self.lm_head / scales.float()[:, None]).clamp_(-127, 127)
+        rebuilt = codes * scales.float()[:, None]
+        self._lm_int8 = (codes.to(torch.int8), scales)
+        # per vocabulary row: |int8 logit - fp32 logit| <= |state|_1 * slack + |logit| / 128
+        # (the weights' rounding, the states' and the output's rounding to bf16)
+        self._slack = ((self.lm_head - rebuilt).abs().amax(1)
+                       + 2.0 ** -8 * rebuilt.abs().amax(1))
+        del rebuilt
+        self._bf16 = bf16_supported()
         linears = [lin for layer in self.layers
                    for lin in (layer.qkv, layer.o, layer.gate_up, layer.down)]
         self.packed_share = sum(lin.packed is not None for lin in linears) / len(linears)
@@ -207,8 +214,8 @@ class Decoder:
         total += self.embed.numel() * 4
         if self.lm_head.data_ptr() != self.embed.data_ptr():
             total += self.lm_head.numel() * 4
-        if self._lm_int8 is not None:
-            total += self._lm_int8[0].numel() + self._lm_int8[1].numel() * 2
+        total += self._lm_int8[0].numel() + self._lm_int8[1].numel() * 2
+        total += self._slack.numel() * 4
         return total
 
     def _rope(self, start: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -264,10 +271,16 @@ class Decoder:
     def _greedy(self, states: torch.Tensor, banned: torch.Tensor | None,
                 ban_rows: int) -> list[int]:
         """The argmax of the logits of each row of ``states`` ``(m, hidden)``, with
-        ``banned`` ids excluded in the first ``ban_rows`` rows: all in fp32 in exact mode;
-        in fast mode, int8 logits pick ``RERANK`` candidates re-scored in fp32 (the int8
-        error is far below the gap between the 1st and 16th logits)."""
-        if self._lm_int8 is None:
+        ``banned`` ids excluded in the first ``ban_rows`` rows.
+
+        int8 logits (a quarter of the fp32 output layer's bytes) choose candidates that are
+        re-scored in fp32. In exact mode the candidates are every id whose int8 logit,
+        widened by a bound on its error, can reach the best id's lower bound, so the fp32
+        argmax is always among them and the pick is that of fp32 logits over the whole
+        vocabulary; when the bound admits more than ``SHORTLIST_MAX`` ids, the row is
+        scored in full. In fast mode the best ``RERANK`` int8 candidates are re-scored (the
+        int8 error is far below the gap between the 1st and 16th logits)."""
+        if self.mode == "exact" and not self._bf16:  # the int8 kernel would be emulated
             logits = states @ self.lm_head.T
             if banned is not None and ban_rows:
                 logits[:ban_rows, banned] = float("-inf")
@@ -275,11 +288,27 @@ class Decoder:
         codes, scales = self._lm_int8
         rough = torch.ops.aten._weight_int8pack_mm(states.to(torch.bfloat16), codes, scales)
         rough = rough.float()
+        if self.mode == "exact":
+            margin = (states.abs().sum(-1, keepdim=True) * self._slack
+                      + rough.abs() * 2.0 ** -7 + 1e-4)
         if banned is not None and ban_rows:
             rough[:ban_rows, banned] = float("-inf")
-        candidates = rough.topk(RERANK, dim=-1).indices  # (m, RERANK)
-        exact = (self.lm_head[candidates] @ states[:, :, None])[..., 0]
-        return candidates.gather(1, exact.argmax(-1, keepdim=True))[:, 0].tolist()
+        if self.mode != "exact":
+            candidates = rough.topk(RERANK, dim=-1).indices  # (m, RERANK)
+            exact = (self.lm_head[candidates] @ states[:, :, None])[..., 0]
+            return candidates.gather(1, exact.argmax(-1, keepdim=True))[:, 0].tolist()
+        floor = (rough - margin).amax(-1, keepdim=True)
+        picks = []
+        for i, possible in enumerate(rough + margin >= floor):
+            ids = possible.nonzero()[:, 0]
+            if len(ids) > SHORTLIST_MAX:
+                logits = self.lm_head @ states[i]
+                if banned is not None and i < ban_rows:
+                    logits[banned] = float("-inf")
+                picks.append(int(logits.argmax()))
+            else:
+                picks.append(int(ids[(self.lm_head[ids] @ states[i]).argmax()]))
+        return picks
 
     def _sample(self, state: torch.Tensor, temperature: float, top_p: float,
                 banned: torch.Tensor | None, generator: torch.Generator | None) -> int:

@@ -178,3 +178,25 @@ def test_the_generator_streams_the_text_it_generates(tiny_model) -> None:  # typ
     assert streamed.strip() == answer.text
     with pytest.raises(ConfigError, match="choose one of auto, exact, fast, transformers"):
         LocalGenerator(str(tiny_model), decoder="turbo")
+
+
+@pytest.mark.skipif(not bf16_supported(), reason="exact mode scores every id without bf16")
+def test_exact_mode_picks_the_fp32_argmax_from_its_int8_shortlist(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from ragtune.models import fast_decode
+
+    decoder = Decoder(llama(hidden=128, vocab=4096, seed=3), mode="exact")
+    torch.manual_seed(0)
+    states = torch.randn(64, 128) * torch.rand(64, 1) * 4  # spread and near-flat rows
+    states[0] = decoder.lm_head[7] + decoder.lm_head[9]  # a near tie between two ids
+    banned = torch.tensor([3, int((states[1] @ decoder.lm_head.T).argmax())])
+    logits = states @ decoder.lm_head.T
+    logits[:2, banned] = float("-inf")
+    expected = logits.argmax(-1).tolist()
+    assert decoder._greedy(states, banned, ban_rows=2) == expected
+    monkeypatch.setattr(fast_decode, "SHORTLIST_MAX", 0)  # every row scored in full
+    assert decoder._greedy(states, banned, ban_rows=2) == expected
+    # the bound is a bound: int8 logits never stray further than it from fp32
+    codes, scales = decoder._lm_int8
+    rough = torch.ops.aten._weight_int8pack_mm(states.to(torch.bfloat16), codes, scales).float()
+    margin = states.abs().sum(-1, keepdim=True) * decoder._slack + rough.abs() / 128
+    assert bool(((rough - states @ decoder.lm_head.T).abs() <= margin).all())
