@@ -316,15 +316,13 @@ def _json_records(data: Any) -> Iterator[Any]:
 
 
 def load_json(path: Path, source: str) -> list[Document]:
+    text = decode(read_bytes(path), source)
     try:
-        data = json.loads(decode(read_bytes(path), source))
+        docs = [_record_document(r, source, i, None)
+                for i, r in enumerate(_json_records(json.loads(text)))]
     except json.JSONDecodeError as exc:
         raise DocumentError(source, f"invalid JSON at line {exc.lineno} column {exc.colno}: "
                             f"{exc.msg}") from None
-    except RecursionError:
-        raise DocumentError(source, "JSON nested too deeply to read; flatten it") from None
-    try:
-        docs = [_record_document(r, source, i, None) for i, r in enumerate(_json_records(data))]
     except RecursionError:
         raise DocumentError(source, "JSON nested too deeply to read; flatten it") from None
     return [d for d in docs if d is not None]

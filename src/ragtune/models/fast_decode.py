@@ -191,17 +191,18 @@ class Decoder:
         tied = model.lm_head.weight.data_ptr() == inner.embed_tokens.weight.data_ptr()
         self.lm_head = self.embed if tied else _own(model.lm_head.weight)
         self.vocab = self.lm_head.shape[0]
-        # int8 logits only choose candidates: the winner is re-scored in fp32
-        scales = (self.lm_head.abs().amax(1).clamp_min(1e-12) / 127).to(torch.bfloat16)
-        codes = torch.round(self.lm_head / scales.float()[:, None]).clamp_(-127, 127)
-        rebuilt = codes * scales.float()[:, None]
-        self._lm_int8 = (codes.to(torch.int8), scales)
-        # per vocabulary row: |int8 logit - fp32 logit| <= |state|_1 * slack + |logit| / 128
-        # (the weights' rounding, the states' and the output's rounding to bf16)
-        self._slack = ((self.lm_head - rebuilt).abs().amax(1)
-                       + 2.0 ** -8 * rebuilt.abs().amax(1))
-        del rebuilt
-        self._bf16 = bf16_supported()
+        # int8 logits only choose candidates, re-scored in fp32 (see _greedy); without bf16
+        # kernels the int8 product would be emulated, and exact mode scores in fp32 alone
+        self._lm_int8: tuple[torch.Tensor, torch.Tensor] | None = None
+        if pack or bf16_supported():
+            scales = (self.lm_head.abs().amax(1).clamp_min(1e-12) / 127).to(torch.bfloat16)
+            codes = torch.round(self.lm_head / scales.float()[:, None]).clamp_(-127, 127)
+            rebuilt = codes * scales.float()[:, None]
+            self._lm_int8 = (codes.to(torch.int8), scales)
+            # per vocabulary row: |int8 logit - fp32 logit| <= |state|_1 * slack + |logit|/128
+            # (the weights' rounding, the states' and the output's rounding to bf16)
+            self._slack = ((self.lm_head - rebuilt).abs().amax(1)
+                           + 2.0 ** -8 * rebuilt.abs().amax(1))
         linears = [lin for layer in self.layers
                    for lin in (layer.qkv, layer.o, layer.gate_up, layer.down)]
         self.packed_share = sum(lin.packed is not None for lin in linears) / len(linears)
@@ -214,8 +215,9 @@ class Decoder:
         total += self.embed.numel() * 4
         if self.lm_head.data_ptr() != self.embed.data_ptr():
             total += self.lm_head.numel() * 4
-        total += self._lm_int8[0].numel() + self._lm_int8[1].numel() * 2
-        total += self._slack.numel() * 4
+        if self._lm_int8 is not None:
+            total += self._lm_int8[0].numel() + self._lm_int8[1].numel() * 2
+            total += self._slack.numel() * 4
         return total
 
     def _rope(self, start: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -280,11 +282,8 @@ class Decoder:
         vocabulary; when the bound admits more than ``SHORTLIST_MAX`` ids, the row is
         scored in full. In fast mode the best ``RERANK`` int8 candidates are re-scored (the
         int8 error is far below the gap between the 1st and 16th logits)."""
-        if self.mode == "exact" and not self._bf16:  # the int8 kernel would be emulated
-            logits = states @ self.lm_head.T
-            if banned is not None and ban_rows:
-                logits[:ban_rows, banned] = float("-inf")
-            return logits.argmax(-1).tolist()
+        if self._lm_int8 is None:
+            return self._full_argmax(states, banned, ban_rows)
         codes, scales = self._lm_int8
         rough = torch.ops.aten._weight_int8pack_mm(states.to(torch.bfloat16), codes, scales)
         rough = rough.float()
@@ -302,13 +301,18 @@ class Decoder:
         for i, possible in enumerate(rough + margin >= floor):
             ids = possible.nonzero()[:, 0]
             if len(ids) > SHORTLIST_MAX:
-                logits = self.lm_head @ states[i]
-                if banned is not None and i < ban_rows:
-                    logits[banned] = float("-inf")
-                picks.append(int(logits.argmax()))
+                picks += self._full_argmax(states[i:i + 1], banned, int(i < ban_rows))
             else:
                 picks.append(int(ids[(self.lm_head[ids] @ states[i]).argmax()]))
         return picks
+
+    def _full_argmax(self, states: torch.Tensor, banned: torch.Tensor | None,
+                     ban_rows: int) -> list[int]:
+        """:meth:`_greedy` with fp32 logits over the whole vocabulary."""
+        logits = states @ self.lm_head.T
+        if banned is not None and ban_rows:
+            logits[:ban_rows, banned] = float("-inf")
+        return logits.argmax(-1).tolist()  # type: ignore[no-any-return]
 
     def _sample(self, state: torch.Tensor, temperature: float, top_p: float,
                 banned: torch.Tensor | None, generator: torch.Generator | None) -> int:
