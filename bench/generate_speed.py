@@ -97,12 +97,14 @@ def main() -> None:
     ignore_eos = not args.stop_at_eos
     torch.manual_seed(0)
     generators = {name: LocalGenerator(args.model, decoder=name)
-                  for name in ("transformers", "exact", "fast")}
+                  for name in ("transformers", "exact", "fp16", "fast")}
     lookup = GeneratorSettings().prompt_lookup
     lookups = [int(n) for n in args.lookups.split(",")] if args.lookups else [lookup]
     engines = {"transformers": (generators["transformers"], 0),
                "exact": (generators["exact"], 0)}
     engines.update({f"exact + prompt lookup {n}": (generators["exact"], n) for n in lookups})
+    engines["fp16"] = (generators["fp16"], 0)
+    engines.update({f"fp16 + prompt lookup {n}": (generators["fp16"], n) for n in lookups})
     engines["fast"] = (generators["fast"], 0)
     engines.update({f"fast + prompt lookup {n}": (generators["fast"], n) for n in lookups})
     prompts = rag_prompts(generators["exact"], args.prompts, args.context)

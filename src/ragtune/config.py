@@ -94,7 +94,8 @@ class GeneratorSettings:
     # cap on prompt + output tokens: small models degrade on long prompts
     max_context: int = 2048
     # local models: auto (exact fp32 decode loop, same tokens as transformers) | exact |
-    # fast (4-bit weights, bf16 steps; greedy output can drift) | transformers
+    # fp16 (fp16 weights, fp32 activations; near-ties can flip) | fast (4-bit weights,
+    # bf16 steps; greedy output drifts) | transformers
     decoder: str = "auto"
     # greedy local decoding: check up to this many tokens copied from the prompt per pass
     # (prompt lookup; the output does not change); 0 turns it off

@@ -17,8 +17,9 @@ from ragtune.retrieve.filters import Filter, parse_pages, parse_time
 KB_OPTION = typer.Option(..., "--kb", help="Knowledge-base folder.")
 CONFIG_OPTION = typer.Option(None, "--config", help="Settings file (default: ./ragtune.toml).")
 DECODER_OPTION = typer.Option(
-    None, "--decoder", help="Local models: auto (exact fp32 loop, default), exact, fast "
-                            "(4-bit weights, bf16 steps) or transformers.")
+    None, "--decoder", help="Local models: auto (exact fp32 loop, default), exact, fp16 "
+                            "(fp16 weights, fp32 activations), fast (4-bit weights, bf16 "
+                            "steps) or transformers.")
 JSON_OPTION = typer.Option(False, "--json", help="Print the result as JSON.")
 
 

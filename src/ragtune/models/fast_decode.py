@@ -18,6 +18,10 @@ multiplies fp32 copies of weights that the bundled GGUF stores in 4 bits. This l
   bound on the int8 error leaves in reach of the best, so the pick is the fp32 one.
 
 ``exact`` mode runs the same loop entirely in fp32 and matches ``transformers.generate``.
+``fp16`` mode keeps the projections' weights in fp16 (fbgemm's fp16 products widen them
+to fp32 inside the kernel; activations and sums stay fp32): half the bytes a pass reads,
+a weight error of fp16's rounding (2**-11, against bf16's 2**-8), which flips greedy
+picks only where the two best logits nearly tie.
 Models it does not cover (other architectures, rope scaling) return ``None`` from
 :func:`build_decoder`, and the caller keeps ``transformers.generate``.
 """
@@ -34,7 +38,7 @@ import torch.nn.functional as F
 
 logger = logging.getLogger(__name__)
 
-DecoderMode = Literal["fast", "exact"]
+DecoderMode = Literal["fast", "fp16", "exact"]
 GROUP = 32  # values per int4 group, as in GGUF's Q4 blocks
 RERANK = 16  # greedy candidates re-scored in fp32 (fast mode)
 SHORTLIST_MAX = 4096  # exact mode: above this many candidates, score the whole vocabulary
@@ -47,6 +51,12 @@ def bf16_supported() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def fp16_supported() -> bool:
+    """Whether torch has fbgemm's fp16-weight products (x86 CPUs): fp16 weights widened to
+    fp32 inside the kernel, fp32 activations and sums."""
+    return "fbgemm" in torch.backends.quantized.supported_engines
 
 
 def grid4(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
@@ -80,10 +90,13 @@ def _own(tensor: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Linear:
-    """One projection ``x @ W.T``: fp32, or 4-bit grid values (see :func:`grid4`)."""
+    """One projection ``x @ W.T``: fp32, fp16 weights, or 4-bit grid values (see
+    :func:`grid4`)."""
 
     out_features: int
     weight: torch.Tensor | None = None  # (n, k) fp32, when not packed
+    half: Any = None  # fbgemm's packed fp16 weight, in ``fp16`` mode
+    half_bytes: int = 0
     packed: torch.Tensor | None = None  # torch's int4 layout, for decode steps
     scales_zeros: torch.Tensor | None = None  # (k/32, n, 2) bf16: scale, value at q = 8
     nibbles: torch.Tensor | None = None  # (n, k/2) uint8, for exact fp32 prefill
@@ -91,8 +104,11 @@ class Linear:
     low: torch.Tensor | None = None  # (n, k/32) fp32
 
     @classmethod
-    def from_weight(cls, weight: torch.Tensor, pack: bool) -> Linear:
-        grid = grid4(weight) if pack else None
+    def from_weight(cls, weight: torch.Tensor, mode: DecoderMode) -> Linear:
+        if mode == "fp16":
+            half = torch.ops.quantized.linear_prepack_fp16(weight.detach().float(), None)
+            return cls(weight.shape[0], half=half, half_bytes=2 * weight.numel())
+        grid = grid4(weight) if mode == "fast" else None
         if grid is None:
             return cls(weight.shape[0], weight=_own(weight))
         q, scale, low = grid
@@ -105,16 +121,19 @@ class Linear:
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """``(m, k) -> (m, n)`` for decode: the int4 kernel where packed."""
-        if self.weight is not None:
-            return F.linear(x, self.weight)
+        if self.packed is None:
+            return self.full(x)
         out = torch.ops.aten._weight_int4pack_mm_for_cpu(
             x.to(torch.bfloat16), self.packed, GROUP, self.scales_zeros)
         return out.float()
 
     def full(self, x: torch.Tensor) -> torch.Tensor:
-        """``(m, k) -> (m, n)`` in fp32 with the exact weight values (for prefill)."""
+        """``(m, k) -> (m, n)`` with fp32 activations and sums (for prefill, and every pass
+        outside ``fast`` mode)."""
         if self.weight is not None:
             return F.linear(x, self.weight)
+        if self.half is not None:
+            return torch.ops.quantized.linear_dynamic_fp16(x, self.half)  # type: ignore[no-any-return]
         assert self.nibbles is not None and self.scale is not None and self.low is not None
         q = torch.stack([self.nibbles & 15, self.nibbles >> 4], -1)
         n = self.out_features
@@ -124,7 +143,7 @@ class Linear:
     @property
     def nbytes(self) -> int:
         parts = [self.weight, self.packed, self.scales_zeros, self.nibbles, self.scale, self.low]
-        return sum(p.numel() * p.element_size() for p in parts if p is not None)
+        return self.half_bytes + sum(p.numel() * p.element_size() for p in parts if p is not None)
 
 
 @dataclass
@@ -182,9 +201,9 @@ class Decoder:
             gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
             self.layers.append(Layer(
                 _own(block.input_layernorm.weight),
-                Linear.from_weight(qkv, pack), Linear.from_weight(a.o_proj.weight, pack),
+                Linear.from_weight(qkv, mode), Linear.from_weight(a.o_proj.weight, mode),
                 _own(block.post_attention_layernorm.weight),
-                Linear.from_weight(gate_up, pack), Linear.from_weight(mlp.down_proj.weight, pack),
+                Linear.from_weight(gate_up, mode), Linear.from_weight(mlp.down_proj.weight, mode),
             ))
         self.embed = _own(inner.embed_tokens.weight)
         self.norm = _own(inner.norm.weight)
@@ -221,9 +240,18 @@ class Decoder:
         return total
 
     def _rope(self, start: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``cos`` and signed ``sin`` ``(end - start, heads + 2 * kv_heads, head_dim)`` for
+        the fused q/k/v heads: the values' heads get 1 and 0, so they pass through."""
         freqs = torch.outer(torch.arange(start, end, dtype=torch.float32), self.inv_freq)
         angles = torch.cat([freqs, freqs], -1)
-        return angles.cos(), angles.sin()
+        t, rotated, d = end - start, self.heads + self.kv_heads, self.head_dim
+        sign = torch.ones(d)
+        sign[: d // 2] = -1
+        cos = torch.ones(t, rotated + self.kv_heads, d)
+        sin = torch.zeros(t, rotated + self.kv_heads, d)
+        cos[:, :rotated] = angles.cos()[:, None]
+        sin[:, :rotated] = (angles.sin() * sign)[:, None]
+        return cos, sin
 
     def forward(self, tokens: torch.Tensor, start: int, cache: torch.Tensor) -> torch.Tensor:
         """Hidden states ``(t, hidden)`` after the final norm for ``tokens`` ``(t,)`` at
@@ -232,37 +260,33 @@ class Decoder:
         t = tokens.shape[0]
         end = start + t
         h, kv, d = self.heads, self.kv_heads, self.head_dim
-        half = d // 2
+        group = h // kv
         # the prompt (from position 0) and exact mode: fp32 weight values; decode steps,
         # one token or a drafted run being verified, in fast mode: int4
-        project = Linear.full if self.mode == "exact" or start == 0 else Linear.step
+        project = Linear.step if self.mode == "fast" and start > 0 else Linear.full
         cos, sin = self._rope(start, end)
         mask = None
-        if t > 1 and start > 0:
+        if t > 1 and start > 0:  # drafted tokens see the cache and the drafts before them
             mask = torch.arange(end)[None, :] <= (start + torch.arange(t))[:, None]
+            mask = mask.repeat(group, 1)  # rows as the queries are grouped below
         x = self.embed[tokens]
         for i, layer in enumerate(self.layers):
             y = F.rms_norm(x, (self.hidden,), layer.input_norm, self.eps)
-            qkv = project(layer.qkv, y)
-            qkv = qkv.view(t, h + 2 * kv, d).transpose(0, 1)
-            qk = qkv[: h + kv]
-            qk = qk * cos + torch.cat([-qk[..., half:], qk[..., :half]], -1) * sin
-            cache[i, 0, :, start:end] = qk[h:]
-            cache[i, 1, :, start:end] = qkv[h + kv:]
+            qkv = project(layer.qkv, y).view(t, h + 2 * kv, d)
+            # rotary embedding of queries and keys, values passed through: x*cos +
+            # rotate_half(x)*sin, with rotate_half(x) = roll(x, d/2) with its first half negated
+            qkv = qkv * cos + qkv.roll(d // 2, -1) * sin
+            cache[i, :, :, start:end] = qkv[:, h:].view(t, 2, kv, d).permute(1, 2, 0, 3)
             keys, values = cache[i, 0, :, :end], cache[i, 1, :, :end]
-            if t > 1 and start == 0:
+            if start == 0 and t > 1:
                 att = F.scaled_dot_product_attention(
-                    qk[:h].unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0),
-                    is_causal=True, enable_gqa=True)[0]
-            else:
-                # grouped-query attention as two batched products, one per kv head
-                q = qk[:h].reshape(kv, (h // kv) * t, d)
-                scores = (q @ keys.transpose(1, 2)) * d ** -0.5
-                if mask is not None:
-                    scores = scores.view(kv, h // kv, t, end).masked_fill(~mask, float("-inf"))
-                    scores = scores.view(kv, (h // kv) * t, end)
-                att = (scores.softmax(-1) @ values).view(h, t, d)
-            att = att.transpose(0, 1).reshape(t, h * d)
+                    qkv[:, :h].transpose(0, 1).unsqueeze(0), keys.unsqueeze(0),
+                    values.unsqueeze(0), is_causal=True, enable_gqa=True)[0]
+            else:  # the queries sharing a key head as one block: each key is read once
+                q = qkv[:, :h].transpose(0, 1).reshape(kv, group * t, d)
+                att = F.scaled_dot_product_attention(
+                    q.unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0), attn_mask=mask)
+            att = att.view(h, t, d).transpose(0, 1).reshape(t, h * d)
             x = x + project(layer.o, att)
             y = F.rms_norm(x, (self.hidden,), layer.post_norm, self.eps)
             gate, up = project(layer.gate_up, y).chunk(2, -1)
@@ -279,32 +303,30 @@ class Decoder:
         re-scored in fp32. In exact mode the candidates are every id whose int8 logit,
         widened by a bound on its error, can reach the best id's lower bound, so the fp32
         argmax is always among them and the pick is that of fp32 logits over the whole
-        vocabulary; when the bound admits more than ``SHORTLIST_MAX`` ids, the row is
-        scored in full. In fast mode the best ``RERANK`` int8 candidates are re-scored (the
+        vocabulary; when the rows' bounds admit more than ``SHORTLIST_MAX`` ids in all,
+        the rows are scored in full. In fast mode the best ``RERANK`` int8 candidates are re-scored (the
         int8 error is far below the gap between the 1st and 16th logits)."""
         if self._lm_int8 is None:
             return self._full_argmax(states, banned, ban_rows)
         codes, scales = self._lm_int8
         rough = torch.ops.aten._weight_int8pack_mm(states.to(torch.bfloat16), codes, scales)
         rough = rough.float()
-        if self.mode == "exact":
+        if self.mode != "fast":
             margin = (states.abs().sum(-1, keepdim=True) * self._slack
                       + rough.abs() * 2.0 ** -7 + 1e-4)
         if banned is not None and ban_rows:
             rough[:ban_rows, banned] = float("-inf")
-        if self.mode != "exact":
+        if self.mode == "fast":
             candidates = rough.topk(RERANK, dim=-1).indices  # (m, RERANK)
             exact = (self.lm_head[candidates] @ states[:, :, None])[..., 0]
             return candidates.gather(1, exact.argmax(-1, keepdim=True))[:, 0].tolist()
-        floor = (rough - margin).amax(-1, keepdim=True)
-        picks = []
-        for i, possible in enumerate(rough + margin >= floor):
-            ids = possible.nonzero()[:, 0]
-            if len(ids) > SHORTLIST_MAX:
-                picks += self._full_argmax(states[i:i + 1], banned, int(i < ban_rows))
-            else:
-                picks.append(int(ids[(self.lm_head[ids] @ states[i]).argmax()]))
-        return picks
+        possible = rough + margin >= (rough - margin).amax(-1, keepdim=True)
+        ids = possible.any(0).nonzero()[:, 0]  # every row's candidates, scored together
+        if len(ids) > SHORTLIST_MAX:
+            return self._full_argmax(states, banned, ban_rows)
+        exact = states @ self.lm_head[ids].T
+        exact[~possible[:, ids]] = float("-inf")
+        return ids[exact.argmax(-1)].tolist()  # type: ignore[no-any-return]
 
     def _full_argmax(self, states: torch.Tensor, banned: torch.Tensor | None,
                      ban_rows: int) -> list[int]:

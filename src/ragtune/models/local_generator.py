@@ -14,7 +14,13 @@ from typing import Any
 
 from ragtune.config import GeneratorSettings
 from ragtune.errors import ConfigError, GenerationError
-from ragtune.models.fast_decode import Decoder, DecoderMode, bf16_supported, build_decoder
+from ragtune.models.fast_decode import (
+    Decoder,
+    DecoderMode,
+    bf16_supported,
+    build_decoder,
+    fp16_supported,
+)
 from ragtune.models.gguf_cache import bundled_gguf, converted_model
 from ragtune.models.offline import ensure_offline
 from ragtune.models.registry import BUNDLED, bundled_model
@@ -25,7 +31,7 @@ logger = logging.getLogger(__name__)
 # auto: the exact fp32 decode loop where it covers the model (same tokens as
 # transformers.generate, faster); fast: 4-bit weights and bf16 decode steps (faster still,
 # greedy output can drift); transformers: transformers.generate itself
-DECODERS = ("auto", "exact", "fast", "transformers")
+DECODERS = ("auto", "exact", "fp16", "fast", "transformers")
 
 
 def resolve_model_dir(model: str) -> Path:
@@ -112,9 +118,12 @@ class LocalGenerator:
             raise ConfigError(f"unknown decoder {choice!r}; choose one of {', '.join(DECODERS)}")
         if choice == "transformers" or dtype != "float32":
             return None
-        mode: DecoderMode = "fast" if choice == "fast" else "exact"
+        mode: DecoderMode = "exact" if choice == "auto" else choice  # type: ignore[assignment]
         if mode == "fast" and not bf16_supported():
             logger.info("this CPU has no bf16 kernels: exact decoding instead of fast")
+            mode = "exact"
+        if mode == "fp16" and not fp16_supported():
+            logger.info("torch has no fp16-weight kernels for this CPU: exact decoding instead")
             mode = "exact"
         decoder = build_decoder(self.model, mode)
         if decoder is not None:

@@ -12,6 +12,7 @@ from ragtune.models.fast_decode import (
     NgramLookup,
     bf16_supported,
     build_decoder,
+    fp16_supported,
     grid4,
 )
 
@@ -123,7 +124,7 @@ def test_the_grid_of_q4_weights_is_recovered_exactly_and_nothing_else_is_packed(
     torch.testing.assert_close(rebuilt.reshape(48, 96), weight, rtol=0, atol=1e-6)
     assert grid4(torch.randn(48, 96)) is None  # full precision: kept as it is
     assert grid4(torch.randn(48, 40)) is None  # not a whole number of groups
-    assert Linear.from_weight(torch.randn(48, 96), pack=True).weight is not None
+    assert Linear.from_weight(torch.randn(48, 96), "fast").weight is not None
 
 
 @pytest.mark.skipif(not bf16_supported(), reason="this CPU has no bf16 kernels")
@@ -146,6 +147,26 @@ def test_fast_mode_packs_grid_weights_prefills_exactly_and_steps_close() -> None
     assert len(list(fast.tokens(prompt, 12, eos=set()))) == 12
     drafted = list(fast.tokens(prompt * 2, 12, eos=set(), lookup=4))
     assert len(drafted) == 12 and drafted[0] == reference(model, prompt * 2, 1)[0]
+
+
+@pytest.mark.skipif(not fp16_supported(), reason="torch has no fp16-weight kernels here")
+def test_fp16_mode_multiplies_fp16_weights_in_fp32_and_follows_transformers() -> None:
+    model = llama(hidden=128, layers=3, vocab=512, seed=5)
+    half, exact = Decoder(model, "fp16"), Decoder(model, "exact")
+    assert half.nbytes < exact.nbytes
+    x = torch.randn(7, 128)
+    weight = exact.layers[1].gate_up.weight
+    assert weight is not None and half.layers[1].gate_up.weight is None
+    # fp32 activations and sums over weights rounded to fp16: errors of fp16's rounding,
+    # far below bf16's (2**-8)
+    expected = x @ weight.half().float().T
+    torch.testing.assert_close(half.layers[1].gate_up.full(x), expected, rtol=1e-5, atol=1e-5)
+    assert (half.layers[1].gate_up.full(x) - x @ weight.T).abs().max() > 0
+    for prompt in ([5], list(range(4, 60))):
+        expected_tokens = reference(model, prompt, 40, min_new=40)
+        assert list(half.tokens(prompt, 40, eos={3}, min_new_tokens=40)) == expected_tokens
+        assert list(half.tokens(prompt, 40, eos={3}, min_new_tokens=40, lookup=6)) == \
+            expected_tokens
 
 
 def test_sampling_is_reproducible_with_a_seed_and_differs_from_greedy() -> None:
@@ -176,7 +197,10 @@ def test_the_generator_streams_the_text_it_generates(tiny_model) -> None:  # typ
     assert answer.text == baseline.generate(question, max_tokens=12).text  # type: ignore[list-item]
     streamed = "".join(generator.stream(question, max_tokens=12))  # type: ignore[list-item]
     assert streamed.strip() == answer.text
-    with pytest.raises(ConfigError, match="choose one of auto, exact, fast, transformers"):
+    if fp16_supported():
+        half = LocalGenerator(str(tiny_model), decoder="fp16")
+        assert half.decoder is not None and half.decoder.mode == "fp16"
+    with pytest.raises(ConfigError, match="choose one of auto, exact, fp16, fast, transformers"):
         LocalGenerator(str(tiny_model), decoder="turbo")
 
 
