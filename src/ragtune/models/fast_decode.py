@@ -300,12 +300,12 @@ class Decoder:
         ``banned`` ids excluded in the first ``ban_rows`` rows.
 
         int8 logits (a quarter of the fp32 output layer's bytes) choose candidates that are
-        re-scored in fp32. In exact mode the candidates are every id whose int8 logit,
-        widened by a bound on its error, can reach the best id's lower bound, so the fp32
-        argmax is always among them and the pick is that of fp32 logits over the whole
+        re-scored in fp32. In exact and fp16 modes the candidates are every id whose int8
+        logit, widened by a bound on its error, can reach the best id's lower bound, so the
+        fp32 argmax is always among them and the pick is that of fp32 logits over the whole
         vocabulary; when the rows' bounds admit more than ``SHORTLIST_MAX`` ids in all,
-        the rows are scored in full. In fast mode the best ``RERANK`` int8 candidates are re-scored (the
-        int8 error is far below the gap between the 1st and 16th logits)."""
+        the rows are scored in full. In fast mode the best ``RERANK`` int8 candidates are
+        re-scored (the int8 error is far below the gap between the 1st and 16th logits)."""
         if self._lm_int8 is None:
             return self._full_argmax(states, banned, ban_rows)
         codes, scales = self._lm_int8
