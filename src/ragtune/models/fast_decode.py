@@ -43,6 +43,7 @@ GROUP = 32  # values per int4 group, as in GGUF's Q4 blocks
 RERANK = 16  # greedy candidates re-scored in fp32 (fast mode)
 SHORTLIST_MAX = 4096  # exact mode: above this many candidates, score the whole vocabulary
 _GRID_TOLERANCE = 1e-6  # relative to the matrix's largest value
+_FP16_MAX = 65504.0  # a weight beyond fp16's range keeps its fp32 matrix
 
 
 def bf16_supported() -> bool:
@@ -105,7 +106,7 @@ class Linear:
 
     @classmethod
     def from_weight(cls, weight: torch.Tensor, mode: DecoderMode) -> Linear:
-        if mode == "fp16":
+        if mode == "fp16" and float(weight.detach().abs().max()) < _FP16_MAX:
             half = torch.ops.quantized.linear_prepack_fp16(weight.detach().float(), None)
             return cls(weight.shape[0], half=half, half_bytes=2 * weight.numel())
         grid = grid4(weight) if mode == "fast" else None

@@ -162,6 +162,9 @@ def test_fp16_mode_multiplies_fp16_weights_in_fp32_and_follows_transformers() ->
     expected = x @ weight.half().float().T
     torch.testing.assert_close(half.layers[1].gate_up.full(x), expected, rtol=1e-5, atol=1e-5)
     assert (half.layers[1].gate_up.full(x) - x @ weight.T).abs().max() > 0
+    huge = torch.randn(8, 32)
+    huge[0, 0] = 1e5  # beyond fp16's range: kept in fp32 rather than turned into inf
+    assert Linear.from_weight(huge, "fp16").weight is not None
     for prompt in ([5], list(range(4, 60))):
         expected_tokens = reference(model, prompt, 40, min_new=40)
         assert list(half.tokens(prompt, 40, eos={3}, min_new_tokens=40)) == expected_tokens
