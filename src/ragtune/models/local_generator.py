@@ -14,23 +14,19 @@ from typing import Any
 
 from ragtune.config import GeneratorSettings
 from ragtune.errors import ConfigError, GenerationError
-from ragtune.models.fast_decode import (
-    Decoder,
-    DecoderMode,
-    bf16_supported,
-    build_decoder,
-    fp16_supported,
-)
+from ragtune.models.fast_decode import Decoder, build_decoder
 from ragtune.models.gguf_cache import bundled_gguf, converted_model
 from ragtune.models.offline import ensure_offline
+from ragtune.models.projections import DecoderMode, bf16_supported, fp16_supported
 from ragtune.models.registry import BUNDLED, bundled_model
 from ragtune.types import Completion, Message
 
 logger = logging.getLogger(__name__)
 
 # auto: the exact fp32 decode loop where it covers the model (same tokens as
-# transformers.generate, faster); fast: 4-bit weights and bf16 decode steps (faster still,
-# greedy output can drift); transformers: transformers.generate itself
+# transformers.generate, faster); fp16: fp16 weights, fp32 activations (faster, near-ties
+# can flip); fast: 4-bit weights and bf16 decode steps (faster still, greedy output
+# drifts); transformers: transformers.generate itself
 DECODERS = ("auto", "exact", "fp16", "fast", "transformers")
 
 

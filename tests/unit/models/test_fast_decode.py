@@ -6,15 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ragtune.models.fast_decode import (
-    Decoder,
-    Linear,
-    NgramLookup,
-    bf16_supported,
-    build_decoder,
-    fp16_supported,
-    grid4,
-)
+from ragtune.models.fast_decode import Decoder, NgramLookup, build_decoder
+from ragtune.models.projections import Linear, bf16_supported, fp16_supported, grid4
 
 
 def llama(hidden: int = 64, layers: int = 2, vocab: int = 96, seed: int = 0):  # type: ignore[no-untyped-def]
