@@ -12,6 +12,7 @@ Reported per engine: time to first token (prefill), decode tokens/s after the fi
 and the share of generated tokens identical to the baseline's at the same position.
 
     python bench/generate_speed.py [--prompts 8] [--tokens 128] [--context 1500]
+                                   [--decoders exact,fp16,fast] [--lookups 8]
 """
 
 from __future__ import annotations
@@ -93,21 +94,21 @@ def main() -> None:
     parser.add_argument("--lookups", default="",
                         help="prompt-lookup draft lengths to compare, e.g. 3,8 (default: the "
                              "generator's default)")
+    parser.add_argument("--decoders", default="exact,fp16,fast",
+                        help="ragtune decoders to run beside the baseline")
     args = parser.parse_args()
     ignore_eos = not args.stop_at_eos
     torch.manual_seed(0)
+    decoders = [d for d in args.decoders.split(",") if d]
     generators = {name: LocalGenerator(args.model, decoder=name)
-                  for name in ("transformers", "exact", "fp16", "fast")}
+                  for name in ("transformers", *decoders)}
     lookup = GeneratorSettings().prompt_lookup
     lookups = [int(n) for n in args.lookups.split(",")] if args.lookups else [lookup]
-    engines = {"transformers": (generators["transformers"], 0),
-               "exact": (generators["exact"], 0)}
-    engines.update({f"exact + prompt lookup {n}": (generators["exact"], n) for n in lookups})
-    engines["fp16"] = (generators["fp16"], 0)
-    engines.update({f"fp16 + prompt lookup {n}": (generators["fp16"], n) for n in lookups})
-    engines["fast"] = (generators["fast"], 0)
-    engines.update({f"fast + prompt lookup {n}": (generators["fast"], n) for n in lookups})
-    prompts = rag_prompts(generators["exact"], args.prompts, args.context)
+    engines = {"transformers": (generators["transformers"], 0)}
+    for name in decoders:
+        engines[name] = (generators[name], 0)
+        engines.update({f"{name} + prompt lookup {n}": (generators[name], n) for n in lookups})
+    prompts = rag_prompts(generators["transformers"], args.prompts, args.context)
     runs: dict[str, list[tuple[list[int], float, float]]] = {name: [] for name in engines}
     for i, prompt in enumerate(prompts):
         for name, (generator, drafts) in engines.items():
@@ -143,7 +144,7 @@ def main() -> None:
             "same_token_share": same / compared, "identical_answers": identical}
         print(f"| {name} | {ttft:.2f} s | {rate:.1f} | {rate / base_rate:.2f}x | "
               f"{same / compared:.1%} ({identical}/{len(prompts)} answers identical) |")
-    fast = generators["fast"].decoder
+    fast = generators["fast"].decoder if "fast" in generators else None
     if fast is not None:
         result["fast_packed_share"] = fast.packed_share
     write_result("generate_speed", result)

@@ -37,6 +37,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ragtune.models.kernels import native_kernels
 from ragtune.models.projections import DecoderMode, Linear, bf16_supported, own_fp32
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class Decoder:
             ...
     """
 
-    def __init__(self, model: Any, mode: DecoderMode = "fast") -> None:
+    def __init__(self, model: Any, mode: DecoderMode = "fast", *, native: bool = True) -> None:
         cfg = model.config
         self.mode = mode
         self.heads = cfg.num_attention_heads
@@ -95,6 +96,7 @@ class Decoder:
         self._sin_sign = torch.ones(self.head_dim)
         self._sin_sign[: self.head_dim // 2] = -1
         pack = mode == "fast"
+        kernels = native_kernels() if native and mode != "fp16" else None
         inner = model.model
         self.layers = []
         for block in inner.layers:
@@ -103,9 +105,11 @@ class Decoder:
             gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
             self.layers.append(Layer(
                 own_fp32(block.input_layernorm.weight),
-                Linear.from_weight(qkv, mode), Linear.from_weight(a.o_proj.weight, mode),
+                Linear.from_weight(qkv, mode, kernels),
+                Linear.from_weight(a.o_proj.weight, mode, kernels),
                 own_fp32(block.post_attention_layernorm.weight),
-                Linear.from_weight(gate_up, mode), Linear.from_weight(mlp.down_proj.weight, mode),
+                Linear.from_weight(gate_up, mode, kernels),
+                Linear.from_weight(mlp.down_proj.weight, mode, kernels),
             ))
         self.embed = own_fp32(inner.embed_tokens.weight)
         self.norm = own_fp32(inner.norm.weight)
@@ -126,7 +130,7 @@ class Decoder:
                            + 2.0 ** -8 * rebuilt.abs().amax(1))
         linears = [lin for layer in self.layers
                    for lin in (layer.qkv, layer.o, layer.gate_up, layer.down)]
-        self.packed_share = sum(lin.packed is not None for lin in linears) / len(linears)
+        self.packed_share = sum(lin.grid is not None for lin in linears) / len(linears)
 
     @property
     def nbytes(self) -> int:
@@ -161,9 +165,9 @@ class Decoder:
         end = start + t
         h, kv, d = self.heads, self.kv_heads, self.head_dim
         group = h // kv
-        # fast mode's decode steps (one token or a drafted run being verified) use int4;
-        # the prompt (from position 0) and the other modes, fp32 activations and sums
-        project = Linear.step if self.mode == "fast" and start > 0 else Linear.full
+        # decode steps (one token or a drafted run being verified): fast mode's int4, or the
+        # native kernel on 4-bit grid values; the prompt (from position 0), fp32 matrices
+        project = Linear.step if start > 0 else Linear.full
         cos, sin = self._rope(start, end)
         mask = None
         if t > 1 and start > 0:  # drafted tokens see the cache and the drafts before them
@@ -345,14 +349,15 @@ class NgramLookup:
         return []
 
 
-def build_decoder(model: Any, mode: DecoderMode = "fast") -> Decoder | None:
+def build_decoder(model: Any, mode: DecoderMode = "fast", *, native: bool = True) -> Decoder | None:
     """A :class:`Decoder` for a transformers causal LM, or ``None`` (with the reason
-    logged) when the model is not one it covers."""
+    logged) when the model is not one it covers. ``native=False`` leaves the native
+    kernels out (:mod:`ragtune.models.kernels`)."""
     reason = supported(model.config)
     if reason is not None:
         logger.info("fast decoding does not cover %s; using transformers.generate", reason)
         return None
-    decoder = Decoder(model, mode)
+    decoder = Decoder(model, mode, native=native)
     logger.info("%s decoding: %.0f%% of projections in 4 bits, %.0f MB of weights", mode,
                 100 * decoder.packed_share, decoder.nbytes / 2**20)
     return decoder

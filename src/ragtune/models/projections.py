@@ -1,12 +1,16 @@
 """The projections of :mod:`ragtune.models.fast_decode`: one weight matrix held the way
 a decode mode multiplies it.
 
-- ``exact``: fp32, multiplied with ``F.linear``.
+- ``exact``: fp32 products. A matrix whose values lie on GGUF's 4-bit grid
+  (:func:`grid4`, bit for bit) is held as its grid values where the native kernels are
+  built (:mod:`ragtune.models.kernels`): decode steps multiply them in fp32 without
+  reading an fp32 copy, prefill rebuilds the fp32 matrix for ``F.linear``. Other matrices,
+  and every matrix without the kernels, are held in fp32.
 - ``fp16``: fp16 weights packed for fbgemm, whose kernels widen them to fp32; activations
   and sums stay fp32.
-- ``fast``: matrices whose values lie on GGUF's 4-bit grid (:func:`grid4`), repacked into
-  torch's int4 layout for decode steps (bf16 activations), with the nibbles kept to
-  rebuild the exact fp32 values for prefill.
+- ``fast``: matrices on the 4-bit grid (within 1e-6), repacked into torch's int4 layout for
+  decode steps (bf16 activations), with the grid values kept to rebuild the fp32 matrix
+  for prefill.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ DecoderMode = Literal["fast", "fp16", "exact"]
 GROUP = 32  # values per int4 group, as in GGUF's Q4 blocks
 _GRID_TOLERANCE = 1e-6  # relative to the matrix's largest value
 _FP16_MAX = 65504.0  # a weight beyond fp16's range keeps its fp32 matrix
+# decode passes up to this many rows use the native kernel; more rebuild the fp32 matrix
+Q4_ROWS = 16
 
 
 def bf16_supported() -> bool:
@@ -37,27 +43,67 @@ def fp16_supported() -> bool:
     return "fbgemm" in torch.backends.quantized.supported_engines
 
 
-def grid4(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """``(q, scale, low)`` with ``weight == q * scale + low`` per group of 32 input values,
-    ``q`` in 0..15, ``(n, k)`` uint8 and ``(n, k/32)`` fp32; ``None`` when the weight is not
-    on such a grid (a full-precision or fine-tuned matrix), so that nothing is approximated.
+@dataclass
+class Grid:
+    """A matrix ``(n, k)`` held as 4-bit grid values: ``W[i, 32g + j] = scale[i, g] * q +
+    low[i, g]`` (a multiply, then an add, in fp32), ``q`` in 0..15. ``codes`` ``(n, k/2)``
+    uint8: byte ``16g + j`` of row ``i`` holds ``q`` of column ``32g + j`` in its low nibble
+    and of column ``32g + 16 + j`` in its high nibble (the layout of ``csrc/q4_linear.cpp``);
+    ``scale`` and ``low`` ``(n, k/32)`` fp32."""
 
-    GGUF Q4_1 stores ``d`` and ``m`` per block of 32 with the block's minimum at ``q = 0``
-    and its maximum at ``q = 15`` (ggml ``quantize_row_q4_1``), so both are recovered from
-    the de-quantised values as ``low = min`` and ``scale = (max - min) / 15``.
+    codes: torch.Tensor
+    scale: torch.Tensor
+    low: torch.Tensor
+
+    @property
+    def q(self) -> torch.Tensor:
+        """``(n, k/32, 32)`` uint8 grid indices."""
+        n = self.codes.shape[0]
+        nibbles = self.codes.view(n, -1, GROUP // 2)
+        return torch.cat([nibbles & 15, nibbles >> 4], -1)
+
+    def dequantize(self) -> torch.Tensor:
+        """The fp32 matrix ``(n, k)``, as GGUF de-quantises it (multiply, then add)."""
+        groups = self.q.float().mul_(self.scale[..., None]).add_(self.low[..., None])
+        return groups.reshape(self.codes.shape[0], -1)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.codes, self.scale, self.low))
+
+
+def grid4(weight: torch.Tensor, *, exact: bool = False) -> Grid | None:
+    """``weight`` as 4-bit grid values (see :class:`Grid`), or ``None`` when it is not on
+    such a grid (a full-precision or fine-tuned matrix), so that nothing is approximated.
+
+    GGUF Q4_1 stores ``d`` and ``m`` per block of 32 (fp16) with the block's minimum at
+    ``q = 0`` and its maximum at ``q = 15`` (ggml ``quantize_row_q4_1``), so both are
+    recovered from the de-quantised values as ``low = min`` and ``scale = (max - min) /
+    15``, rounded to fp16 as stored (Q4_0's ``d * (q - 8)`` is the same grid with ``low =
+    -8d``). With ``exact`` every rebuilt weight must equal the matrix bit for bit; otherwise
+    within ``1e-6`` of its largest value.
     """
     n, k = weight.shape
     if k % GROUP:
         return None
     groups = weight.detach().float().reshape(n, k // GROUP, GROUP)
     low = groups.amin(-1)
-    scale = (groups.amax(-1) - low) / 15
-    q = torch.round((groups - low[..., None]) / torch.where(scale > 0, scale, 1)[..., None])
-    q = q.clamp_(0, 15)
-    error = (q * scale[..., None] + low[..., None] - groups).abs().max()
-    if float(error) > _GRID_TOLERANCE * float(groups.abs().max()) + 1e-12:
+    span = (groups.amax(-1) - low) / 15
+    for scale in (span.half().float(), span):  # the stored fp16 value first
+        q = torch.round((groups - low[..., None]) / torch.where(scale > 0, scale, 1)[..., None])
+        q = q.clamp_(0, 15)
+        rebuilt = q * scale[..., None] + low[..., None]
+        if exact:
+            if torch.equal(rebuilt, groups):
+                break
+        elif float((rebuilt - groups).abs().max()) <= (
+                _GRID_TOLERANCE * float(groups.abs().max()) + 1e-12):
+            break
+    else:
         return None
-    return q.to(torch.uint8).reshape(n, k), scale, low
+    q8 = q.to(torch.uint8)
+    codes = (q8[..., :GROUP // 2] | (q8[..., GROUP // 2:] << 4)).reshape(n, k // 2)
+    return Grid(codes.contiguous(), scale.contiguous(), low.contiguous())
 
 
 def own_fp32(tensor: torch.Tensor) -> torch.Tensor:
@@ -69,56 +115,69 @@ def own_fp32(tensor: torch.Tensor) -> torch.Tensor:
 @dataclass
 class Linear:
     """One projection ``x @ W.T``: fp32, fp16 weights, or 4-bit grid values (see
-    :func:`grid4`)."""
+    :class:`Grid`), multiplied by the native kernel in decode steps where it is built."""
 
     out_features: int
-    weight: torch.Tensor | None = None  # (n, k) fp32, when not packed
+    weight: torch.Tensor | None = None  # (n, k) fp32, when held in full
     half: Any = None  # fbgemm's packed fp16 weight, in ``fp16`` mode
     half_bytes: int = 0
-    packed: torch.Tensor | None = None  # torch's int4 layout, for decode steps
+    grid: Grid | None = None  # the 4-bit grid values (exact and fast modes)
+    packed: torch.Tensor | None = None  # torch's int4 layout, for fast decode steps
     scales_zeros: torch.Tensor | None = None  # (k/32, n, 2) bf16: scale, value at q = 8
-    nibbles: torch.Tensor | None = None  # (n, k/2) uint8, for exact fp32 prefill
-    scale: torch.Tensor | None = None  # (n, k/32) fp32
-    low: torch.Tensor | None = None  # (n, k/32) fp32
+    kernels: Any = None  # torch.ops.ragtune, where the native kernels are built
 
     @classmethod
-    def from_weight(cls, weight: torch.Tensor, mode: DecoderMode) -> Linear:
+    def from_weight(cls, weight: torch.Tensor, mode: DecoderMode, kernels: Any = None) -> Linear:
+        """``kernels`` (``torch.ops.ragtune`` or ``None``): in ``exact`` mode a matrix on the
+        4-bit grid is held as its grid values only where they are, since without the
+        native kernel an fp32 copy multiplies faster than one rebuilt each pass."""
         if mode == "fp16" and float(weight.detach().abs().max()) < _FP16_MAX:
             half = torch.ops.quantized.linear_prepack_fp16(weight.detach().float(), None)
             return cls(weight.shape[0], half=half, half_bytes=2 * weight.numel())
-        grid = grid4(weight) if mode == "fast" else None
+        grid = None
+        if mode == "fast" or (mode == "exact" and kernels is not None):
+            grid = grid4(weight, exact=mode == "exact")
         if grid is None:
             return cls(weight.shape[0], weight=own_fp32(weight))
-        q, scale, low = grid
-        # torch's CPU int4 kernel de-quantises as (q - 8) * scale + zero
-        packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.to(torch.int32), 2)
-        scales_zeros = torch.stack([scale.T, (low + 8 * scale).T], -1)
-        return cls(weight.shape[0], packed=packed,
-                   scales_zeros=scales_zeros.to(torch.bfloat16).contiguous(),
-                   nibbles=(q[:, 0::2] | (q[:, 1::2] << 4)).contiguous(), scale=scale, low=low)
+        if mode == "exact":
+            return cls(weight.shape[0], grid=grid, kernels=kernels)
+        # torch's CPU int4 kernel de-quantises as (q - 8) * scale + zero, nibbles in order
+        q = grid.q.reshape(weight.shape[0], -1).to(torch.int32)
+        packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 2)
+        scales_zeros = torch.stack([grid.scale.T, (grid.low + 8 * grid.scale).T], -1)
+        return cls(weight.shape[0], grid=grid, packed=packed,
+                   scales_zeros=scales_zeros.to(torch.bfloat16).contiguous(), kernels=kernels)
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
-        """``(m, k) -> (m, n)`` for decode: the int4 kernel where packed."""
-        if self.packed is None:
-            return self.full(x)
-        out = torch.ops.aten._weight_int4pack_mm_for_cpu(
-            x.to(torch.bfloat16), self.packed, GROUP, self.scales_zeros)
-        return out.float()
+        """``(m, k) -> (m, n)`` for decode steps: the int4 kernel in fast mode, the native
+        fp32 kernel on the grid values for up to ``Q4_ROWS`` rows, else :meth:`full`."""
+        if self.packed is not None:
+            out = torch.ops.aten._weight_int4pack_mm_for_cpu(
+                x.to(torch.bfloat16), self.packed, GROUP, self.scales_zeros)
+            return out.float()
+        if self.grid is not None and self.kernels is not None and x.shape[0] <= Q4_ROWS:
+            grid = self.grid
+            return self.kernels.q4_linear(  # type: ignore[no-any-return]
+                x.contiguous(), grid.codes, grid.scale, grid.low)
+        return self.full(x)
 
     def full(self, x: torch.Tensor) -> torch.Tensor:
         """``(m, k) -> (m, n)`` with fp32 activations and sums (for prefill, and every pass
-        outside ``fast`` mode)."""
+        outside ``fast`` mode), on the fp32 matrix: held, or rebuilt for this product."""
         if self.weight is not None:
             return F.linear(x, self.weight)
         if self.half is not None:
             return torch.ops.quantized.linear_dynamic_fp16(x, self.half)  # type: ignore[no-any-return]
-        assert self.nibbles is not None and self.scale is not None and self.low is not None
-        q = torch.stack([self.nibbles & 15, self.nibbles >> 4], -1)
-        n = self.out_features
-        groups = q.reshape(n, -1, GROUP).float().mul_(self.scale[..., None])
-        return F.linear(x, groups.add_(self.low[..., None]).reshape(n, -1))
+        assert self.grid is not None
+        grid = self.grid
+        if self.kernels is not None:
+            weight = self.kernels.q4_dequantize(grid.codes, grid.scale, grid.low)
+        else:
+            weight = grid.dequantize()
+        return F.linear(x, weight)
 
     @property
     def nbytes(self) -> int:
-        parts = [self.weight, self.packed, self.scales_zeros, self.nibbles, self.scale, self.low]
-        return self.half_bytes + sum(p.numel() * p.element_size() for p in parts if p is not None)
+        parts = [self.weight, self.packed, self.scales_zeros]
+        total = self.half_bytes + sum(p.numel() * p.element_size() for p in parts if p is not None)
+        return total + (self.grid.nbytes if self.grid is not None else 0)

@@ -30,6 +30,18 @@ def on_q4_grid(weight: torch.Tensor) -> torch.Tensor:
     return (torch.round((g - low) / scale) * scale + low).reshape(n, k)
 
 
+def gguf_q4_1(n: int, k: int, offset: bool = True, seed: int = 0,
+              size: float = 0.02) -> torch.Tensor:
+    """A matrix as GGUF de-quantises Q4_1 blocks: fp16 ``d`` and ``m`` per 32 values,
+    ``d * q + m`` in fp32 (Q4_0 without the offset: ``d * (q - 8)``)."""
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randint(0, 16, (n, k // 32, 32), generator=gen).float()
+    q[..., 0], q[..., 1] = 0, 15  # ggml puts each block's minimum at 0 and maximum at 15
+    d = (torch.rand(n, k // 32, 1, generator=gen) * size + size / 20).half().float()
+    m = (torch.randn(n, k // 32, 1, generator=gen) * 8 * size).half().float()
+    return (q * d + m).reshape(n, k) if offset else (d * (q - 8)).reshape(n, k)
+
+
 def reference(model, prompt: list[int], n: int, min_new: int = 0) -> list[int]:  # type: ignore[no-untyped-def]
     ids = torch.tensor([prompt])
     with torch.no_grad():
@@ -111,13 +123,24 @@ def test_the_grid_of_q4_weights_is_recovered_exactly_and_nothing_else_is_packed(
     weight = on_q4_grid(torch.randn(48, 96))
     grid = grid4(weight)
     assert grid is not None
-    q, scale, low = grid
-    assert q.dtype == torch.uint8 and int(q.max()) <= 15
-    rebuilt = q.float().reshape(48, 3, 32) * scale[..., None] + low[..., None]
-    torch.testing.assert_close(rebuilt.reshape(48, 96), weight, rtol=0, atol=1e-6)
+    assert grid.codes.dtype == torch.uint8 and grid.codes.shape == (48, 48)
+    assert int(grid.q.max()) <= 15 and grid.q.shape == (48, 3, 32)
+    torch.testing.assert_close(grid.dequantize(), weight, rtol=0, atol=1e-6)
     assert grid4(torch.randn(48, 96)) is None  # full precision: kept as it is
     assert grid4(torch.randn(48, 40)) is None  # not a whole number of groups
     assert Linear.from_weight(torch.randn(48, 96), "fast").weight is not None
+
+
+def test_gguf_q4_weights_are_recovered_bit_for_bit_in_exact_mode() -> None:
+    weight = gguf_q4_1(64, 128)
+    grid = grid4(weight, exact=True)
+    assert grid is not None and torch.equal(grid.dequantize(), weight)
+    q4_0 = gguf_q4_1(16, 64, offset=False)  # Q4_0: d * (q - 8)
+    grid = grid4(q4_0, exact=True)
+    assert grid is not None and torch.equal(grid.dequantize(), q4_0)
+    # within 1e-6 is on the grid for fast mode, but not bit for bit
+    nudged = weight * (1 + 1e-7 * torch.randn_like(weight))
+    assert grid4(nudged, exact=True) is None and grid4(nudged) is not None
 
 
 @pytest.mark.skipif(not bf16_supported(), reason="this CPU has no bf16 kernels")
@@ -127,7 +150,7 @@ def test_fast_mode_packs_grid_weights_prefills_exactly_and_steps_close() -> None
         for name, p in model.named_parameters():
             if p.dim() == 2 and "embed" not in name:
                 p.copy_(on_q4_grid(p))
-    fast, exact = Decoder(model, "fast"), Decoder(model, "exact")
+    fast, exact = Decoder(model, "fast"), Decoder(model, "exact", native=False)
     assert fast.packed_share == 1.0 and fast.nbytes < exact.nbytes
     x = torch.randn(5, 64)
     packed = fast.layers[0].qkv

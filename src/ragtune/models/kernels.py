@@ -1,0 +1,94 @@
+"""Native CPU kernels for the decode loop, compiled once per machine.
+
+The C++ sources in ``csrc/`` are built with the system's C++ compiler through
+``torch.utils.cpp_extension`` (ninja, the compiler and torch's own headers) the first time a
+decoder asks for them, into ``<ragtune cache>/kernels``; later processes load the built
+library in well under a second. They register ``torch.ops.ragtune.*`` and run on torch's
+own thread pool (``at::parallel_for``), so they never compete with it for the cores.
+
+- ``q4_linear(x, codes, scale, low)``: ``x @ W.T`` in fp32 for a matrix held as GGUF 4-bit
+  grid values (see ``csrc/q4_linear.cpp``): each weight is rebuilt bit for bit in registers,
+  so a decode step reads 4 bits per weight instead of 32 and gets fp32 products.
+- ``q4_dequantize(codes, scale, low)``: the fp32 matrix itself, for prefill.
+
+The kernels need AVX-512 (checked with ``torch.backends.cpu.get_cpu_capability``). Where
+they cannot be used (another CPU, no compiler, a failed build, or
+``RAGTUNE_NATIVE_KERNELS=0``) :func:`native_kernels` returns ``None`` and logs why once;
+the decoder then multiplies fp32 weights with ``F.linear``, with the same results.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+SOURCES = ("q4_linear.cpp",)
+_FLAGS = ["-O3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma",
+          # the table's multiply and add must stay two roundings, as in de-quantisation
+          "-ffp-contract=off", "-fopenmp"]
+_lock = threading.Lock()
+
+
+def unavailable() -> str | None:
+    """Why the kernels cannot run on this machine, or ``None`` when they can be built."""
+    if os.environ.get("RAGTUNE_NATIVE_KERNELS", "1").strip().lower() in {"0", "false", "off"}:
+        return "RAGTUNE_NATIVE_KERNELS is off"
+    if sys.platform != "linux":
+        return f"platform {sys.platform} (the kernels are built on Linux)"
+    import torch
+
+    capability = torch.backends.cpu.get_cpu_capability()
+    if "AVX512" not in capability and "AMX" not in capability:
+        return f"this CPU's vector unit is {capability} (the kernels need AVX-512)"
+    return None
+
+
+def native_kernels() -> Any | None:
+    """``torch.ops.ragtune`` with the kernels loaded, or ``None`` (the reason logged)."""
+    reason = unavailable()
+    if reason is not None:
+        _log_once(reason)
+        return None
+    return _load()
+
+
+@functools.cache
+def _log_once(reason: str) -> None:
+    logger.info("native CPU kernels off: %s; decoding multiplies fp32 weights", reason)
+
+
+@functools.cache
+def _load() -> Any | None:
+    import torch
+    from torch.utils.cpp_extension import load
+
+    from ragtune.models.gguf_cache import cache_dir
+
+    source_dir = Path(__file__).with_name("csrc")
+    python = f"{sys.version_info[0]}{sys.version_info[1]}"
+    build = cache_dir() / "kernels" / f"torch-{torch.__version__}-py{python}"
+    with _lock:
+        try:
+            build.mkdir(parents=True, exist_ok=True)
+            if not (build / "ragtune_kernels.so").exists():
+                logger.info("building ragtune's native CPU kernels once (about 15 s)")
+            started = time.perf_counter()
+            load(name="ragtune_kernels", sources=[str(source_dir / s) for s in SOURCES],
+                 extra_cflags=_FLAGS, extra_ldflags=["-fopenmp"], build_directory=str(build),
+                 is_python_module=False, verbose=False)
+            logger.debug("native kernels ready in %.1f s", time.perf_counter() - started)
+        except Exception as exc:  # no compiler, no ninja, a failed build: decode without them
+            logger.warning("could not build ragtune's native CPU kernels (%s); decoding "
+                           "multiplies fp32 weights instead. Install a C++ compiler (g++) "
+                           "and ninja (pip install ninja) to use them.",
+                           str(exc).strip().splitlines()[-1] if str(exc).strip() else exc)
+            return None
+    return torch.ops.ragtune

@@ -1,0 +1,82 @@
+"""The native q4 kernels against F.linear on the de-quantised matrix."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ragtune.models import kernels
+from ragtune.models.fast_decode import Decoder
+from ragtune.models.projections import grid4
+
+from .test_fast_decode import gguf_q4_1, llama, reference
+
+
+@pytest.fixture(scope="module")
+def ops():  # type: ignore[no-untyped-def]
+    """``torch.ops.ragtune``, built on first use (about 15 s on a fresh machine)."""
+    loaded = kernels.native_kernels()
+    if loaded is None:
+        pytest.skip(f"native kernels not available here: {kernels.unavailable() or 'no build'}")
+    return loaded
+
+
+@pytest.mark.parametrize(("n", "k"), [(1, 32), (7, 96), (96, 64), (331, 576), (64, 1536)])
+def test_q4_linear_gives_fp32_products_of_the_dequantised_weights(ops, n: int, k: int) -> None:  # type: ignore[no-untyped-def]
+    weight = gguf_q4_1(n, k, seed=n)
+    grid = grid4(weight, exact=True)
+    assert grid is not None
+    rebuilt = ops.q4_dequantize(grid.codes, grid.scale, grid.low)
+    assert torch.equal(rebuilt, weight)  # bit for bit, as GGUF de-quantises
+    for m in (1, 2, 3, 4, 5, 8, 9, 17):
+        x = torch.randn(m, k, dtype=torch.float64).float()
+        got = ops.q4_linear(x, grid.codes, grid.scale, grid.low)
+        exact = x.double() @ weight.double().T
+        # fp32 sums in another order: within fp32 rounding of the sum of |products|
+        bound = 4 * k * 2.0 ** -24 * (x.double().abs() @ weight.double().abs().T) + 1e-30
+        assert got.shape == (m, n)
+        assert bool(((got.double() - exact).abs() <= bound).all())
+        assert (got - F.linear(x, weight)).abs().max() <= bound.max()
+
+
+def test_q4_kernels_name_what_they_expect(ops) -> None:  # type: ignore[no-untyped-def]
+    grid = grid4(gguf_q4_1(8, 64), exact=True)
+    assert grid is not None
+    with pytest.raises(RuntimeError, match="contiguous \\(m, k\\) float32"):
+        ops.q4_linear(torch.randn(2, 32), grid.codes, grid.scale, grid.low)
+    with pytest.raises(RuntimeError, match="uint8"):
+        ops.q4_linear(torch.randn(2, 64), grid.codes.int(), grid.scale, grid.low)
+    with pytest.raises(RuntimeError, match="\\(n, k/32\\) float32"):
+        ops.q4_dequantize(grid.codes, grid.scale.double(), grid.low)
+
+
+def q4_llama(seed: int = 0):  # type: ignore[no-untyped-def]
+    """A tiny Llama whose projections are GGUF Q4_1 matrices, as in the bundled model."""
+    model = llama(hidden=64, layers=2, vocab=96, seed=seed)
+    with torch.no_grad():
+        for i, (name, p) in enumerate(model.named_parameters()):
+            if p.dim() == 2 and "embed" not in name:
+                p.copy_(gguf_q4_1(*p.shape, seed=seed * 100 + i, size=0.04))
+    return model
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_exact_mode_on_q4_weights_holds_4_bits_and_yields_the_tokens_of_transformers(
+        ops, seed: int) -> None:  # type: ignore[no-untyped-def]
+    model = q4_llama(seed)
+    native, plain = Decoder(model, "exact"), Decoder(model, "exact", native=False)
+    assert native.packed_share == 1.0 and plain.packed_share == 0.0
+    assert native.nbytes < plain.nbytes
+    for prompt in ([5], list(range(4, 60))):
+        expected = reference(model, prompt, 40, min_new=40)
+        assert list(native.tokens(prompt, 40, eos={3}, min_new_tokens=40)) == expected
+        assert list(native.tokens(prompt, 40, eos={3}, min_new_tokens=40, lookup=6)) == expected
+
+
+def test_the_kernels_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAGTUNE_NATIVE_KERNELS", "0")
+    assert kernels.native_kernels() is None
+    assert kernels.unavailable() == "RAGTUNE_NATIVE_KERNELS is off"
+    decoder = Decoder(q4_llama(), "exact")
+    assert decoder.packed_share == 0.0  # fp32 matrices, multiplied with F.linear
