@@ -44,6 +44,18 @@ logger = logging.getLogger(__name__)
 
 RERANK = 16  # greedy candidates re-scored in fp32 (fast mode)
 SHORTLIST_MAX = 4096  # exact and fp16 modes: above this many candidates, score them all
+BLOCK = 16  # positions per block of transposed keys (csrc/attention.cpp)
+ATTENTION_ROWS = 32  # most query rows per key head that the native attention takes
+
+
+@dataclass
+class Cache:
+    """The keys and values of one sequence: ``kv`` ``(layers, 2, kv_heads, capacity,
+    head_dim)``; where the native attention kernel runs, the keys again in transposed
+    blocks of 16 positions, ``keys_t`` ``(layers, kv_heads, capacity / 16, head_dim, 16)``."""
+
+    kv: torch.Tensor
+    keys_t: torch.Tensor | None = None
 
 
 @dataclass
@@ -96,7 +108,9 @@ class Decoder:
         self._sin_sign = torch.ones(self.head_dim)
         self._sin_sign[: self.head_dim // 2] = -1
         pack = mode == "fast"
-        kernels = native_kernels() if native and mode != "fp16" else None
+        kernels = native_kernels() if native else None
+        # the native attention kernel covers these head sizes (csrc/attention.cpp)
+        self._kernels = kernels if self.head_dim in (32, 64, 128) else None
         inner = model.model
         self.layers = []
         for block in inner.layers:
@@ -157,22 +171,35 @@ class Decoder:
         sin[:, :rotated] = (angles.sin() * self._sin_sign)[:, None]
         return cos, sin
 
-    def forward(self, tokens: torch.Tensor, start: int, cache: torch.Tensor) -> torch.Tensor:
+    def cache(self, positions: int) -> Cache:
+        """An empty :class:`Cache` for ``positions`` tokens (rounded up to 16)."""
+        capacity = -(-positions // BLOCK) * BLOCK
+        kv = torch.empty(len(self.layers), 2, self.kv_heads, capacity, self.head_dim)
+        keys_t = None
+        if self._kernels is not None:
+            keys_t = torch.empty(len(self.layers), self.kv_heads, capacity // BLOCK,
+                                 self.head_dim, BLOCK)
+        return Cache(kv, keys_t)
+
+    def forward(self, tokens: torch.Tensor, start: int, cache: Cache) -> torch.Tensor:
         """Hidden states ``(t, hidden)`` after the final norm for ``tokens`` ``(t,)`` at
-        positions ``start..start+t``, writing their keys and values into ``cache``
-        ``(layers, 2, kv_heads, capacity, head_dim)``."""
+        positions ``start..start+t``, writing their keys and values into ``cache``."""
         t = tokens.shape[0]
         end = start + t
         h, kv, d = self.heads, self.kv_heads, self.head_dim
         group = h // kv
+        # decode steps: the native kernel attends over the transposed keys (and writes the
+        # new keys and values); the prompt, and passes of more rows than it takes, use SDPA
+        native = (self._kernels is not None and cache.keys_t is not None and start > 0
+                  and group * t <= ATTENTION_ROWS)
         # decode steps (one token or a drafted run being verified): fast mode's int4, or the
         # native kernel on 4-bit grid values; the prompt (from position 0), fp32 matrices
         project = Linear.step if start > 0 else Linear.full
         cos, sin = self._rope(start, end)
         mask = None
-        if t > 1 and start > 0:  # drafted tokens see the cache and the drafts before them
+        if t > 1 and start > 0 and not native:  # drafts see the cache and the drafts before
             mask = torch.arange(end)[None, :] <= (start + torch.arange(t))[:, None]
-            mask = mask.repeat(group, 1)  # rows as the queries are grouped below
+            mask = mask.repeat(group, 1)  # rows as the queries are grouped in _attend
         x = self.embed[tokens]
         for i, layer in enumerate(self.layers):
             y = F.rms_norm(x, (self.hidden,), layer.input_norm, self.eps)
@@ -180,23 +207,42 @@ class Decoder:
             # rotary embedding of queries and keys, values passed through: x*cos +
             # rotate_half(x)*sin, with rotate_half(x) = roll(x, d/2) with its first half negated
             qkv = qkv * cos + qkv.roll(d // 2, -1) * sin
-            cache[i, :, :, start:end] = qkv[:, h:].view(t, 2, kv, d).permute(1, 2, 0, 3)
-            keys, values = cache[i, 0, :, :end], cache[i, 1, :, :end]
-            if start == 0 and t > 1:
-                att = F.scaled_dot_product_attention(
-                    qkv[:, :h].transpose(0, 1).unsqueeze(0), keys.unsqueeze(0),
-                    values.unsqueeze(0), is_causal=True, enable_gqa=True)[0]
-            else:  # the queries sharing a key head as one block: each key is read once
-                q = qkv[:, :h].transpose(0, 1).reshape(kv, group * t, d)
-                att = F.scaled_dot_product_attention(
-                    q.unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0), attn_mask=mask)
-            att = att.view(h, t, d).transpose(0, 1).reshape(t, h * d)
-            x = x + project(layer.o, att)
+            if native:
+                assert self._kernels is not None and cache.keys_t is not None
+                att = self._kernels.decode_attention(qkv, cache.kv[i], cache.keys_t[i], start, h)
+                x = x + project(layer.o, att)
+            else:
+                x = x + project(layer.o, self._attend(qkv, cache.kv[i], start, mask))
             y = F.rms_norm(x, (self.hidden,), layer.post_norm, self.eps)
             gate, up = project(layer.gate_up, y).chunk(2, -1)
             y = F.silu(gate) * up
             x = x + project(layer.down, y)
+        if cache.keys_t is not None and not native:  # the blocks holding the new keys
+            b0, b1 = start // BLOCK, -(-end // BLOCK)
+            blocks = cache.kv[:, 0, :, b0 * BLOCK:b1 * BLOCK].unflatten(2, (b1 - b0, BLOCK))
+            cache.keys_t[:, :, b0:b1] = blocks.transpose(-1, -2)
         return F.rms_norm(x, (self.hidden,), self.norm, self.eps)
+
+    def _attend(self, qkv: torch.Tensor, cache: torch.Tensor, start: int,
+                mask: torch.Tensor | None) -> torch.Tensor:
+        """Attention ``(t, heads * head_dim)`` of ``qkv`` ``(t, heads + 2 kv_heads,
+        head_dim)`` over one layer's ``cache`` ``(2, kv_heads, capacity, head_dim)``, with
+        SDPA, after writing the new keys and values into it."""
+        t = qkv.shape[0]
+        end = start + t
+        h, kv, d = self.heads, self.kv_heads, self.head_dim
+        group = h // kv
+        cache[:, :, start:end] = qkv[:, h:].view(t, 2, kv, d).permute(1, 2, 0, 3)
+        keys, values = cache[0, :, :end], cache[1, :, :end]
+        if start == 0 and t > 1:
+            att = F.scaled_dot_product_attention(
+                qkv[:, :h].transpose(0, 1).unsqueeze(0), keys.unsqueeze(0),
+                values.unsqueeze(0), is_causal=True, enable_gqa=True)[0]
+        else:  # the queries sharing a key head as one block: each key is read once
+            q = qkv[:, :h].transpose(0, 1).reshape(kv, group * t, d)
+            att = F.scaled_dot_product_attention(
+                q.unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0), attn_mask=mask)
+        return att.view(h, t, d).transpose(0, 1).reshape(t, h * d)
 
     def _greedy(self, states: torch.Tensor, banned: torch.Tensor | None,
                 ban_rows: int) -> list[int]:
@@ -270,8 +316,7 @@ class Decoder:
         """
         if not prompt or max_new_tokens <= 0:
             return
-        capacity = len(prompt) + max_new_tokens
-        cache = torch.empty(len(self.layers), 2, self.kv_heads, capacity, self.head_dim)
+        cache = self.cache(len(prompt) + max_new_tokens)
         banned_ids = torch.tensor(sorted(eos), dtype=torch.long) if eos else None
         lookups = NgramLookup(prompt) if lookup > 0 and temperature <= 0 else None
         limit = 1  # draft length: doubles while drafts are kept, shrinks to what was kept

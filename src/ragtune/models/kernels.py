@@ -10,6 +10,9 @@ own thread pool (``at::parallel_for``), so they never compete with it for the co
   grid values (see ``csrc/q4_linear.cpp``): each weight is rebuilt bit for bit in registers,
   so a decode step reads 4 bits per weight instead of 32 and gets fp32 products.
 - ``q4_dequantize(codes, scale, low)``: the fp32 matrix itself, for prefill.
+- ``decode_attention(qkv, cache, keys_t, start, heads)``: attention of a decode step's few
+  queries over the KV cache in fp32, with the keys also held in transposed blocks of 16
+  positions (see ``csrc/attention.cpp``), split over key heads and chunks of keys.
 
 The kernels need AVX-512 (checked with ``torch.backends.cpu.get_cpu_capability``). Where
 they cannot be used (another CPU, no compiler, a failed build, or
@@ -30,7 +33,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-SOURCES = ("q4_linear.cpp",)
+SOURCES = ("q4_linear.cpp", "attention.cpp")
 _FLAGS = ["-O3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma",
           # the table's multiply and add must stay two roundings, as in de-quantisation
           "-ffp-contract=off", "-fopenmp"]

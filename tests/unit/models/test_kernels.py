@@ -53,7 +53,7 @@ def test_q4_kernels_name_what_they_expect(ops) -> None:  # type: ignore[no-untyp
 
 def q4_llama(seed: int = 0):  # type: ignore[no-untyped-def]
     """A tiny Llama whose projections are GGUF Q4_1 matrices, as in the bundled model."""
-    model = llama(hidden=64, layers=2, vocab=96, seed=seed)
+    model = llama(hidden=128, layers=2, vocab=96, seed=seed)  # head_dim 32
     with torch.no_grad():
         for i, (name, p) in enumerate(model.named_parameters()):
             if p.dim() == 2 and "embed" not in name:
@@ -80,3 +80,55 @@ def test_the_kernels_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
     assert kernels.unavailable() == "RAGTUNE_NATIVE_KERNELS is off"
     decoder = Decoder(q4_llama(), "exact")
     assert decoder.packed_share == 0.0  # fp32 matrices, multiplied with F.linear
+
+
+def sdpa_reference(qkv: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                   start: int, heads: int, dtype: torch.dtype) -> torch.Tensor:
+    """SDPA of the t rows of ``qkv`` over ``keys``/``values`` (kv, start + t, d), each row
+    seeing positions up to its own, in ``dtype``."""
+    t, _, d = qkv.shape
+    kv = keys.shape[0]
+    q = qkv[:, :heads].transpose(0, 1).to(dtype)  # (heads, t, d)
+    k = keys.to(dtype).repeat_interleave(heads // kv, 0)
+    v = values.to(dtype).repeat_interleave(heads // kv, 0)
+    mask = torch.arange(start + t)[None, :] <= (start + torch.arange(t))[:, None]
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return out.transpose(0, 1).reshape(t, heads * d)
+
+
+@pytest.mark.parametrize(("d", "heads", "kv"), [(64, 9, 3), (32, 4, 2), (128, 2, 1)])
+@pytest.mark.parametrize(("start", "t"), [(1, 1), (15, 1), (16, 2), (300, 9), (1001, 4)])
+def test_decode_attention_matches_sdpa_and_writes_the_new_keys_and_values(  # type: ignore[no-untyped-def]
+        ops, d: int, heads: int, kv: int, start: int, t: int) -> None:
+    capacity = -(-(start + t + 5) // 16) * 16
+    gen = torch.Generator().manual_seed(start + t)
+    cache = torch.full((2, kv, capacity, d), float("nan"))  # unwritten positions stay unread
+    cache[:, :, :start] = torch.randn(2, kv, start, d, generator=gen) * 2
+    keys_t = torch.full((kv, capacity // 16, d, 16), float("nan"))
+    blocks = -(-start // 16)
+    keys_t[:, :blocks] = cache[0, :, :blocks * 16].unflatten(1, (blocks, 16)).transpose(-1, -2)
+    qkv = torch.randn(t, heads + 2 * kv, d, generator=gen) * 2
+    got = ops.decode_attention(qkv, cache, keys_t, start, heads)
+    new_keys = qkv[:, heads:heads + kv].transpose(0, 1)
+    assert torch.equal(cache[0, :, start:start + t], new_keys)
+    assert torch.equal(cache[1, :, start:start + t], qkv[:, heads + kv:].transpose(0, 1))
+    written = keys_t.transpose(-1, -2).flatten(1, 2)[:, start:start + t]
+    assert torch.equal(written, new_keys)
+    keys, values = cache[0, :, :start + t], cache[1, :, :start + t]
+    exact = sdpa_reference(qkv, keys, values, start, heads, torch.float64)
+    fp32 = sdpa_reference(qkv, keys, values, start, heads, torch.float32)
+    assert got.shape == (t, heads * d) and not got.isnan().any()
+    # as close to float64 as torch's own fp32 SDPA, within a few fp32 roundings
+    error = (got.double() - exact).abs().max()
+    assert error <= 2 * (fp32.double() - exact).abs().max() + 1e-6 * exact.abs().max()
+
+
+def test_decode_attention_names_what_it_expects(ops) -> None:  # type: ignore[no-untyped-def]
+    cache, keys_t = torch.zeros(2, 1, 32, 64), torch.zeros(1, 2, 64, 16)
+    with pytest.raises(RuntimeError, match="heads do not match"):
+        ops.decode_attention(torch.zeros(1, 5, 64), cache, keys_t, 4, 2)
+    with pytest.raises(RuntimeError, match="beyond the cache"):
+        ops.decode_attention(torch.zeros(2, 4, 64), cache, keys_t, 31, 2)
+    with pytest.raises(RuntimeError, match="head_dim must be 32, 64 or 128"):
+        ops.decode_attention(torch.zeros(1, 4, 48), torch.zeros(2, 1, 32, 48),
+                             torch.zeros(1, 2, 48, 16), 4, 2)
