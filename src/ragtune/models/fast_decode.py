@@ -1,5 +1,5 @@
 """A CPU decode loop for Llama-family models: fused projections, a KV cache sized per
-request, 4-bit weights repacked losslessly from GGUF, and greedy picks checked in fp32.
+request, 4-bit weights multiplied without an fp32 copy, and greedy picks checked in fp32.
 
 ``transformers.generate`` spends most of a token's time outside the matrix products that
 define it (generic cache objects, logits processors, one small op per projection), and it
@@ -7,21 +7,25 @@ multiplies fp32 copies of weights that the bundled GGUF stores in 4 bits. This l
 
 - fuses q/k/v and gate/up into one product each and keeps the KV cache as one preallocated
   tensor, so a step is a handful of large ops per layer;
-- in ``fast`` mode, finds weight matrices whose every group of 32 values lies on a 16-level
-  grid (what GGUF Q4_0/Q4_1 de-quantise to) and repacks them into torch's int4 layout:
-  the weights stay exactly the same values, but a token reads 8x fewer bytes. The int4
-  kernel takes bf16 activations, so decode steps carry bf16 rounding;
-- prefills the prompt in fp32 with those same grid values (de-quantised one layer at a
-  time), so the KV cache of the prompt and the first token are exact;
+- in ``exact`` mode, where the native kernels are built (:mod:`ragtune.models.kernels`),
+  holds weight matrices that lie on GGUF's 4-bit grid as their grid values and multiplies
+  them in fp32, each weight rebuilt bit for bit in registers: a step reads 80 MB of
+  weights, not 425 MB, and the products are those of the fp32 matrix; decode steps attend
+  over the cache with the native attention kernel (fp32);
+- in ``fast`` mode, repacks those matrices into torch's int4 layout, whose kernel takes
+  bf16 activations, so decode steps carry bf16 rounding;
+- prefills the prompt in fp32 with the grid values rebuilt one matrix at a time, so the KV
+  cache of the prompt and the first token are exact in every mode;
 - picks greedy tokens from int8 logits, then re-scores candidates against the fp32 output
   embedding: in ``fast`` mode the best ``RERANK``, in ``exact`` mode every id that a
   bound on the int8 error leaves in reach of the best, so the pick is the fp32 one.
 
-``exact`` mode runs the same loop entirely in fp32 and matches ``transformers.generate``.
-``fp16`` mode keeps the projections' weights in fp16 (fbgemm's fp16 products widen them
-to fp32 inside the kernel; activations and sums stay fp32): half the bytes a pass reads,
-a weight error of fp16's rounding (2**-11, against bf16's 2**-8), which flips greedy
-picks only where the two best logits nearly tie.
+``exact`` mode matches ``transformers.generate`` (without the native kernels it multiplies
+fp32 copies with ``F.linear``, with the same results). ``fp16`` mode keeps the
+projections' weights in fp16 (fbgemm's fp16 products widen them to fp32 inside the kernel;
+activations and sums stay fp32): half the bytes of fp32 on CPUs without the native
+kernels, a weight error of fp16's rounding (2**-11, against bf16's 2**-8), which flips
+greedy picks only where the two best logits nearly tie.
 Models it does not cover (other architectures, rope scaling) return ``None`` from
 :func:`build_decoder`, and the caller keeps ``transformers.generate``. How each mode holds
 and multiplies a weight matrix is in :mod:`ragtune.models.projections`.
