@@ -22,12 +22,14 @@ the decoder then multiplies fp32 weights with ``F.linear``, with the same result
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ SOURCES = ("q4_linear.cpp", "attention.cpp")
 _FLAGS = ["-O3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma",
           # the table's multiply and add must stay two roundings, as in de-quantisation
           "-ffp-contract=off", "-fopenmp"]
+_STALE_LOCK_S = 600  # a build takes about 15 s; a lock this old was left by a killed one
 _lock = threading.Lock()
 
 
@@ -68,6 +71,23 @@ def _log_once(reason: str) -> None:
     logger.info("native CPU kernels off: %s; decoding multiplies fp32 weights", reason)
 
 
+@contextlib.contextmanager
+def _ninja_on_path() -> Iterator[None]:
+    """``PATH`` with the ``ninja`` of the ``ninja`` package (in the environment's ``bin``,
+    which is not on ``PATH`` when the environment is not activated), for the build only."""
+    old = os.environ.get("PATH", "")
+    try:
+        import ninja
+
+        os.environ["PATH"] = os.pathsep.join([ninja.BIN_DIR, old])
+    except ImportError:  # a system ninja may still be on PATH
+        pass
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = old
+
+
 @functools.cache
 def _load() -> Any | None:
     import torch
@@ -78,9 +98,12 @@ def _load() -> Any | None:
     source_dir = Path(__file__).with_name("csrc")
     python = f"{sys.version_info[0]}{sys.version_info[1]}"
     build = cache_dir() / "kernels" / f"torch-{torch.__version__}-py{python}"
-    with _lock:
+    with _lock, _ninja_on_path():
         try:
             build.mkdir(parents=True, exist_ok=True)
+            lock = build / "lock"  # torch's build lock; one left by a killed build blocks all
+            if lock.exists() and time.time() - lock.stat().st_mtime > _STALE_LOCK_S:
+                lock.unlink(missing_ok=True)
             if not (build / "ragtune_kernels.so").exists():
                 logger.info("building ragtune's native CPU kernels once (about 15 s)")
             started = time.perf_counter()
