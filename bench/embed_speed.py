@@ -8,8 +8,9 @@ reads (after truncation), the same count for every engine.
 
 Engines: ``sentence-transformers fp32`` (the baseline: the model loaded with
 ``precision="fp32"``), ``ragtune`` (the default ``SentenceTransformerEmbedder``: int8 linear
-layers where the CPU has int8 kernels), and ``bf16 autocast`` (the fp32 model under
-``torch.autocast``, a candidate that was not adopted).
+layers where the CPU has int8 kernels, ragtune's native kernel on AVX-512 VNNI), ``torch
+dynamic int8`` (fbgemm's layers at 32 texts a batch, the default before the native
+kernel) and ``bf16 autocast`` (the fp32 model under ``torch.autocast``, not adopted).
 
     python bench/embed_speed.py [--docs N]
 """
@@ -52,9 +53,19 @@ def main() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             return st(batch)
 
+    fbgemm = SentenceTransformerEmbedder("all-minilm-l6-v2", precision="fp32")._model
+    torch.ao.quantization.quantize_dynamic(
+        fbgemm, {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig},
+        inplace=True)
+
+    def dynamic(batch: list[str]) -> np.ndarray:
+        return np.asarray(fbgemm.encode(batch, batch_size=32, normalize_embeddings=True))
+
+    label = f"ragtune ({ragtune.precision}, {ragtune.int8_kernel or 'fp32'} kernel, " \
+        f"{ragtune.batch_size} a batch)"
     engines: dict[str, Callable[[list[str]], np.ndarray]] = {
-        "sentence-transformers fp32": st, f"ragtune ({ragtune.precision})": ragtune.embed,
-        "bf16 autocast": bf16}
+        "sentence-transformers fp32": st, label: ragtune.embed,
+        "torch dynamic int8 (fbgemm, 32 a batch)": dynamic, "bf16 autocast": bf16}
     result: dict = {"docs": len(texts), "tokens": tokens, "engines": {}}
     baseline = None
     print(f"{len(texts)} documents, {tokens} tokens, {len(qids)} queries")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from ragtune.models.registry import BUNDLED, bundled_model, require_files
 
 logger = logging.getLogger(__name__)
 PRECISIONS = ("auto", "int8", "fp32")
-CPU_FP32_BATCH = 8  # texts per forward pass in fp32 on CPU when the setting is 0 (automatic)
+CPU_SMALL_BATCH = 8  # texts per pass on CPU (fp32, native int8) when the setting is 0 (auto)
 
 
 def int8_supported() -> bool:
@@ -26,20 +25,6 @@ def int8_supported() -> bool:
     import torch
 
     return bool({"x86", "fbgemm"} & set(torch.backends.quantized.supported_engines))
-
-
-def quantize_linear_layers(model: Any) -> Any:
-    """``model`` with every ``nn.Linear`` replaced in place by torch's dynamic int8 linear:
-    weights int8 per output channel, activations quantised per batch on the fly, products
-    on fbgemm's int8 kernels. ``bench/embed_speed.py`` measures it on SciFact against fp32:
-    1.6x the tokens/s at 32 texts a batch, dense nDCG@10 within 0.001."""
-    import torch
-
-    with warnings.catch_warnings():  # torch points eager quantisation users to torchao
-        warnings.simplefilter("ignore")
-        return torch.ao.quantization.quantize_dynamic(
-            model, {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig},
-            inplace=True)
 
 
 def resolve_embedder_dir(model: str) -> Path:
@@ -60,10 +45,10 @@ class SentenceTransformerEmbedder:
     """Embeds with a sentence-transformers model, L2-normalised, float32.
 
     ``precision``: ``"int8"`` runs the model's linear layers on int8 kernels (see
-    :func:`quantize_linear_layers`); a text's vector then depends slightly on the batch it
-    is embedded in (activations are scaled per batch), with a mean cosine of about 0.98 to
-    the fp32 vector. ``"fp32"`` is exact and deterministic. ``"auto"`` (default) is int8 on
-    a CPU with int8 kernels and fp32 elsewhere.
+    :mod:`ragtune.models.int8_linear`): ragtune's native kernel on CPUs with AVX-512 VNNI
+    (activations scaled per token), else torch's dynamic int8 layers (scaled per batch, so
+    a vector depends slightly on its batch). ``"fp32"`` is exact and deterministic.
+    ``"auto"`` (default) is int8 on a CPU with int8 kernels and fp32 elsewhere.
 
     Example:
         >>> emb = SentenceTransformerEmbedder("all-minilm-l6-v2")  # doctest: +SKIP
@@ -101,15 +86,25 @@ class SentenceTransformerEmbedder:
         if precision == "auto":
             precision = "int8" if device == "cpu" and int8_supported() else "fp32"
         self.precision = precision
-        # fp32 on CPU: small batches keep a layer's activations in cache (8 texts a pass
-        # embedded about 1.25x faster than 32). int8 at 8 a pass was 1.35x faster still, but
-        # its per-batch activation scale cost 0.007 hybrid nDCG@10 on SciFact train against
-        # 0.001 at 32 (BENCHMARKS.md), so int8 keeps batches of 32.
-        self.batch_size = batch_size or (
-            CPU_FP32_BATCH if device == "cpu" and precision == "fp32" else 32)
+        # int8: ragtune's native kernel (one activation scale per token) on CPUs with
+        # AVX-512 VNNI, torch's dynamic int8 layers (one scale per batch) elsewhere
+        self.int8_kernel: str | None = None
         if precision == "int8":
-            quantize_linear_layers(self._model)
-        logger.info("embedder %s in %s", model, precision)
+            from ragtune.models.int8_linear import quantize_linear_layers
+
+            self.int8_kernel = quantize_linear_layers(self._model)
+            if self.int8_kernel == "native":  # and the native attention for padded texts
+                from ragtune.models.encoder_attention import use_native_attention
+
+                use_native_attention(self._model)
+        # On CPU small batches keep a layer's activations in cache: fp32 at 8 texts a pass
+        # embedded about 1.25x faster than at 32, the native int8 kernel 1.2x. torch's
+        # int8 layers scale activations per batch, which at 8 a pass cost 0.007 hybrid
+        # nDCG@10 on SciFact train against 0.001 at 32 (BENCHMARKS.md): they keep 32.
+        small = device == "cpu" and (precision == "fp32" or self.int8_kernel == "native")
+        self.batch_size = batch_size or (CPU_SMALL_BATCH if small else 32)
+        logger.info("embedder %s in %s%s", model, precision,
+                    f" ({self.int8_kernel} kernel)" if self.int8_kernel else "")
         # one forward pass at a time: torch already spreads one over the cores, and passes
         # from many server threads at once only multiply the activation memory
         self._lock = threading.Lock()

@@ -35,7 +35,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-SOURCES = ("q4_linear.cpp", "attention.cpp")
+SOURCES = ("q4_linear.cpp", "attention.cpp", "int8_linear.cpp")
 _FLAGS = ["-O3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma",
           # the table's multiply and add must stay two roundings, as in de-quantisation
           "-ffp-contract=off", "-fopenmp"]

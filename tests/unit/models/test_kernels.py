@@ -132,3 +132,63 @@ def test_decode_attention_names_what_it_expects(ops) -> None:  # type: ignore[no
     with pytest.raises(RuntimeError, match="head_dim must be 32, 64 or 128"):
         ops.decode_attention(torch.zeros(1, 4, 48), torch.zeros(2, 1, 32, 48),
                              torch.zeros(1, 2, 48, 16), 4, 2)
+
+
+def int8_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Per-row int8 activations times per-channel int8 weights, summed exactly (float64)."""
+    ws = weight.abs().amax(1) / 127
+    wq = torch.round(weight / ws[:, None]).clamp(-127, 127)
+    xs = x.abs().amax(1) / 127
+    xq = torch.round(x * (1 / xs)[:, None]).clamp(-127, 127)
+    return (xq.double() @ wq.double().T) * xs[:, None].double() * ws.double() + bias.double()
+
+
+@pytest.mark.parametrize(("m", "k", "n"), [(1, 384, 384), (7, 384, 1152), (100, 1536, 384),
+                                           (13, 64, 70), (5, 4, 1)])
+def test_int8_linear_scales_each_row_and_matches_the_integer_product(  # type: ignore[no-untyped-def]
+        ops, m: int, k: int, n: int) -> None:
+    if not ops.int8_vnni_supported():
+        pytest.skip("this CPU has no AVX-512 VNNI")
+    gen = torch.Generator().manual_seed(m * k + n)
+    weight, bias = torch.randn(n, k, generator=gen), torch.randn(n, generator=gen)
+    x = torch.randn(m, k, generator=gen) * torch.logspace(-2, 2, m)[:, None]  # rows of any size
+    packed, scale, sums = ops.int8_pack(weight)
+    y = ops.int8_linear(x, packed, scale, sums, bias)
+    expected = int8_reference(x, weight, bias)
+    scale_of = float(expected.abs().max())
+    torch.testing.assert_close(y.double(), expected, rtol=1e-6, atol=1e-5 * scale_of)
+    # close to fp32, each row at its own scale
+    exact = x @ weight.T + bias
+    rows = (y - exact).abs().amax(1) / (x @ weight.T).abs().amax(1).clamp_min(1e-30)
+    assert float(rows.max()) < 0.05
+    # a row's output does not depend on the other rows
+    torch.testing.assert_close(ops.int8_linear(x[-1:], packed, scale, sums, bias), y[-1:])
+    no_bias = ops.int8_linear(x.view(1, m, k), packed, scale, sums, None)
+    assert no_bias.shape == (1, m, n)
+    torch.testing.assert_close(no_bias[0] + bias, y, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize(("d", "heads"), [(32, 12), (64, 2), (128, 1)])
+def test_encoder_attention_matches_sdpa_with_a_padding_mask(ops, d: int, heads: int) -> None:  # type: ignore[no-untyped-def]
+    gen = torch.Generator().manual_seed(d)
+    b, length = 4, 37
+    lengths = torch.tensor([37, 20, 1, 16])
+    q, k, v = (torch.randn(b, length, heads, d, generator=gen) * 2 for _ in range(3))
+    for i, n in enumerate(lengths.tolist()):  # padded keys hold garbage that must not count
+        k[i, n:], v[i, n:] = float("nan"), float("nan")
+    got = ops.encoder_attention(q, k, v, lengths, d ** -0.5)
+    keep = torch.arange(length)[None, :] < lengths[:, None]  # (b, keys)
+    mask = keep[:, None, None, :]
+    clean_k, clean_v = k.nan_to_num(0.0), v.nan_to_num(0.0)
+    exact = F.scaled_dot_product_attention(
+        q.transpose(1, 2).double(), clean_k.transpose(1, 2).double(),
+        clean_v.transpose(1, 2).double(), attn_mask=mask).transpose(1, 2)
+    fp32 = F.scaled_dot_product_attention(
+        q.transpose(1, 2), clean_k.transpose(1, 2), clean_v.transpose(1, 2),
+        attn_mask=mask).transpose(1, 2)
+    assert got.shape == q.shape and not got.isnan().any()
+    error = (got.double() - exact).abs().max()
+    assert error <= 2 * (fp32.double() - exact).abs().max() + 1e-6 * exact.abs().max()
+    with pytest.raises(RuntimeError, match="head_dim must be 32, 64 or 128"):
+        ops.encoder_attention(q[..., :16].contiguous(), k[..., :16].contiguous(),
+                              v[..., :16].contiguous(), lengths, 0.25)

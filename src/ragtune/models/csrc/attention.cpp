@@ -241,3 +241,124 @@ TORCH_LIBRARY_FRAGMENT(ragtune, lib) {
   lib.def("decode_attention(Tensor qkv, Tensor(a!) cache, Tensor(b!) keys_t, int start, "
           "int heads) -> Tensor", &decode_attention);
 }
+
+// Bidirectional attention of an encoder over right-padded texts, in fp32:
+//   encoder_attention(q, k, v, lengths, scale): q, k, v (b, l, heads, d) as the linear
+//   layers write them; lengths (b,) the real tokens of each text. Every query row (padded
+//   ones too, as SDPA with a padding mask gives them) attends to its text's first
+//   lengths[i] keys; padded keys are never read. Returns (b, l, heads, d).
+// Per (text, head): the keys transposed into blocks of 16 (scores of 16 keys per register),
+// 4 query rows at a time: scores, softmax, then the values read once for the 4 rows.
+namespace {
+
+template <int D>
+void encode_head(const float* q, const float* k, const float* v, int64_t l, int64_t len,
+                 int64_t stride, float scale, float* out, float* kt, float* scores) {
+  const int64_t padded = (len + kBlock - 1) / kBlock * kBlock;
+  for (int64_t j = 0; j < padded; ++j)  // kt[e][j]: keys past len as 0 (masked below)
+    for (int64_t e = 0; e < D; ++e) kt[e * padded + j] = j < len ? k[j * stride + e] : 0.0f;
+  constexpr int kParts = D / 16;
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  for (int64_t i0 = 0; i0 < l; i0 += 4) {
+    const int64_t rn = std::min<int64_t>(4, l - i0);
+    for (int64_t b = 0; b < padded; b += kBlock) {
+      __m512 s[4][2];
+      for (int r = 0; r < 4; ++r) s[r][0] = s[r][1] = _mm512_setzero_ps();
+      for (int64_t e = 0; e < D; e += 2) {
+        const __m512 k0 = _mm512_loadu_ps(kt + e * padded + b);
+        const __m512 k1 = _mm512_loadu_ps(kt + (e + 1) * padded + b);
+        for (int r = 0; r < 4; ++r) {
+          if (r >= rn) break;
+          const float* qr = q + (i0 + r) * stride;
+          s[r][0] = _mm512_fmadd_ps(_mm512_set1_ps(qr[e]), k0, s[r][0]);
+          s[r][1] = _mm512_fmadd_ps(_mm512_set1_ps(qr[e + 1]), k1, s[r][1]);
+        }
+      }
+      const __mmask16 ok = len - b >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (len - b)) - 1);
+      for (int r = 0; r < rn; ++r) {
+        const __m512 total = _mm512_mul_ps(_mm512_add_ps(s[r][0], s[r][1]), _mm512_set1_ps(scale));
+        _mm512_storeu_ps(scores + r * padded + b,
+                         _mm512_mask_blend_ps(ok, _mm512_set1_ps(neg_inf), total));
+      }
+    }
+    float inv[4];
+    for (int r = 0; r < rn; ++r) {
+      float* sr = scores + r * padded;
+      __m512 m = _mm512_set1_ps(neg_inf);
+      for (int64_t j = 0; j < padded; j += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(sr + j));
+      const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(m));
+      __m512 sum = _mm512_setzero_ps();
+      for (int64_t j = 0; j < padded; j += 16) {
+        const __m512 p = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(sr + j), mx));
+        _mm512_storeu_ps(sr + j, p);
+        sum = _mm512_add_ps(sum, p);
+      }
+      inv[r] = 1.0f / _mm512_reduce_add_ps(sum);
+    }
+    __m512 o[4][kParts];
+    for (int r = 0; r < 4; ++r)
+      for (int a = 0; a < kParts; ++a) o[r][a] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < len; ++j) {
+      __m512 vj[kParts];
+      for (int a = 0; a < kParts; ++a) vj[a] = _mm512_loadu_ps(v + j * stride + a * 16);
+      for (int r = 0; r < 4; ++r) {
+        if (r >= rn) break;
+        const __m512 p = _mm512_set1_ps(scores[r * padded + j]);
+        for (int a = 0; a < kParts; ++a) o[r][a] = _mm512_fmadd_ps(p, vj[a], o[r][a]);
+      }
+    }
+    for (int r = 0; r < rn; ++r)
+      for (int a = 0; a < kParts; ++a)
+        _mm512_storeu_ps(out + (i0 + r) * stride + a * 16,
+                         _mm512_mul_ps(o[r][a], _mm512_set1_ps(inv[r])));
+  }
+}
+
+template <int D>
+at::Tensor encode(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                  const at::Tensor& lengths, double scale) {
+  const int64_t b = q.size(0), l = q.size(1), heads = q.size(2), stride = heads * D;
+  at::Tensor out = at::empty_like(q);
+  const float* qp = q.data_ptr<float>();
+  const float* kp = k.data_ptr<float>();
+  const float* vp = v.data_ptr<float>();
+  const int64_t* lp = lengths.data_ptr<int64_t>();
+  float* op = out.data_ptr<float>();
+  const int64_t padded = (l + kBlock - 1) / kBlock * kBlock;
+  at::parallel_for(0, b * heads, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> kt(D * padded), scores(4 * padded);
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t t = item / heads, h = item % heads;
+      const int64_t offset = t * l * stride + h * D;
+      const int64_t len = std::clamp<int64_t>(lp[t], 1, l);
+      encode_head<D>(qp + offset, kp + offset, vp + offset, l, len, stride,
+                     static_cast<float>(scale), op + offset, kt.data(), scores.data());
+    }
+  });
+  return out;
+}
+
+}  // namespace
+
+at::Tensor encoder_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             const at::Tensor& lengths, double scale) {
+  for (const at::Tensor* t : {&q, &k, &v})
+    TORCH_CHECK(t->dim() == 4 && t->scalar_type() == at::kFloat && t->is_contiguous() &&
+                    t->sizes() == q.sizes(),
+                "q, k and v must be contiguous (batch, length, heads, head_dim) float32 tensors "
+                "of one shape");
+  TORCH_CHECK(lengths.dim() == 1 && lengths.size(0) == q.size(0) &&
+                  lengths.scalar_type() == at::kLong,
+              "lengths must be a (batch,) int64 tensor");
+  switch (q.size(3)) {
+    case 32: return encode<32>(q, k, v, lengths, scale);
+    case 64: return encode<64>(q, k, v, lengths, scale);
+    case 128: return encode<128>(q, k, v, lengths, scale);
+    default: TORCH_CHECK(false, "head_dim must be 32, 64 or 128, got ", q.size(3));
+  }
+}
+
+TORCH_LIBRARY_FRAGMENT(ragtune, lib) {
+  lib.def("encoder_attention(Tensor q, Tensor k, Tensor v, Tensor lengths, float scale) -> Tensor",
+          &encoder_attention);
+}
