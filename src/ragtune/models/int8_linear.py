@@ -44,7 +44,8 @@ class Int8Linear(torch.nn.Module):
         layer(torch.randn(8, 20, 384)).shape  # (8, 20, 1536)
     """
 
-    def __init__(self, linear: torch.nn.Linear, kernels: Any) -> None:
+    def __init__(self, linear: torch.nn.Linear, kernels: Any, *, gelu: bool = False) -> None:
+        """``gelu``: apply GELU (the erf form) to the output inside the kernel."""
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         packed, scale, sums = kernels.int8_pack(linear.weight.detach().float())
@@ -54,13 +55,15 @@ class Int8Linear(torch.nn.Module):
         bias = linear.bias.detach().float().clone() if linear.bias is not None else None
         self.register_buffer("bias", bias)
         self._kernels = kernels
+        self.gelu = gelu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._kernels.int8_linear(  # type: ignore[no-any-return]
-            x.float(), self.packed, self.scale, self.sums, self.bias)
+            x.float(), self.packed, self.scale, self.sums, self.bias, int(self.gelu))
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, int8 per row"
+        return (f"in_features={self.in_features}, out_features={self.out_features}, int8 per "
+                f"row{', gelu' if self.gelu else ''}")
 
 
 def quantize_linear_layers(model: Any) -> str:
@@ -78,7 +81,18 @@ def quantize_linear_layers(model: Any) -> str:
     return "native"
 
 
+def _erf_gelu(module: Any) -> bool:
+    """Whether ``module`` is transformers' GELU in its exact (erf) form."""
+    return type(module).__name__ == "GELUActivation" and \
+        getattr(module, "act", None) is torch.nn.functional.gelu
+
+
 def _swap(module: torch.nn.Module, kernels: Any) -> None:
+    # a BERT-style intermediate block (dense, then GELU): the GELU goes into the kernel
+    dense, act = getattr(module, "dense", None), getattr(module, "intermediate_act_fn", None)
+    if isinstance(dense, torch.nn.Linear) and _erf_gelu(act):
+        module.dense = Int8Linear(dense, kernels, gelu=True)
+        module.intermediate_act_fn = torch.nn.Identity()
     for name, child in module.named_children():
         if isinstance(child, torch.nn.Linear):
             setattr(module, name, Int8Linear(child, kernels))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import logging
 import os
 import sys
@@ -107,8 +108,12 @@ def _load() -> Any | None:
             if not (build / "ragtune_kernels.so").exists():
                 logger.info("building ragtune's native CPU kernels once (about 15 s)")
             started = time.perf_counter()
+            # torch rebuilds when the sources or flags change; the hash covers the headers
+            digest = hashlib.sha256(b"".join(
+                p.read_bytes() for p in sorted(source_dir.iterdir()) if p.is_file())).hexdigest()
             load(name="ragtune_kernels", sources=[str(source_dir / s) for s in SOURCES],
-                 extra_cflags=_FLAGS, extra_ldflags=["-fopenmp"], build_directory=str(build),
+                 extra_cflags=[*_FLAGS, f"-DRAGTUNE_SOURCES={digest[:16]}"],
+                 extra_ldflags=["-fopenmp"], build_directory=str(build),
                  is_python_module=False, verbose=False)
             logger.debug("native kernels ready in %.1f s", time.perf_counter() - started)
         except Exception as exc:  # no compiler, no ninja, a failed build: decode without them

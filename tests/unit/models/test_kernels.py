@@ -166,6 +166,11 @@ def test_int8_linear_scales_each_row_and_matches_the_integer_product(  # type: i
     no_bias = ops.int8_linear(x.view(1, m, k), packed, scale, sums, None)
     assert no_bias.shape == (1, m, n)
     torch.testing.assert_close(no_bias[0] + bias, y, rtol=1e-5, atol=1e-4)
+    # GELU (erf form) applied in the kernel: torch's gelu of the same output
+    fused = ops.int8_linear(x, packed, scale, sums, bias, 1)
+    torch.testing.assert_close(fused, F.gelu(y), rtol=1e-5, atol=1e-5 * max(1.0, scale_of))
+    with pytest.raises(RuntimeError, match="activation must be 0"):
+        ops.int8_linear(x, packed, scale, sums, bias, 2)
 
 
 @pytest.mark.parametrize(("d", "heads"), [(32, 12), (64, 2), (128, 1)])
@@ -192,3 +197,52 @@ def test_encoder_attention_matches_sdpa_with_a_padding_mask(ops, d: int, heads: 
     with pytest.raises(RuntimeError, match="head_dim must be 32, 64 or 128"):
         ops.encoder_attention(q[..., :16].contiguous(), k[..., :16].contiguous(),
                               v[..., :16].contiguous(), lengths, 0.25)
+
+
+def tiny_bert():  # type: ignore[no-untyped-def]
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=128, max_position_embeddings=64)
+    return BertModel(config).eval()
+
+
+def test_a_bert_runs_on_the_int8_kernel_with_its_gelu_inside(ops) -> None:  # type: ignore[no-untyped-def]
+    from ragtune.models.int8_linear import Int8Linear, quantize_linear_layers
+
+    if not ops.int8_vnni_supported():
+        pytest.skip("this CPU has no AVX-512 VNNI")
+    exact, model = tiny_bert(), tiny_bert()
+    assert quantize_linear_layers(model) == "native"
+    block = model.encoder.layer[0]
+    assert isinstance(block.intermediate.dense, Int8Linear) and block.intermediate.dense.gelu
+    assert isinstance(block.intermediate.intermediate_act_fn, torch.nn.Identity)
+    assert isinstance(block.attention.self.query, Int8Linear)
+    ids = torch.randint(0, 100, (3, 20))
+    with torch.no_grad():
+        fast, slow = model(ids).last_hidden_state, exact(ids).last_hidden_state
+    cosine = F.cosine_similarity(fast.flatten(1), slow.flatten(1))
+    assert float(cosine.min()) > 0.99
+
+
+def test_native_encoder_attention_gives_bert_the_outputs_of_sdpa_on_padded_texts(  # type: ignore[no-untyped-def]
+        ops, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragtune.models import encoder_attention
+    from ragtune.models.encoder_attention import use_native_attention
+
+    found: list[torch.Tensor | None] = []  # the lengths each layer's kernel call got
+    lengths = encoder_attention._lengths
+    monkeypatch.setattr(encoder_attention, "_lengths",
+                        lambda *args: found.append(lengths(*args)) or found[-1])
+    exact, model = tiny_bert(), tiny_bert()
+    assert use_native_attention(model)
+    assert model.config._attn_implementation == "ragtune_encoder"
+    ids = torch.randint(0, 100, (3, 20))
+    mask = torch.ones(3, 20, dtype=torch.long)
+    mask[1, 12:], mask[2, 3:] = 0, 0
+    with torch.no_grad():
+        fast = model(ids, attention_mask=mask).last_hidden_state
+        slow = exact(ids, attention_mask=mask).last_hidden_state
+    torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-4)
+    assert len(found) == 2 and all(f is not None and f.tolist() == [20, 12, 3] for f in found)

@@ -20,6 +20,8 @@
 #include <immintrin.h>
 #include <torch/library.h>
 
+#include "vec.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -30,31 +32,6 @@ namespace {
 constexpr int64_t kBlock = 16;   // keys per transposed block
 constexpr int64_t kChunk = 256;  // keys per unit of work
 constexpr int64_t kRows = 32;    // most query rows per key head (group * t)
-
-// exp(x) for x <= 0 (softmax after subtracting the maximum): 2^n * p(r), x = n ln2 + r,
-// |r| <= ln2 / 2, p a degree-7 Taylor polynomial (error below 2e-8 relative, under fp32's
-// rounding); below -87 (e^x under fp32's smallest normal number, against a sum of at
-// least 1) and for -inf, exactly 0.
-inline __m512 exp_nonpositive(__m512 in) {
-  const __m512 log2e = _mm512_set1_ps(1.44269504088896341f);
-  const __m512 ln2_hi = _mm512_set1_ps(0.693359375f);
-  const __m512 ln2_lo = _mm512_set1_ps(-2.12194440e-4f);
-  const __mmask16 live = _mm512_cmp_ps_mask(in, _mm512_set1_ps(-87.0f), _CMP_GT_OQ);
-  const __m512 x = _mm512_max_ps(in, _mm512_set1_ps(-87.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, log2e),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, ln2_hi, x);
-  r = _mm512_fnmadd_ps(n, ln2_lo, r);
-  __m512 p = _mm512_set1_ps(1.0f / 5040);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  return _mm512_maskz_mov_ps(live, _mm512_scalef_ps(p, n));
-}
 
 struct Partial {
   float max;
@@ -115,7 +92,7 @@ void chunk(const float* q, int64_t rows, const int64_t* limit, const float* keys
     }
     __m512 sum = _mm512_setzero_ps();
     for (int64_t j = 0; j < padded; j += 16) {
-      const __m512 p = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(sr + j), _mm512_set1_ps(mx)));
+      const __m512 p = ragtune_vec::exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(sr + j), _mm512_set1_ps(mx)));
       _mm512_storeu_ps(sr + j, p);
       sum = _mm512_add_ps(sum, p);
     }
@@ -289,7 +266,7 @@ void encode_head(const float* q, const float* k, const float* v, int64_t l, int6
       const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(m));
       __m512 sum = _mm512_setzero_ps();
       for (int64_t j = 0; j < padded; j += 16) {
-        const __m512 p = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(sr + j), mx));
+        const __m512 p = ragtune_vec::exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(sr + j), mx));
         _mm512_storeu_ps(sr + j, p);
         sum = _mm512_add_ps(sum, p);
       }

@@ -17,6 +17,8 @@
 #include <immintrin.h>
 #include <torch/library.h>
 
+#include "vec.h"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -28,32 +30,46 @@
 
 namespace {
 
+// acc += u8 bytes of x . s8 bytes of w, in place: with the intrinsic, GCC 12 copies each
+// accumulator to a new register and back on every step
+inline void dpbusd(__m512i& acc, __m512i x, __m512i w) {
+  asm("vpdpbusd %[w], %[x], %[acc]" : [acc] "+v"(acc) : [x] "v"(x), [w] "v"(w));
+}
+
 constexpr int64_t kTile = 64;  // output channels per packed tile (4 registers)
 constexpr int kRows = 4;       // rows of x per register tile
 
-// y[r, n0 .. n0 + 63] for R rows: the accumulators stay in registers (24 of the 32 for
-// R = 6) over the whole k loop, then are scaled, corrected and written.
-template <int R>
-inline void rows_tile(const uint8_t* a, int64_t k, const float* row_scale, const int8_t* w,
-                      const float* col_scale, const int32_t* col_sum, const float* bias,
-                      float* y, int64_t ldy, int64_t n0, int64_t n) {
-  __m512i acc[R][4];
-  for (int r = 0; r < R; ++r)
-    for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_setzero_si512();
+// y[r, n0 .. n0 + 63] for up to 4 rows (a row pointer repeated for missing ones, whose
+// results are not written): the 16 accumulators are named registers over the whole k loop
+// (an array of them would live on the stack), then scaled, corrected and written.
+template <bool Gelu>
+inline void rows_tile(int rows, const uint8_t* a, int64_t k, const float* row_scale,
+                      const int8_t* w, const float* col_scale, const int32_t* col_sum,
+                      const float* bias, float* y, int64_t ldy, int64_t n0, int64_t n) {
+  const uint8_t* a0 = a;
+  const uint8_t* a1 = a + (rows > 1 ? 1 : 0) * k;
+  const uint8_t* a2 = a + (rows > 2 ? 2 : 0) * k;
+  const uint8_t* a3 = a + (rows > 3 ? 3 : 0) * k;
+  __m512i c00 = _mm512_setzero_si512(), c01 = c00, c02 = c00, c03 = c00;
+  __m512i c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+  __m512i c20 = c00, c21 = c00, c22 = c00, c23 = c00;
+  __m512i c30 = c00, c31 = c00, c32 = c00, c33 = c00;
   const int64_t quads = k / 4;
   for (int64_t kq = 0; kq < quads; ++kq) {
-    const __m512i w0 = _mm512_loadu_si512(w + kq * 256);
-    const __m512i w1 = _mm512_loadu_si512(w + kq * 256 + 64);
-    const __m512i w2 = _mm512_loadu_si512(w + kq * 256 + 128);
-    const __m512i w3 = _mm512_loadu_si512(w + kq * 256 + 192);
-    for (int r = 0; r < R; ++r) {
-      const __m512i x = _mm512_set1_epi32(*reinterpret_cast<const int32_t*>(a + r * k + kq * 4));
-      acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], x, w0);
-      acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], x, w1);
-      acc[r][2] = _mm512_dpbusd_epi32(acc[r][2], x, w2);
-      acc[r][3] = _mm512_dpbusd_epi32(acc[r][3], x, w3);
-    }
+    const int8_t* wq = w + kq * 256;
+    const __m512i w0 = _mm512_loadu_si512(wq), w1 = _mm512_loadu_si512(wq + 64);
+    const __m512i w2 = _mm512_loadu_si512(wq + 128), w3 = _mm512_loadu_si512(wq + 192);
+    __m512i x = _mm512_set1_epi32(*reinterpret_cast<const int32_t*>(a0 + kq * 4));
+    dpbusd(c00, x, w0); dpbusd(c01, x, w1); dpbusd(c02, x, w2); dpbusd(c03, x, w3);
+    x = _mm512_set1_epi32(*reinterpret_cast<const int32_t*>(a1 + kq * 4));
+    dpbusd(c10, x, w0); dpbusd(c11, x, w1); dpbusd(c12, x, w2); dpbusd(c13, x, w3);
+    x = _mm512_set1_epi32(*reinterpret_cast<const int32_t*>(a2 + kq * 4));
+    dpbusd(c20, x, w0); dpbusd(c21, x, w1); dpbusd(c22, x, w2); dpbusd(c23, x, w3);
+    x = _mm512_set1_epi32(*reinterpret_cast<const int32_t*>(a3 + kq * 4));
+    dpbusd(c30, x, w0); dpbusd(c31, x, w1); dpbusd(c32, x, w2); dpbusd(c33, x, w3);
   }
+  const __m512i acc[4][4] = {{c00, c01, c02, c03}, {c10, c11, c12, c13},
+                             {c20, c21, c22, c23}, {c30, c31, c32, c33}};
   for (int j = 0; j < 4; ++j) {
     const int64_t c = n0 + j * 16;
     if (c >= n) break;
@@ -62,9 +78,10 @@ inline void rows_tile(const uint8_t* a, int64_t k, const float* row_scale, const
     const __m512 ts = _mm512_maskz_loadu_ps(live, col_scale + c);
     const __m512 b = bias ? _mm512_maskz_loadu_ps(live, bias + c) : _mm512_setzero_ps();
     const __m512i correction = _mm512_slli_epi32(sums, 7);  // 128 * sum_k w_c[k]
-    for (int r = 0; r < R; ++r) {
+    for (int r = 0; r < rows; ++r) {
       const __m512 dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][j], correction));
-      const __m512 out = _mm512_fmadd_ps(dot, _mm512_mul_ps(ts, _mm512_set1_ps(row_scale[r])), b);
+      __m512 out = _mm512_fmadd_ps(dot, _mm512_mul_ps(ts, _mm512_set1_ps(row_scale[r])), b);
+      if (Gelu) out = ragtune_vec::gelu(out);
       _mm512_mask_storeu_ps(y + r * ldy + c, live, out);
     }
   }
@@ -104,9 +121,11 @@ std::vector<at::Tensor> int8_pack(const at::Tensor& weight) {
   return {packed, scale, sum};
 }
 
-// x (..., k) fp32 -> (..., n) fp32
+// x (..., k) fp32 -> (..., n) fp32; activation 1 applies GELU (erf) to the output
 at::Tensor int8_linear(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& scale,
-                       const at::Tensor& sum, const c10::optional<at::Tensor>& bias) {
+                       const at::Tensor& sum, const c10::optional<at::Tensor>& bias,
+                       int64_t activation) {
+  TORCH_CHECK(activation == 0 || activation == 1, "activation must be 0 (none) or 1 (gelu)");
   TORCH_CHECK(x.scalar_type() == at::kFloat, "x must be float32");
   const int64_t k = x.size(-1), n = scale.size(0);
   TORCH_CHECK(packed.dim() == 4 && packed.size(1) * 4 == k && packed.scalar_type() == at::kChar,
@@ -166,11 +185,10 @@ at::Tensor int8_linear(const at::Tensor& x, const at::Tensor& packed, const at::
         const int64_t r = rb * kRows, rows = std::min<int64_t>(kRows, m - r);
         const uint8_t* ar = ap + r * k;
         float* yr = yp + r * n;
-        switch (rows) {
-          case 4: rows_tile<4>(ar, k, sp + r, w, tp, cp, bp, yr, n, tile * kTile, n); break;
-          case 3: rows_tile<3>(ar, k, sp + r, w, tp, cp, bp, yr, n, tile * kTile, n); break;
-          case 2: rows_tile<2>(ar, k, sp + r, w, tp, cp, bp, yr, n, tile * kTile, n); break;
-          default: rows_tile<1>(ar, k, sp + r, w, tp, cp, bp, yr, n, tile * kTile, n); break;
+        if (activation == 1) {
+          rows_tile<true>(rows, ar, k, sp + r, w, tp, cp, bp, yr, n, tile * kTile, n);
+        } else {
+          rows_tile<false>(rows, ar, k, sp + r, w, tp, cp, bp, yr, n, tile * kTile, n);
         }
       }
     }
@@ -185,6 +203,6 @@ bool int8_vnni_supported() { return __builtin_cpu_supports("avx512vnni"); }
 TORCH_LIBRARY_FRAGMENT(ragtune, lib) {
   lib.def("int8_vnni_supported() -> bool", &int8_vnni_supported);
   lib.def("int8_pack(Tensor weight) -> Tensor[]", &int8_pack);
-  lib.def("int8_linear(Tensor x, Tensor packed, Tensor scale, Tensor sum, Tensor? bias) -> Tensor",
-          &int8_linear);
+  lib.def("int8_linear(Tensor x, Tensor packed, Tensor scale, Tensor sum, Tensor? bias, "
+          "int activation=0) -> Tensor", &int8_linear);
 }
