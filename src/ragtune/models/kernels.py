@@ -1,4 +1,4 @@
-"""Native CPU kernels for the decode loop, compiled once per machine.
+"""Native CPU kernels for the decode loop and the embedder, compiled once per machine.
 
 The C++ sources in ``csrc/`` are built with the system's C++ compiler through
 ``torch.utils.cpp_extension`` (ninja, the compiler and torch's own headers) the first time a
@@ -13,11 +13,17 @@ own thread pool (``at::parallel_for``), so they never compete with it for the co
 - ``decode_attention(qkv, cache, keys_t, start, heads)``: attention of a decode step's few
   queries over the KV cache in fp32, with the keys also held in transposed blocks of 16
   positions (see ``csrc/attention.cpp``), split over key heads and chunks of keys.
+- ``int8_pack(weight)`` and ``int8_linear(x, packed, scale, sum, bias, activation)``: an
+  int8 linear layer with activations scaled per row and GELU optionally applied inside
+  (``csrc/int8_linear.cpp``; needs AVX-512 VNNI, ``int8_vnni_supported()``).
+- ``encoder_attention(q, k, v, lengths, scale)``: bidirectional fp32 attention over
+  right-padded texts (``csrc/attention.cpp``).
 
 The kernels need AVX-512 (checked with ``torch.backends.cpu.get_cpu_capability``). Where
 they cannot be used (another CPU, no compiler, a failed build, or
 ``RAGTUNE_NATIVE_KERNELS=0``) :func:`native_kernels` returns ``None`` and logs why once;
-the decoder then multiplies fp32 weights with ``F.linear``, with the same results.
+the decoder then multiplies fp32 weights with ``F.linear``, with the same results, and the
+embedder uses torch's int8 layers.
 """
 
 from __future__ import annotations
