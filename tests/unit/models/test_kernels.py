@@ -194,6 +194,11 @@ def test_encoder_attention_matches_sdpa_with_a_padding_mask(ops, d: int, heads: 
     assert got.shape == q.shape and not got.isnan().any()
     error = (got.double() - exact).abs().max()
     assert error <= 2 * (fp32.double() - exact).abs().max() + 1e-6 * exact.abs().max()
+    if ops.bf16_dot_supported():  # bf16 inputs to both products: within bf16's rounding
+        half = ops.encoder_attention(q, k, v, lengths, d ** -0.5, True)
+        assert not half.isnan().any()
+        relative = (half.double() - exact).norm() / exact.norm()
+        assert 1e-5 < float(relative) < 0.01
     with pytest.raises(RuntimeError, match="head_dim must be 32, 64 or 128"):
         ops.encoder_attention(q[..., :16].contiguous(), k[..., :16].contiguous(),
                               v[..., :16].contiguous(), lengths, 0.25)
