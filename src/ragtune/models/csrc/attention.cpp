@@ -229,6 +229,32 @@ TORCH_LIBRARY_FRAGMENT(ragtune, lib) {
 // 4 query rows at a time: scores, softmax, then the values read once for the 4 rows.
 namespace {
 
+// scores[r][b .. b + 15] = (s[r][0] + s[r][1]) * scale for rn rows, keys from len on -inf
+inline void store_scores(const __m512 s[4][2], int64_t rn, int64_t len, int64_t b, float scale,
+                         float* scores, int64_t padded) {
+  const __mmask16 ok = len - b >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (len - b)) - 1);
+  for (int r = 0; r < rn; ++r) {
+    const __m512 total = _mm512_mul_ps(_mm512_add_ps(s[r][0], s[r][1]), _mm512_set1_ps(scale));
+    _mm512_storeu_ps(scores + r * padded + b,
+                     _mm512_mask_blend_ps(ok, _mm512_set1_ps(-std::numeric_limits<float>::infinity()),
+                                          total));
+  }
+}
+
+// row (padded floats, masked ones -inf) -> exp(row - max) in place; returns 1 / their sum
+inline float softmax_row(float* row, int64_t padded) {
+  __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t j = 0; j < padded; j += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(row + j));
+  const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(m));
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t j = 0; j < padded; j += 16) {
+    const __m512 p = ragtune_vec::exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(row + j), mx));
+    _mm512_storeu_ps(row + j, p);
+    sum = _mm512_add_ps(sum, p);
+  }
+  return 1.0f / _mm512_reduce_add_ps(sum);
+}
+
 template <int D>
 void encode_head(const float* q, const float* k, const float* v, int64_t l, int64_t len,
                  int64_t stride, float scale, float* out, float* kt, float* scores) {
@@ -236,7 +262,6 @@ void encode_head(const float* q, const float* k, const float* v, int64_t l, int6
   for (int64_t j = 0; j < padded; ++j)  // kt[e][j]: keys past len as 0 (masked below)
     for (int64_t e = 0; e < D; ++e) kt[e * padded + j] = j < len ? k[j * stride + e] : 0.0f;
   constexpr int kParts = D / 16;
-  const float neg_inf = -std::numeric_limits<float>::infinity();
   for (int64_t i0 = 0; i0 < l; i0 += 4) {
     const int64_t rn = std::min<int64_t>(4, l - i0);
     for (int64_t b = 0; b < padded; b += kBlock) {
@@ -252,27 +277,10 @@ void encode_head(const float* q, const float* k, const float* v, int64_t l, int6
           s[r][1] = _mm512_fmadd_ps(_mm512_set1_ps(qr[e + 1]), k1, s[r][1]);
         }
       }
-      const __mmask16 ok = len - b >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (len - b)) - 1);
-      for (int r = 0; r < rn; ++r) {
-        const __m512 total = _mm512_mul_ps(_mm512_add_ps(s[r][0], s[r][1]), _mm512_set1_ps(scale));
-        _mm512_storeu_ps(scores + r * padded + b,
-                         _mm512_mask_blend_ps(ok, _mm512_set1_ps(neg_inf), total));
-      }
+      store_scores(s, rn, len, b, scale, scores, padded);
     }
     float inv[4];
-    for (int r = 0; r < rn; ++r) {
-      float* sr = scores + r * padded;
-      __m512 m = _mm512_set1_ps(neg_inf);
-      for (int64_t j = 0; j < padded; j += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(sr + j));
-      const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(m));
-      __m512 sum = _mm512_setzero_ps();
-      for (int64_t j = 0; j < padded; j += 16) {
-        const __m512 p = ragtune_vec::exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(sr + j), mx));
-        _mm512_storeu_ps(sr + j, p);
-        sum = _mm512_add_ps(sum, p);
-      }
-      inv[r] = 1.0f / _mm512_reduce_add_ps(sum);
-    }
+    for (int r = 0; r < rn; ++r) inv[r] = softmax_row(scores + r * padded, padded);
     __m512 o[4][kParts];
     for (int r = 0; r < 4; ++r)
       for (int a = 0; a < kParts; ++a) o[r][a] = _mm512_setzero_ps();
@@ -346,7 +354,6 @@ void encode_head_bf16(const float* q, const float* k, const float* v, int64_t l,
       _mm512_storeu_si512(vt + jp * D + e, _mm512_permutex2var_epi16(a, lo, b));
       if (D - e > 16) _mm512_storeu_si512(vt + jp * D + e + 16, _mm512_permutex2var_epi16(a, hi, b));
     }
-  const float neg_inf = -std::numeric_limits<float>::infinity();
   for (int64_t i0 = 0; i0 < l; i0 += 4) {
     const int64_t rn = std::min<int64_t>(4, l - i0);
     uint32_t qp[4][kPairs];
@@ -367,26 +374,12 @@ void encode_head_bf16(const float* q, const float* k, const float* v, int64_t l,
           s[r][1] = _mm512_dpbf16_ps(s[r][1], (__m512bh)_mm512_set1_epi32(qp[r][p + 1]), k1);
         }
       }
-      const __mmask16 ok = len - b >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (len - b)) - 1);
-      for (int r = 0; r < rn; ++r) {
-        const __m512 total = _mm512_mul_ps(_mm512_add_ps(s[r][0], s[r][1]), _mm512_set1_ps(scale));
-        _mm512_storeu_ps(scores + r * padded + b,
-                         _mm512_mask_blend_ps(ok, _mm512_set1_ps(neg_inf), total));
-      }
+      store_scores(s, rn, len, b, scale, scores, padded);
     }
     float inv[4];
     for (int r = 0; r < rn; ++r) {
       float* sr = scores + r * padded;
-      __m512 m = _mm512_set1_ps(neg_inf);
-      for (int64_t j = 0; j < padded; j += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(sr + j));
-      const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(m));
-      __m512 sum = _mm512_setzero_ps();
-      for (int64_t j = 0; j < padded; j += 16) {
-        const __m512 p = ragtune_vec::exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(sr + j), mx));
-        _mm512_storeu_ps(sr + j, p);
-        sum = _mm512_add_ps(sum, p);
-      }
-      inv[r] = 1.0f / _mm512_reduce_add_ps(sum);
+      inv[r] = softmax_row(sr, padded);
       // the weights in bf16, in place over the row's first half (read before written)
       uint16_t* p16 = reinterpret_cast<uint16_t*>(sr);
       for (int64_t j = 0; j < padded; j += 16)
