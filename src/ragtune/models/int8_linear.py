@@ -81,6 +81,31 @@ def quantize_linear_layers(model: Any) -> str:
     return "native"
 
 
+class ResidualNorm(torch.nn.Module):
+    """A BERT output block, ``LayerNorm(dense(hidden) + residual)``, with the add and the
+    norm as one pass (``add_layer_norm``); dropout is left out (inference only)."""
+
+    def __init__(self, dense: torch.nn.Module, norm: torch.nn.LayerNorm, kernels: Any) -> None:
+        super().__init__()
+        self.dense, self.LayerNorm = dense, norm
+        self._kernels = kernels
+
+    def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
+        norm = self.LayerNorm
+        return self._kernels.add_layer_norm(  # type: ignore[no-any-return]
+            self.dense(hidden_states), input_tensor.float(), norm.weight, norm.bias, norm.eps)
+
+
+def _residual_norm(module: Any) -> bool:
+    """Whether ``module`` is a BERT output block: dense, dropout, then the norm of the sum
+    with its input (``BertSelfOutput``, ``BertOutput`` and their copies)."""
+    return (type(module).__name__.endswith("Output") and not module.training
+            and isinstance(getattr(module, "dense", None), torch.nn.Linear)
+            and isinstance(getattr(module, "LayerNorm", None), torch.nn.LayerNorm)
+            and getattr(module.LayerNorm, "elementwise_affine", False)
+            and isinstance(getattr(module, "dropout", None), torch.nn.Dropout))
+
+
 def _erf_gelu(module: Any) -> bool:
     """Whether ``module`` is transformers' GELU in its exact (erf) form."""
     return type(module).__name__ == "GELUActivation" and \
@@ -96,5 +121,8 @@ def _swap(module: torch.nn.Module, kernels: Any) -> None:
     for name, child in module.named_children():
         if isinstance(child, torch.nn.Linear):
             setattr(module, name, Int8Linear(child, kernels))
+        elif _residual_norm(child):
+            setattr(module, name, ResidualNorm(Int8Linear(child.dense, kernels),
+                                               child.LayerNorm, kernels))
         else:
             _swap(child, kernels)

@@ -214,7 +214,7 @@ def tiny_bert():  # type: ignore[no-untyped-def]
 
 
 def test_a_bert_runs_on_the_int8_kernel_with_its_gelu_inside(ops) -> None:  # type: ignore[no-untyped-def]
-    from ragtune.models.int8_linear import Int8Linear, quantize_linear_layers
+    from ragtune.models.int8_linear import Int8Linear, ResidualNorm, quantize_linear_layers
 
     if not ops.int8_vnni_supported():
         pytest.skip("this CPU has no AVX-512 VNNI")
@@ -224,6 +224,8 @@ def test_a_bert_runs_on_the_int8_kernel_with_its_gelu_inside(ops) -> None:  # ty
     assert isinstance(block.intermediate.dense, Int8Linear) and block.intermediate.dense.gelu
     assert isinstance(block.intermediate.intermediate_act_fn, torch.nn.Identity)
     assert isinstance(block.attention.self.query, Int8Linear)
+    assert isinstance(block.output, ResidualNorm) and isinstance(block.output.dense, Int8Linear)
+    assert isinstance(block.attention.output, ResidualNorm)
     ids = torch.randint(0, 100, (3, 20))
     with torch.no_grad():
         fast, slow = model(ids).last_hidden_state, exact(ids).last_hidden_state
@@ -251,3 +253,15 @@ def test_native_encoder_attention_gives_bert_the_outputs_of_sdpa_on_padded_texts
         slow = exact(ids, attention_mask=mask).last_hidden_state
     torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-4)
     assert len(found) == 2 and all(f is not None and f.tolist() == [20, 12, 3] for f in found)
+
+
+@pytest.mark.parametrize("n", [384, 64, 37])
+def test_add_layer_norm_is_torchs_layer_norm_of_the_sum(ops, n: int) -> None:  # type: ignore[no-untyped-def]
+    gen = torch.Generator().manual_seed(n)
+    x, residual = torch.randn(3, 11, n, generator=gen) * 3, torch.randn(3, 11, n, generator=gen)
+    weight, bias = torch.randn(n, generator=gen), torch.randn(n, generator=gen)
+    got = ops.add_layer_norm(x, residual, weight, bias, 1e-12)
+    expected = F.layer_norm(x + residual, (n,), weight, bias, 1e-12)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(RuntimeError, match="one shape"):
+        ops.add_layer_norm(x, residual[:, :3], weight, bias, 1e-12)

@@ -200,8 +200,67 @@ at::Tensor int8_linear(const at::Tensor& x, const at::Tensor& packed, const at::
 
 bool int8_vnni_supported() { return __builtin_cpu_supports("avx512vnni"); }
 
+// LayerNorm(x + residual) over the last dimension, one pass over each row (held in L1):
+// the encoder's residual add and the norm after it, which torch runs as two passes over
+// the whole activation. Mean and variance (biased, as torch's) in fp32, two sweeps.
+at::Tensor add_layer_norm(const at::Tensor& x, const at::Tensor& residual,
+                          const at::Tensor& weight, const at::Tensor& bias, double eps) {
+  TORCH_CHECK(x.scalar_type() == at::kFloat && residual.scalar_type() == at::kFloat &&
+                  x.sizes() == residual.sizes(),
+              "x and residual must be float32 tensors of one shape");
+  const int64_t n = x.size(-1);
+  TORCH_CHECK(weight.numel() == n && bias.numel() == n && weight.scalar_type() == at::kFloat &&
+                  bias.scalar_type() == at::kFloat,
+              "weight and bias must be float32 with the last dimension's size");
+  const at::Tensor xc = x.contiguous(), rc = residual.contiguous();
+  const at::Tensor wc = weight.contiguous(), bc = bias.contiguous();
+  at::Tensor out = at::empty_like(xc);
+  const int64_t rows = xc.numel() / n;
+  const float* xp = xc.data_ptr<float>();
+  const float* rp = rc.data_ptr<float>();
+  const float* wp = wc.data_ptr<float>();
+  const float* bp = bc.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, rows, 16, [&](int64_t r0, int64_t r1) {
+    std::vector<float> row(n);
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* a = xp + r * n;
+      const float* b = rp + r * n;
+      __m512 sum = _mm512_setzero_ps();
+      int64_t i = 0;
+      for (; i + 16 <= n; i += 16) {
+        const __m512 v = _mm512_add_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+        _mm512_storeu_ps(row.data() + i, v);
+        sum = _mm512_add_ps(sum, v);
+      }
+      float total = _mm512_reduce_add_ps(sum);
+      for (; i < n; ++i) total += (row[i] = a[i] + b[i]);
+      const float mean = total / static_cast<float>(n);
+      __m512 sq = _mm512_setzero_ps();
+      const __m512 mv = _mm512_set1_ps(mean);
+      for (i = 0; i + 16 <= n; i += 16) {
+        const __m512 d = _mm512_sub_ps(_mm512_loadu_ps(row.data() + i), mv);
+        sq = _mm512_fmadd_ps(d, d, sq);
+      }
+      float var = _mm512_reduce_add_ps(sq);
+      for (; i < n; ++i) var += (row[i] - mean) * (row[i] - mean);
+      const float rstd = 1.0f / std::sqrt(var / static_cast<float>(n) + static_cast<float>(eps));
+      const __m512 rv = _mm512_set1_ps(rstd);
+      float* o = op + r * n;
+      for (i = 0; i + 16 <= n; i += 16) {
+        const __m512 d = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(row.data() + i), mv), rv);
+        _mm512_storeu_ps(o + i, _mm512_fmadd_ps(d, _mm512_loadu_ps(wp + i), _mm512_loadu_ps(bp + i)));
+      }
+      for (; i < n; ++i) o[i] = (row[i] - mean) * rstd * wp[i] + bp[i];
+    }
+  });
+  return out;
+}
+
 TORCH_LIBRARY_FRAGMENT(ragtune, lib) {
   lib.def("int8_vnni_supported() -> bool", &int8_vnni_supported);
+  lib.def("add_layer_norm(Tensor x, Tensor residual, Tensor weight, Tensor bias, float eps) -> "
+          "Tensor", &add_layer_norm);
   lib.def("int8_pack(Tensor weight) -> Tensor[]", &int8_pack);
   lib.def("int8_linear(Tensor x, Tensor packed, Tensor scale, Tensor sum, Tensor? bias, "
           "int activation=0) -> Tensor", &int8_linear);
