@@ -38,6 +38,24 @@ def test_int8_embeddings_stay_close_to_fp32_and_rank_alike(embedder):
         np.testing.assert_allclose(alone, fast, atol=1e-5)
 
 
+def test_presorted_passes_match_sentence_transformers_encode(embedder, monkeypatch):
+    import numpy as np
+
+    from ragtune.models import embedders
+
+    assert embedder._presorted  # the bundled MiniLM takes ragtune's own batching
+    monkeypatch.setattr(embedders, "TOKENIZE_GROUP", 7)  # several groups, a short last one
+    words = "retrieval augmented generation answers from the documents it finds".split()
+    texts = [" ".join(words[: 1 + i % len(words)] * (1 + i // 3)) for i in range(23)]
+    texts += ["", "x", texts[4]]  # an empty text, a one-character one, a repeat
+    ours = embedder.embed(texts)
+    reference = embedder._model.encode(texts, batch_size=embedder.batch_size,
+                                       normalize_embeddings=True)
+    assert ours.shape == (len(texts), embedder.dimension) and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, reference, atol=1e-5)
+    np.testing.assert_array_equal(ours[4], ours[-1])
+
+
 def test_bundled_generator_passes_the_contract(generator):
     check_generator(generator)
     assert generator.context_window == 2048

@@ -12,12 +12,13 @@ import numpy as np
 
 from ragtune.config import EmbedderSettings
 from ragtune.errors import ConfigError
-from ragtune.models.offline import ensure_offline
+from ragtune.models.offline import bulk_tokenizing, ensure_offline
 from ragtune.models.registry import BUNDLED, bundled_model, require_files
 
 logger = logging.getLogger(__name__)
 PRECISIONS = ("auto", "int8", "fp32")
 CPU_SMALL_BATCH = 8  # texts per pass on CPU (fp32, native int8) when the setting is 0 (auto)
+TOKENIZE_GROUP = 512  # texts tokenized in one call (on every core) before their passes
 
 
 def int8_supported() -> bool:
@@ -108,6 +109,7 @@ class SentenceTransformerEmbedder:
         # one forward pass at a time: torch already spreads one over the cores, and passes
         # from many server threads at once only multiply the activation memory
         self._lock = threading.Lock()
+        self._presorted = _plain_text_model(self._model)
 
     @classmethod
     def from_settings(cls, settings: EmbedderSettings) -> SentenceTransformerEmbedder:
@@ -119,11 +121,52 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         with self._lock:
+            if self._presorted:
+                return self._embed_presorted(list(texts))
             vectors = self._model.encode(
                 list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                 convert_to_numpy=True, show_progress_bar=False,
             )
         return np.asarray(vectors, dtype=np.float32)
+
+    def _embed_presorted(self, texts: list[str]) -> np.ndarray:
+        """``encode``'s vectors with the tokenizing and batching done once per group.
+
+        sentence-transformers tokenizes each pass on its own (one core, a call per 8
+        texts) and sorts texts by characters; here a group of up to 512 texts (longest
+        first by characters, as there) is tokenized in one call on every core, sorted by
+        tokens, and cut into passes of at most ``batch_size`` full-length texts' tokens
+        (so up to 4x as many short ones), each pass's columns trimmed to its longest text.
+        """
+        import torch
+
+        model = self._model
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        budget = self.batch_size * self.max_tokens
+        with torch.inference_mode():
+            for start in range(0, len(order), TOKENIZE_GROUP):
+                group = np.asarray(order[start:start + TOKENIZE_GROUP])
+                with bulk_tokenizing():
+                    features = model.preprocess([texts[i] for i in group])
+                if "attention_mask" not in features:  # a model with unpadded inputs
+                    out[group] = model.encode([texts[i] for i in group], batch_size=self.batch_size,
+                                              normalize_embeddings=True, convert_to_numpy=True,
+                                              show_progress_bar=False)
+                    continue
+                lengths = features["attention_mask"].sum(dim=1).numpy()
+                rows = np.argsort(-lengths, kind="stable")
+                for batch in token_batches(lengths[rows].tolist(), budget,
+                                           4 * self.batch_size):
+                    picked = torch.from_numpy(rows[batch])
+                    width = int(lengths[rows[batch.start]])
+                    sliced = {key: value[picked, :width].to(model.device)
+                              if _per_token(value, len(group)) else value
+                              for key, value in features.items()}
+                    vectors = model.forward(sliced)["sentence_embedding"].float()
+                    vectors = torch.nn.functional.normalize(vectors, dim=1)
+                    out[group[rows[batch]]] = vectors.cpu().numpy()
+        return out
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
@@ -132,6 +175,38 @@ class SentenceTransformerEmbedder:
         encoded = self._model.tokenizer(list(texts), add_special_tokens=False,
                                         return_attention_mask=False, verbose=False)
         return [len(ids) for ids in encoded["input_ids"]]
+
+
+def token_batches(lengths: list[int], budget: int, most: int) -> list[slice]:
+    """Consecutive passes over texts sorted longest first: each pass at most ``budget``
+    padded tokens (its first text's length times its count) and ``most`` texts."""
+    batches, start = [], 0
+    while start < len(lengths):
+        count = max(1, min(most, budget // max(1, lengths[start]), len(lengths) - start))
+        batches.append(slice(start, start + count))
+        start += count
+    return batches
+
+
+def _per_token(value: Any, rows: int) -> bool:
+    import torch
+
+    return isinstance(value, torch.Tensor) and value.dim() == 2 and value.size(0) == rows
+
+
+def _plain_text_model(model: Any) -> bool:
+    """Whether ``_embed_presorted`` reproduces ``model.encode``: a text Transformer module
+    with a right-padding tokenizer and ``preprocess`` (older sentence-transformers
+    releases go through ``encode``), no default prompt and no output truncation."""
+    try:
+        first = model[0]
+    except (TypeError, IndexError, KeyError):
+        return False
+    tokenizer = getattr(first, "tokenizer", None)
+    return (type(first).__name__ == "Transformer" and hasattr(model, "preprocess")
+            and getattr(tokenizer, "padding_side", None) == "right"
+            and not getattr(model, "default_prompt_name", None)
+            and not getattr(model, "truncate_dim", None))
 
 
 class CachedEmbedder:
