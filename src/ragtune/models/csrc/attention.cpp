@@ -229,15 +229,17 @@ TORCH_LIBRARY_FRAGMENT(ragtune, lib) {
 // 4 query rows at a time: scores, softmax, then the values read once for the 4 rows.
 namespace {
 
-// scores[r][b .. b + 15] = (s[r][0] + s[r][1]) * scale for rn rows, keys from len on -inf
+// scores[r][b .. b + 15] = (s[r][0] + s[r][1]) * scale for rn rows, keys from len on -inf;
+// with maxes, each row's running maximum kept there too
 inline void store_scores(const __m512 s[4][2], int64_t rn, int64_t len, int64_t b, float scale,
-                         float* scores, int64_t padded) {
+                         float* scores, int64_t padded, __m512* maxes = nullptr) {
   const __mmask16 ok = len - b >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (len - b)) - 1);
   for (int r = 0; r < rn; ++r) {
     const __m512 total = _mm512_mul_ps(_mm512_add_ps(s[r][0], s[r][1]), _mm512_set1_ps(scale));
-    _mm512_storeu_ps(scores + r * padded + b,
-                     _mm512_mask_blend_ps(ok, _mm512_set1_ps(-std::numeric_limits<float>::infinity()),
-                                          total));
+    const __m512 row = _mm512_mask_blend_ps(
+        ok, _mm512_set1_ps(-std::numeric_limits<float>::infinity()), total);
+    _mm512_storeu_ps(scores + r * padded + b, row);
+    if (maxes) maxes[r] = _mm512_max_ps(maxes[r], row);
   }
 }
 
@@ -303,6 +305,21 @@ void encode_head(const float* q, const float* k, const float* v, int64_t l, int6
 #pragma GCC push_options
 #pragma GCC target("avx512bf16")
 
+// row (padded scores in log2 units, masked ones -inf; mx their maximum) -> the weights
+// 2^(row - mx) rounded to bf16, in place over the row's first half (each 16 read before
+// their 32 bytes are written); returns 1 / the sum of the unrounded weights
+inline float softmax_row_bf16(float* row, int64_t padded, float mx) {
+  const __m512 m = _mm512_set1_ps(mx);
+  __m512 sum = _mm512_setzero_ps();
+  uint16_t* p16 = reinterpret_cast<uint16_t*>(row);
+  for (int64_t j = 0; j < padded; j += 16) {
+    const __m512 p = ragtune_vec::exp2_nonpositive_coarse(_mm512_sub_ps(_mm512_loadu_ps(row + j), m));
+    sum = _mm512_add_ps(sum, p);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p16 + j), (__m256i)_mm512_cvtneps_pbh(p));
+  }
+  return 1.0f / _mm512_reduce_add_ps(sum);
+}
+
 // bf16 pair (a, b) in one 32-bit word, a in the low half, rounded to nearest even
 inline uint32_t bf16_pair(float a, float b) {
   auto round = [](float f) {
@@ -315,7 +332,8 @@ inline uint32_t bf16_pair(float a, float b) {
 
 // encode_head with the two products in bf16 (vdpbf16ps: pairs of bf16 products summed
 // into fp32 lanes, twice the products of an fp32 FMA per instruction): queries, keys,
-// values and the softmax weights rounded to bf16, sums, softmax and output in fp32.
+// values and the softmax weights rounded to bf16, sums, softmax and output in fp32; the
+// weights' exponentials to 3e-6 (exp2_nonpositive_coarse), far inside their bf16 rounding.
 template <int D>
 void encode_head_bf16(const float* q, const float* k, const float* v, int64_t l, int64_t len,
                       int64_t stride, float scale, float* out, uint32_t* kt, uint32_t* vt,
@@ -337,6 +355,7 @@ void encode_head_bf16(const float* q, const float* k, const float* v, int64_t l,
     for (int64_t p = 0; p < kPairs; ++p)
       kt[(j / kBlock * kPairs + p) * kBlock + j % kBlock] = kb[j * kPairs + p];
   const int64_t key_pairs = (len + 1) / 2;
+  const float scale2 = scale * 1.44269504088896341f;  // scores in log2 units: weights 2^(s - max)
   const __m512i lo = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8,
                                       39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
   const __m512i hi = _mm512_add_epi16(lo, _mm512_set1_epi16(16));
@@ -362,6 +381,8 @@ void encode_head_bf16(const float* q, const float* k, const float* v, int64_t l,
         const float* qr = q + (i0 + std::min<int64_t>(r, rn - 1)) * stride;
         qp[r][p] = bf16_pair(qr[2 * p], qr[2 * p + 1]);
       }
+    __m512 maxes[4];
+    for (int r = 0; r < 4; ++r) maxes[r] = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
     for (int64_t b = 0; b < padded; b += kBlock) {
       __m512 s[4][2];
       for (int r = 0; r < 4; ++r) s[r][0] = s[r][1] = _mm512_setzero_ps();
@@ -374,18 +395,11 @@ void encode_head_bf16(const float* q, const float* k, const float* v, int64_t l,
           s[r][1] = _mm512_dpbf16_ps(s[r][1], (__m512bh)_mm512_set1_epi32(qp[r][p + 1]), k1);
         }
       }
-      store_scores(s, rn, len, b, scale, scores, padded);
+      store_scores(s, rn, len, b, scale2, scores, padded, maxes);
     }
     float inv[4];
-    for (int r = 0; r < rn; ++r) {
-      float* sr = scores + r * padded;
-      inv[r] = softmax_row(sr, padded);
-      // the weights in bf16, in place over the row's first half (read before written)
-      uint16_t* p16 = reinterpret_cast<uint16_t*>(sr);
-      for (int64_t j = 0; j < padded; j += 16)
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p16 + j),
-                            (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(sr + j)));
-    }
+    for (int r = 0; r < rn; ++r)
+      inv[r] = softmax_row_bf16(scores + r * padded, padded, _mm512_reduce_max_ps(maxes[r]));
     __m512 o[4][kParts];
     for (int r = 0; r < 4; ++r)
       for (int a = 0; a < kParts; ++a) o[r][a] = _mm512_setzero_ps();

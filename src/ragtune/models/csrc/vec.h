@@ -30,6 +30,22 @@ inline __m512 exp_nonpositive(__m512 in) {
   return _mm512_maskz_mov_ps(live, _mm512_scalef_ps(p, n));
 }
 
+// 2^x for x <= 0 to 3e-6 relative, for softmax weights that are rounded to bf16 next
+// (2^-9 relative): 2^n * p(f), x = n + f, |f| <= 1/2, p a degree-4 least-squares fit of 2^f
+// (relative error 2.7e-6). Below -100 (-inf too) it returns 2^-100 * p(0) (about 8e-31), a
+// weight that no sum of at least 1 can see.
+inline __m512 exp2_nonpositive_coarse(__m512 in) {
+  const __m512 x = _mm512_max_ps(in, _mm512_set1_ps(-100.0f));
+  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(x, n);
+  __m512 p = _mm512_set1_ps(0.009560519829392433f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.05591712146997452f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.24024981260299683f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.6931219696998596f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.9999991655349731f));
+  return _mm512_scalef_ps(p, n);
+}
+
 // erf(x), Abramowitz and Stegun 7.1.26: 1 - (a1 t + ... + a5 t^5) e^(-x^2), t = 1 / (1 +
 // p |x|), odd in x; absolute error below 1.5e-7. 1/(1 + p|x|) by rcp14 and one Newton step.
 inline __m512 erf(__m512 x) {
