@@ -32,7 +32,7 @@ from ragtune.errors import ConfigError
 class EmbedderSettings:
     backend: str = "sentence-transformers"
     model: str = "all-minilm-l6-v2"  # a bundled model name or a local model directory
-    batch_size: int = 0  # texts per forward pass; 0: 8 for fp32 on CPU, else 32
+    batch_size: int = 0  # full-length texts a forward pass; 0: 8 on CPU (fbgemm int8: 32)
     device: str = "cpu"
     languages: str = ""  # e.g. "en" or "en,zh"; empty: the bundled model's, else any
     precision: str = "auto"  # auto (int8 on CPUs with int8 kernels, else fp32) | int8 | fp32
