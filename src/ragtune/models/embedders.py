@@ -123,10 +123,13 @@ class SentenceTransformerEmbedder:
         with self._lock:
             if self._presorted:
                 return self._embed_presorted(list(texts))
-            vectors = self._model.encode(
-                list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                convert_to_numpy=True, show_progress_bar=False,
-            )
+            return self._encode(list(texts))
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        """sentence-transformers' own batching (models ``_embed_presorted`` does not cover)."""
+        vectors = self._model.encode(texts, batch_size=self.batch_size,
+                                     normalize_embeddings=True, convert_to_numpy=True,
+                                     show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
 
     def _embed_presorted(self, texts: list[str]) -> np.ndarray:
@@ -150,9 +153,7 @@ class SentenceTransformerEmbedder:
                 with bulk_tokenizing():
                     features = model.preprocess([texts[i] for i in group])
                 if "attention_mask" not in features:  # a model with unpadded inputs
-                    out[group] = model.encode([texts[i] for i in group], batch_size=self.batch_size,
-                                              normalize_embeddings=True, convert_to_numpy=True,
-                                              show_progress_bar=False)
+                    out[group] = self._encode([texts[i] for i in group])
                     continue
                 lengths = features["attention_mask"].sum(dim=1).numpy()
                 rows = np.argsort(-lengths, kind="stable")

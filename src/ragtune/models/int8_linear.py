@@ -122,7 +122,8 @@ def _swap(module: torch.nn.Module, kernels: Any) -> None:
         if isinstance(child, torch.nn.Linear):
             setattr(module, name, Int8Linear(child, kernels))
         elif _residual_norm(child):
-            setattr(module, name, ResidualNorm(Int8Linear(child.dense, kernels),
-                                               child.LayerNorm, kernels))
+            block: Any = child  # checked by _residual_norm: a Linear dense and a LayerNorm
+            setattr(module, name, ResidualNorm(Int8Linear(block.dense, kernels),
+                                               block.LayerNorm, kernels))
         else:
             _swap(child, kernels)

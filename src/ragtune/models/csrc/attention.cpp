@@ -34,6 +34,25 @@ constexpr int64_t kBlock = 16;   // keys per transposed block
 constexpr int64_t kChunk = 256;  // keys per unit of work
 constexpr int64_t kRows = 32;    // most query rows per key head (group * t)
 
+// the largest of a row's padded floats
+inline float row_max(const float* row, int64_t padded) {
+  __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t j = 0; j < padded; j += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(row + j));
+  return _mm512_reduce_max_ps(m);
+}
+
+// row -> exp(row - mx) in place (masked -inf scores to 0); returns their sum
+inline float exp_row(float* row, int64_t padded, float mx) {
+  const __m512 m = _mm512_set1_ps(mx);
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t j = 0; j < padded; j += 16) {
+    const __m512 p = ragtune_vec::exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(row + j), m));
+    _mm512_storeu_ps(row + j, p);
+    sum = _mm512_add_ps(sum, p);
+  }
+  return _mm512_reduce_add_ps(sum);
+}
+
 struct Partial {
   float max;
   float sum;
@@ -82,22 +101,14 @@ void chunk(const float* q, int64_t rows, const int64_t* limit, const float* keys
   const int64_t padded = (n + kBlock - 1) / kBlock * kBlock;
   for (int64_t r = 0; r < rows; ++r) {
     float* sr = scores + r * kChunk;
-    __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-    for (int64_t j = 0; j < padded; j += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(sr + j));
-    const float mx = _mm512_reduce_max_ps(m);
+    const float mx = row_max(sr, padded);
     part[r].max = mx;
     if (mx == -std::numeric_limits<float>::infinity()) {  // every key of the chunk is masked
       part[r].sum = 0;
       std::fill(sr, sr + padded, 0.0f);
       continue;
     }
-    __m512 sum = _mm512_setzero_ps();
-    for (int64_t j = 0; j < padded; j += 16) {
-      const __m512 p = ragtune_vec::exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(sr + j), _mm512_set1_ps(mx)));
-      _mm512_storeu_ps(sr + j, p);
-      sum = _mm512_add_ps(sum, p);
-    }
-    part[r].sum = _mm512_reduce_add_ps(sum);
+    part[r].sum = exp_row(sr, padded, mx);
   }
   // acc[r] = sum_j p[r][j] * v[j], the values read once for up to 6 rows
   const int64_t last = std::min(n, *std::max_element(limit, limit + rows) - k0);
@@ -245,16 +256,7 @@ inline void store_scores(const __m512 s[4][2], int64_t rn, int64_t len, int64_t 
 
 // row (padded floats, masked ones -inf) -> exp(row - max) in place; returns 1 / their sum
 inline float softmax_row(float* row, int64_t padded) {
-  __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  for (int64_t j = 0; j < padded; j += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(row + j));
-  const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(m));
-  __m512 sum = _mm512_setzero_ps();
-  for (int64_t j = 0; j < padded; j += 16) {
-    const __m512 p = ragtune_vec::exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(row + j), mx));
-    _mm512_storeu_ps(row + j, p);
-    sum = _mm512_add_ps(sum, p);
-  }
-  return 1.0f / _mm512_reduce_add_ps(sum);
+  return 1.0f / exp_row(row, padded, row_max(row, padded));
 }
 
 template <int D>
