@@ -58,3 +58,17 @@ def squad_corpus(name: str, articles: int = 4, seed: int = 0,
             questions += [(q["question"], [x["text"] for x in q["answers"]]) for q in p["qas"]]
     rng.shuffle(questions)
     return docs, questions
+
+
+def paragraph_kb(folder: Path, docs: dict[str, str]) -> Any:
+    """A knowledge base of one file per paragraph (``doc`` -> text) under ``folder``,
+    built with the default settings the first time and opened after that."""
+    from ragtune import KnowledgeBase
+
+    if not (folder / "kb").exists():
+        (folder / "docs").mkdir(parents=True, exist_ok=True)
+        for doc, text in docs.items():
+            (folder / "docs" / f"{doc}.txt").write_text(text, encoding="utf-8")
+        with KnowledgeBase.create(folder / "kb") as kb:
+            print(kb.ingest([folder / "docs"]).summary())
+    return KnowledgeBase.open(folder / "kb")

@@ -85,10 +85,19 @@ class RetrievalSettings:
 class GeneratorSettings:
     backend: str = "local"  # local | openai | a plugin's name
     model: str = "smollm2-135m-instruct"  # bundled name, model folder, .gguf file, remote name
-    adapter: str | None = None  # a LoRA run folder (ragtune tune lora) or PEFT adapter folder
+    # auto: the bundled grounded-answer adapter of the model (ragtune.models.adapters), if
+    # it has one; none: the raw model; else a LoRA run folder or PEFT adapter folder
+    adapter: str | None = "auto"
     base_url: str | None = None  # OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1
     api_key: str | None = None  # else OPENAI_API_KEY
-    max_tokens: int = 256  # output tokens reserved in the context window
+    # output tokens allowed, and reserved in the context window: answers from sources are
+    # short (a grounded answer is a phrase and its [n]); a longer task asks for more
+    max_tokens: int = 96
+    # local models: no n-gram of this many tokens is written twice in one answer (the
+    # sources may still be quoted); 0 turns it off, for the raw model's own decoding
+    no_repeat: int = 6
+    # local models: generation stops before any of these ("|" between them)
+    stop: str = "\nQuestion:|\n问题：|\nSources:|\n资料："
     temperature: float = 0.0
     context_window: int | None = None  # default: the model's own
     # cap on prompt + output tokens: small models degrade on long prompts
@@ -101,6 +110,9 @@ class GeneratorSettings:
     # (prompt lookup; the output does not change); 0 turns it off
     prompt_lookup: int = 8
     prompt: str = "full"  # full (system prompt asking for [n] citations) | compact
+    # inline: every sentence a source supports ends with its [n] (added where the model
+    # wrote none), unsupported sentences are listed | strict: and dropped | model: as written
+    citations: str = "inline"
     source_order: str = "best-last"  # best-last (best source next to the question) | best-first
     timeout_s: float = 120.0
 

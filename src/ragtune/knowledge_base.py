@@ -440,7 +440,8 @@ class KnowledgeBase:
             _Context(), generator or self.generator, tuned, embedder=self.answer_embedder,
             k=k or self.settings.retrieval.k, max_tokens=max_tokens or g.max_tokens,
             temperature=g.temperature, kb_version=self.version, prompt_style=g.prompt,
-            source_order=g.source_order, adapter=str(adapter) if adapter else None,
+            source_order=g.source_order, citations_mode=g.citations,
+            adapter=str(adapter) if adapter else None,
             router=load_router(Path(router) if router else self.path / ROUTER_FILE),
             judge=Judge(threshold=0.5 if judge_threshold is None else judge_threshold,
                         embedder=self.answer_embedder))

@@ -58,11 +58,12 @@ class Pipelines:
     tuned: Generator | None = None
     embedder: Embedder | None = None
     k: int = 5
-    max_tokens: int = 256
+    max_tokens: int = 96
     temperature: float = 0.0
     kb_version: int | None = None
     prompt_style: str | None = None
     source_order: str = "best-last"
+    citations_mode: str = "inline"  # see ragtune.rag.answer.answer_from_hits
     adapter: str | None = None
     router: Router = field(default_factory=RuleRouter)
     judge: Judge | None = None  # default: Judge(embedder=self.embedder)
@@ -82,12 +83,14 @@ class Pipelines:
             passed = [v for v in (result.judge or {}).get("verdicts", []) if v["passed"]]
             answered_by = passed[-1]["strategy"] if passed else "abstain"
         uses_tuned = self.tuned is not None and answered_by in ("closed", "serial", "parallel")
-        return replace(result, pipeline=pipeline, adapter=self.adapter if uses_tuned else None)
+        return replace(result, pipeline=pipeline,
+                       adapter=self.adapter if uses_tuned else result.adapter)
 
     def _common(self) -> dict[str, Any]:
         return {"max_tokens": self.max_tokens, "temperature": self.temperature,
                 "embedder": self.embedder, "kb_version": self.kb_version,
-                "prompt_style": self.prompt_style, "source_order": self.source_order}
+                "prompt_style": self.prompt_style, "source_order": self.source_order,
+                "citations_mode": self.citations_mode}
 
     def _closed(self, question: str) -> Answer:
         t0 = time.perf_counter()

@@ -5,12 +5,15 @@ For each question with its answer: find the oracle chunk (given by ``chunk_ids``
 ``source``, else located by the answer text), add hard distractors from the knowledge
 base's own retriever (the chunks it ranks highest for the question that do not hold the
 answer), keep the oracle in a share ``p_oracle`` of the examples (the rest teach the model
-to answer from what it learned when the sources miss), shuffle, and write the prompt
+to say so when the sources miss: ``unanswerable="abstain"`` answers them with
+:data:`ragtune.rag.prompts.ABSTAIN`, ``"answer"`` with the answer, as the paper does, for a
+model meant to answer from what it learned), shuffle, and write the prompt
 exactly as the ``serial`` pipeline will show it: numbered sources, then the question.
 
 ``answer_style="quote"`` (the paper's chain of thought) answers with the supporting
 sentence quoted and cited, then ``Answer: ...`` on its own line; ``plain`` answers with
-the answer and its citation. The output is a prepared folder for ``ragtune tune lora``.
+the answer and its citation, ``answer [n]``, the short cited answer that the bundled
+grounded adapters are trained on. The output is a prepared folder for ``ragtune tune lora``.
 """
 
 from __future__ import annotations
@@ -26,15 +29,16 @@ from typing import Any
 from ragtune.documents.chunking import split_sentences
 from ragtune.errors import ConfigError
 from ragtune.evaluate.datasets import QAItem
-from ragtune.rag.prompts import build_messages, detect_language
+from ragtune.rag.prompts import ABSTAIN, build_messages, detect_language
 from ragtune.retrieve.filters import Filter
 from ragtune.tune.metrics import normalize_answer
 from ragtune.types import Chunk
 
-__all__ = ["ANSWER_STYLES", "FINAL", "RaftReport", "build_raft", "final_answer",
+__all__ = ["ANSWER_STYLES", "FINAL", "UNANSWERABLE", "RaftReport", "build_raft", "final_answer",
            "generate_questions"]
 
 ANSWER_STYLES = ("quote", "plain")
+UNANSWERABLE = ("abstain", "answer")
 FINAL = {"en": "Answer:", "zh": "答案："}
 _FINAL = re.compile(r"(?:Answer:|答案[:：])((?:(?!Answer:|答案[:：]).)*)", re.S)
 
@@ -101,10 +105,10 @@ def _quote(chunk: Chunk, answers: Sequence[str]) -> str:
 
 
 def _answer(item: QAItem, oracle_n: int | None, oracle: Chunk | None, style: str,
-            lang: str) -> str:
+            lang: str, unanswerable: str = "abstain") -> str:
     answer = item.answers[0].strip()
     if oracle_n is None or oracle is None:
-        return answer
+        return ABSTAIN[lang] if unanswerable == "abstain" else answer
     if style == "plain":
         return f"{answer} [{oracle_n}]"
     quote = _quote(oracle, item.answers)
@@ -175,6 +179,7 @@ def build_raft(
     distractors: int = 3,
     p_oracle: float = 0.8,
     answer_style: str = "quote",
+    unanswerable: str = "abstain",
     exclude: Sequence[QAItem] = (),
     depth: int = 20,
     seed: int = 0,
@@ -188,6 +193,9 @@ def build_raft(
     if answer_style not in ANSWER_STYLES:
         raise ConfigError(f"unknown answer style {answer_style!r}; valid choices: "
                           f"{', '.join(ANSWER_STYLES)}")
+    if unanswerable not in UNANSWERABLE:
+        raise ConfigError(f"unknown unanswerable {unanswerable!r}; valid choices: "
+                          f"{', '.join(UNANSWERABLE)}")
     if not 0 <= p_oracle <= 1:
         raise ConfigError(f"--p-oracle must be between 0 and 1, not {p_oracle}")
     if distractors < 0:
@@ -223,7 +231,8 @@ def build_raft(
         messages = build_messages(item.question, docs, lang, settings.prompt,
                                   settings.source_order)
         messages.append({"role": "assistant",
-                         "content": _answer(item, oracle_n, oracle, answer_style, lang)})
+                         "content": _answer(item, oracle_n, oracle, answer_style, lang,
+                                                    unanswerable)})
         records.append({"messages": messages, "group": item.doc or item.source or item.id,
                         "id": item.id})
         report.written += 1
@@ -245,6 +254,7 @@ def build_raft(
     finally:
         work.unlink(missing_ok=True)
     raft = {"distractors": distractors, "p_oracle": p_oracle, "answer_style": answer_style,
+            "unanswerable": unanswerable,
             "seed": seed, "prompt": settings.prompt, "source_order": settings.source_order,
             **report.to_dict()}
     info["raft"] = raft

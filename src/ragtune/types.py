@@ -167,6 +167,7 @@ class Answer:
     judge: dict[str, Any] | None = None  # layered: the judge's verdicts, in order
     abstained: bool = False  # declined to answer (layered's abstain, or a model refusal)
     context: tuple[Chunk, ...] = ()  # the sources shown to the model, numbered from 1
+    unsupported: tuple[str, ...] = ()  # answer sentences that no source supports
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -178,6 +179,7 @@ class Answer:
             "judge": self.judge,
             "abstained": self.abstained,
             "citations": [c.to_dict() for c in self.citations],
+            "unsupported": list(self.unsupported),
             "dropped": [
                 {"id": h.chunk.id, "source": h.chunk.source, "page": h.chunk.page,
                  "score": round(h.score, 6)}

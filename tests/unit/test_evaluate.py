@@ -157,8 +157,9 @@ def test_scores_of_answers_citations_and_abstention():
                             {"id": "c2", "source": "/kb/docs/other.md"}],
               "context": ["The tower opened in 1889.", "Other text."]}
     s = score_answer(item, record, support=lambda text, ctx: 0.75)
-    assert s["em"] == 0.0 and s["f1"] == pytest.approx(_squad_f1("It opened in 1889 [1].",
-                                                                "1889"))
+    # the [1] marker is not part of the answer that is scored
+    assert s["em"] == 0.0 and s["f1"] == pytest.approx(_squad_f1("It opened in 1889.", "1889"))
+    assert score_answer(item, {**record, "answer": "1889 [1]"})["em"] == 1.0
     assert s["citation_precision"] == 0.5 and s["citation_recall"] == 1.0
     assert s["grounded"] == 0.75 and s["abstain_wrong"] == 0.0 and s["abstain_right"] is None
     declined = score_answer(item, {"answer": "I do not know.", "citations": [],

@@ -85,13 +85,24 @@ def test_p_oracle_drops_the_oracle_from_some_examples(kb, tmp_path):
     build_raft(kb, many, tmp_path / "raft", distractors=2, p_oracle=0.5, eval_split=0.0,
                answer_style="plain")
     raft = json.loads((tmp_path / "raft" / "raft.json").read_text())
-    assert 10 <= raft["with_oracle"] <= 30
+    assert 10 <= raft["with_oracle"] <= 30 and raft["unanswerable"] == "abstain"
     rows = _examples(tmp_path / "raft")
     without = [r for r in rows if "1889" not in r["messages"][-2]["content"]]
     assert len(without) == 40 - raft["with_oracle"]
-    assert all(r["messages"][-1]["content"] == "1889" for r in without)  # no citation
+    # without the oracle the model is taught to say so
+    assert all(r["messages"][-1]["content"] == "The sources do not say." for r in without)
     with_oracle = [r for r in rows if r not in without]
     assert all(r["messages"][-1]["content"].startswith("1889 [") for r in with_oracle)
+
+
+def test_unanswerable_answer_keeps_the_papers_answer_from_memory(kb, tmp_path):
+    many = [QAItem(f"t{i}", f"When was the Eiffel Tower completed? ({i})", ("1889",),
+                   "tower.md", doc=f"d{i}") for i in range(20)]
+    build_raft(kb, many, tmp_path / "raft", distractors=2, p_oracle=0.0, eval_split=0.0,
+               answer_style="plain", unanswerable="answer")
+    assert all(r["messages"][-1]["content"] == "1889" for r in _examples(tmp_path / "raft"))
+    with pytest.raises(ConfigError, match="unanswerable"):
+        build_raft(kb, many, tmp_path / "raft2", unanswerable="guess")
 
 
 def test_evaluation_questions_are_excluded_and_counted(kb, tmp_path):

@@ -246,7 +246,11 @@ def raft_build(
                                    help="Share of examples that keep the oracle chunk."),
     answer_style: str = typer.Option("quote", "--answer-style",
                                      help="quote (cite the supporting sentence, then "
-                                          "'Answer: ...') or plain."),
+                                          "'Answer: ...') or plain ('answer [n]')."),
+    unanswerable: str = typer.Option("abstain", "--unanswerable",
+                                     help="What examples without the oracle teach: abstain "
+                                          "('The sources do not say.') or answer (from "
+                                          "memory, as the RAFT paper)."),
     generate_questions: int = typer.Option(0, "--generate-questions",
                                            help="Without --qa: questions to write per chunk "
                                                 "with the generator."),
@@ -290,7 +294,8 @@ def raft_build(
             if not items:
                 raise ConfigError("the generator wrote no usable question")
         info = build_raft(knowledge, items, out, distractors=distractors, p_oracle=p_oracle,
-                          answer_style=answer_style, exclude=held, seed=seed, base=base)
+                          answer_style=answer_style, unanswerable=unanswerable,
+                          exclude=held, seed=seed, base=base)
     r = info["raft"]
     typer.echo(f"RAFT: {r['written']} examples from {r['questions']} questions "
                f"({r['with_oracle']} with the oracle, {r['excluded']} excluded as evaluation "

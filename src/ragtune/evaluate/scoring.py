@@ -24,6 +24,7 @@ import numpy as np
 from ragtune.evaluate.datasets import QAItem
 from ragtune.judge import is_refusal
 from ragtune.raft import final_answer
+from ragtune.rag.citations import strip_markers
 from ragtune.tune.metrics import exact_match, rouge_l, token_f1
 
 __all__ = ["METRICS", "gold_match", "paired_bootstrap", "percentile", "score_answer"]
@@ -46,7 +47,8 @@ def score_answer(item: QAItem, record: dict[str, Any],
                  support: Callable[[str, Sequence[str]], float] | None = None,
                  ) -> dict[str, float | None]:
     """Scores of one recorded answer (see :mod:`ragtune.evaluate.harness` for the record)."""
-    text = final_answer(record["answer"])  # a quote-style answer's last "Answer:" line
+    # a quote-style answer's last "Answer:" line, without its [n] markers
+    text = strip_markers(final_answer(record["answer"]))
     declined = bool(record.get("abstained")) or is_refusal(text)
     scores: dict[str, float | None] = dict.fromkeys(METRICS)
     if item.answerable:

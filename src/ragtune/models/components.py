@@ -50,7 +50,8 @@ def build_generator(settings: GeneratorSettings) -> Generator:
     names = available("generators")
     if settings.backend not in names:
         raise UnknownComponentError("generator backend", settings.backend, names)
-    if settings.adapter and settings.backend != "local":
+    explicit = settings.adapter and settings.adapter.strip().lower() not in ("auto", "none", "")
+    if explicit and settings.backend != "local":
         raise ConfigError(
             f"a LoRA adapter runs with the local generator, not {settings.backend!r}: for a "
             "server, serve the adapter (vllm serve BASE --enable-lora --lora-modules "

@@ -41,6 +41,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ragtune.models.controls import NoRepeat
 from ragtune.models.kernels import native_kernels
 from ragtune.models.projections import DecoderMode, Linear, bf16_supported, own_fp32
 
@@ -50,6 +51,15 @@ RERANK = 16  # greedy candidates re-scored in fp32 (fast mode)
 SHORTLIST_MAX = 4096  # exact and fp16 modes: above this many candidates, score them all
 BLOCK = 16  # positions per block of transposed keys (csrc/attention.cpp)
 ATTENTION_ROWS = 32  # most query rows per key head that the native attention takes
+
+
+Bans = list[list[int]]  # per row of states: the token ids it may not pick
+
+
+def _ban(logits: torch.Tensor, bans: Bans) -> None:
+    for row, ids in enumerate(bans):
+        if ids:
+            logits[row, ids] = float("-inf")
 
 
 @dataclass
@@ -248,10 +258,9 @@ class Decoder:
                 q.unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0), attn_mask=mask)
         return att.view(h, t, d).transpose(0, 1).reshape(t, h * d)
 
-    def _greedy(self, states: torch.Tensor, banned: torch.Tensor | None,
-                ban_rows: int) -> list[int]:
-        """The argmax of the logits of each row of ``states`` ``(m, hidden)``, with
-        ``banned`` ids excluded in the first ``ban_rows`` rows.
+    def _greedy(self, states: torch.Tensor, bans: Bans) -> list[int]:
+        """The argmax of the logits of each row of ``states`` ``(m, hidden)``, with the ids
+        ``bans[i]`` excluded in row ``i``.
 
         int8 logits (a quarter of the fp32 output layer's bytes) choose candidates that are
         re-scored in fp32. In exact and fp16 modes the candidates are every id whose int8
@@ -261,15 +270,14 @@ class Decoder:
         the rows are scored in full. In fast mode the best ``RERANK`` int8 candidates are
         re-scored (the int8 error is far below the gap between the 1st and 16th logits)."""
         if self._lm_int8 is None:
-            return self._full_argmax(states, banned, ban_rows)
+            return self._full_argmax(states, bans)
         codes, scales = self._lm_int8
         rough = torch.ops.aten._weight_int8pack_mm(states.to(torch.bfloat16), codes, scales)
         rough = rough.float()
         if self.mode != "fast":
             margin = (states.abs().sum(-1, keepdim=True) * self._slack
                       + rough.abs() * 2.0 ** -7 + 1e-4)
-        if banned is not None and ban_rows:
-            rough[:ban_rows, banned] = float("-inf")
+        _ban(rough, bans)
         if self.mode == "fast":
             candidates = rough.topk(RERANK, dim=-1).indices  # (m, RERANK)
             exact = (self.lm_head[candidates] @ states[:, :, None])[..., 0]
@@ -277,23 +285,21 @@ class Decoder:
         possible = rough + margin >= (rough - margin).amax(-1, keepdim=True)
         ids = possible.any(0).nonzero()[:, 0]  # every row's candidates, scored together
         if len(ids) > SHORTLIST_MAX:
-            return self._full_argmax(states, banned, ban_rows)
+            return self._full_argmax(states, bans)
         exact = states @ self.lm_head[ids].T
         exact[~possible[:, ids]] = float("-inf")
         return ids[exact.argmax(-1)].tolist()  # type: ignore[no-any-return]
 
-    def _full_argmax(self, states: torch.Tensor, banned: torch.Tensor | None,
-                     ban_rows: int) -> list[int]:
+    def _full_argmax(self, states: torch.Tensor, bans: Bans) -> list[int]:
         """:meth:`_greedy` with fp32 logits over the whole vocabulary."""
         logits = states @ self.lm_head.T
-        if banned is not None and ban_rows:
-            logits[:ban_rows, banned] = float("-inf")
+        _ban(logits, bans)
         return logits.argmax(-1).tolist()  # type: ignore[no-any-return]
 
     def _sample(self, state: torch.Tensor, temperature: float, top_p: float,
-                banned: torch.Tensor | None, generator: torch.Generator | None) -> int:
+                banned: list[int], generator: torch.Generator | None) -> int:
         logits = (self.lm_head @ state) / temperature
-        if banned is not None:
+        if banned:
             logits[banned] = float("-inf")
         probs, order = logits.softmax(-1).sort(descending=True)
         keep = probs.cumsum(-1) - probs < top_p  # nucleus: smallest set reaching top_p
@@ -303,9 +309,12 @@ class Decoder:
 
     def tokens(self, prompt: list[int], max_new_tokens: int, *, eos: set[int],
                temperature: float = 0.0, top_p: float = 0.95, min_new_tokens: int = 0,
-               generator: torch.Generator | None = None, lookup: int = 0) -> Iterator[int]:
+               generator: torch.Generator | None = None, lookup: int = 0,
+               no_repeat: int = 0) -> Iterator[int]:
         """Yield up to ``max_new_tokens`` new token ids after ``prompt``, ending after an
         ``eos`` id; ``min_new_tokens`` bans ``eos`` until then (as transformers does).
+        ``no_repeat`` > 0 bans any token that would repeat an n-gram of that length of the
+        answer (:mod:`ragtune.models.controls`; the prompt's n-grams stay allowed).
 
         ``lookup`` > 0 turns on prompt-lookup drafting for greedy decoding: where the last
         few tokens occurred earlier in the prompt or the answer, the tokens that followed
@@ -321,7 +330,8 @@ class Decoder:
         if not prompt or max_new_tokens <= 0:
             return
         cache = self.cache(len(prompt) + max_new_tokens)
-        banned_ids = torch.tensor(sorted(eos), dtype=torch.long) if eos else None
+        eos_ids = sorted(eos)
+        guard = NoRepeat(no_repeat)
         lookups = NgramLookup(prompt) if lookup > 0 and temperature <= 0 else None
         limit = 1  # draft length: doubles while drafts are kept, shrinks to what was kept
         produced = 0
@@ -331,12 +341,14 @@ class Decoder:
             position = len(prompt) - 1  # of the last token that went through the model
             draft: list[int] = []
             while True:
-                ban_rows = max(0, min_new_tokens - produced)
+                # row i follows draft[:i]: eos is banned while the answer is too short,
+                # and so is whatever would repeat one of its n-grams
+                bans = [(eos_ids if produced + i < min_new_tokens else [])
+                        + guard.banned(draft[:i]) for i in range(len(draft) + 1)]
                 if temperature > 0:
-                    banned = banned_ids if ban_rows else None
-                    picked = [self._sample(states[0], temperature, top_p, banned, generator)]
+                    picked = [self._sample(states[0], temperature, top_p, bans[0], generator)]
                 else:
-                    picked = self._greedy(states, banned_ids, ban_rows)
+                    picked = self._greedy(states, bans)
                 accepted = picked[:1]
                 for i, drafted in enumerate(draft):
                     if drafted != picked[i]:  # the model would not have produced it
@@ -348,6 +360,7 @@ class Decoder:
                 for token in accepted:
                     yield token
                     produced += 1
+                    guard.append(token)
                     if token in eos or produced == max_new_tokens:
                         return
                     if lookups is not None:

@@ -14,6 +14,8 @@ from typing import Any
 
 from ragtune.config import GeneratorSettings
 from ragtune.errors import ConfigError, GenerationError
+from ragtune.models.adapters import ADAPTERS, resolve_adapter
+from ragtune.models.controls import cut_at_stop, no_repeat_processor, until_stop
 from ragtune.models.fast_decode import Decoder, build_decoder
 from ragtune.models.gguf_cache import bundled_gguf, converted_model
 from ragtune.models.offline import ensure_offline
@@ -65,12 +67,15 @@ class LocalGenerator:
         adapter: str | Path | None = None,
         decoder: str = "auto",
         prompt_lookup: int = 8,
+        no_repeat: int = 6,
+        stop: Sequence[str] = (),
     ) -> None:
         ensure_offline()
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
         adapter_path = None
+        adapter = resolve_adapter(adapter, model)
         if adapter is not None:
             from ragtune.tune.runs import adapter_dir, base_of
 
@@ -80,6 +85,10 @@ class LocalGenerator:
                 logger.info("adapter %s was trained on %s: using that base, not %s",
                             adapter, trained_on, model)
                 model = trained_on
+        if no_repeat < 0:
+            raise ConfigError(f"no_repeat must be 0 (off) or more, got {no_repeat}")
+        self.no_repeat = no_repeat
+        self.stop = tuple(s for s in stop if s)
         self.name = model
         self.adapter = adapter_path
         self.path = resolve_model_dir(model)
@@ -95,7 +104,14 @@ class LocalGenerator:
             from peft import PeftModel
 
             # merged once at load: no LoRA overhead per token
-            self.model = PeftModel.from_pretrained(self.model, str(adapter_path)).merge_and_unload()
+            try:
+                tuned = PeftModel.from_pretrained(self.model, str(adapter_path))
+            except (RuntimeError, ValueError, KeyError) as exc:  # shapes or modules differ
+                raise ConfigError(
+                    f"adapter {adapter_path} does not fit the base model {model} ({self.path}):"
+                    f" {str(exc).splitlines()[0][:300]}; use an adapter trained on {model} "
+                    "(its run.json names the base) or --adapter none") from None
+            self.model = tuned.merge_and_unload()
         self.model.eval()
         native = int(getattr(self.model.config, "max_position_embeddings", 2048))
         window = context_window or native
@@ -131,7 +147,17 @@ class LocalGenerator:
     def from_settings(cls, settings: GeneratorSettings) -> LocalGenerator:
         return cls(settings.model, context_window=settings.context_window,
                    max_context=settings.max_context, adapter=settings.adapter,
-                   decoder=settings.decoder, prompt_lookup=settings.prompt_lookup)
+                   decoder=settings.decoder, prompt_lookup=settings.prompt_lookup,
+                   no_repeat=settings.no_repeat, stop=settings.stop.split("|"))
+
+    @property
+    def adapter_name(self) -> str | None:
+        """The adapter folder's name (a bundled one) or path, for the answer's record."""
+        if self.adapter is None:
+            return None
+        if self.adapter.parent == ADAPTERS:
+            return self.adapter.name
+        return str(self.adapter)
 
     def _encode(self, messages: Sequence[Message]) -> Any:
         try:
@@ -152,6 +178,13 @@ class LocalGenerator:
             kwargs.update(do_sample=True, temperature=temperature, top_p=0.95)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if self.no_repeat:
+            from transformers import LogitsProcessorList
+
+            kwargs["logits_processor"] = LogitsProcessorList([no_repeat_processor(
+                self.no_repeat, int(inputs["input_ids"].shape[1]))])
+        if self.stop:
+            kwargs.update(stop_strings=list(self.stop), tokenizer=self.tokenizer)
         return kwargs
 
     def _tokens(self, inputs: Any, max_tokens: int, temperature: float) -> Iterator[int]:
@@ -160,33 +193,48 @@ class LocalGenerator:
         prompt = inputs["input_ids"][0].tolist()
         return self.decoder.tokens(prompt, max_tokens, eos=self.eos_ids,
                                    temperature=temperature, top_p=0.95,
-                                   lookup=self.prompt_lookup)
+                                   lookup=self.prompt_lookup, no_repeat=self.no_repeat)
 
     def generate(
-        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0
+        self, messages: Sequence[Message], *, max_tokens: int = 96, temperature: float = 0.0
     ) -> Completion:
         inputs = self._encode(messages)
         n_prompt = int(inputs["input_ids"].shape[1])
+        stopped = False
         with self._lock:
             if self.decoder is not None:
-                new = list(self._tokens(inputs, max_tokens, temperature))
+                new: list[int] = []
+                for token in self._tokens(inputs, max_tokens, temperature):
+                    new.append(token)
+                    if self.stop and cut_at_stop(self.tokenizer.decode(
+                            new[-24:], skip_special_tokens=True), self.stop)[1]:
+                        stopped = True
+                        break
             else:
                 with self._torch.inference_mode():
                     out = self.model.generate(**self._generate_kwargs(inputs, max_tokens,
                                                                       temperature))
                 new = out[0, n_prompt:].tolist()
-        text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
-        finished = len(new) < max_tokens or (len(new) > 0 and new[-1] in self.eos_ids)
-        return Completion(text=text, prompt_tokens=n_prompt, completion_tokens=len(new),
+        text, cut = cut_at_stop(self.tokenizer.decode(new, skip_special_tokens=True),
+                                self.stop)
+        finished = (stopped or cut or len(new) < max_tokens
+                    or (len(new) > 0 and new[-1] in self.eos_ids))
+        return Completion(text=text.strip(), prompt_tokens=n_prompt, completion_tokens=len(new),
                           finish_reason="stop" if finished else "length")
 
     def stream(
-        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0
+        self, messages: Sequence[Message], *, max_tokens: int = 96, temperature: float = 0.0
     ) -> Iterator[str]:
         inputs = self._encode(messages)
         if self.decoder is not None:
             yield from self._stream_fast(inputs, max_tokens, temperature)
             return
+        yield from self._stream_generate(inputs, max_tokens, temperature)
+
+    def _stream_generate(self, inputs: Any, max_tokens: int, temperature: float,
+                         ) -> Iterator[str]:
+        """Text from ``transformers.generate``, held back while it could be the start of a
+        stop sequence."""
         from transformers import TextIteratorStreamer
 
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
@@ -204,7 +252,7 @@ class LocalGenerator:
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
-        yield from (piece for piece in streamer if piece)
+        yield from until_stop((piece for piece in streamer if piece), self.stop)
         thread.join()
         if errors:
             raise GenerationError(f"{self.name} failed while streaming: {errors[0]}")
@@ -212,16 +260,19 @@ class LocalGenerator:
     def _stream_fast(self, inputs: Any, max_tokens: int, temperature: float) -> Iterator[str]:
         """Text as the decoder produces tokens: the whole answer is re-decoded each step and
         the new suffix sent, held back while it ends in an incomplete UTF-8 character."""
-        ids: list[int] = []
-        sent = ""
+        def pieces() -> Iterator[str]:
+            ids: list[int] = []
+            sent = ""
+            for token in self._tokens(inputs, max_tokens, temperature):
+                ids.append(token)
+                text = self.tokenizer.decode(ids, skip_special_tokens=True)
+                if text.endswith("\ufffd") or not text.startswith(sent) or text == sent:
+                    continue
+                piece, sent = text[len(sent):], text
+                yield piece
+
         with self._lock:
             try:
-                for token in self._tokens(inputs, max_tokens, temperature):
-                    ids.append(token)
-                    text = self.tokenizer.decode(ids, skip_special_tokens=True)
-                    if text.endswith("\ufffd") or not text.startswith(sent) or text == sent:
-                        continue
-                    piece, sent = text[len(sent):], text
-                    yield piece
+                yield from until_stop(pieces(), self.stop)
             except Exception as exc:  # a failure mid-answer names the model
                 raise GenerationError(f"{self.name} failed while streaming: {exc}") from exc

@@ -7,11 +7,20 @@ from dataclasses import replace
 
 from ragtune.errors import ConfigError
 from ragtune.models.protocol import Embedder, Generator
-from ragtune.rag.citations import cite
+from ragtune.rag.citations import analyse, cite, inline
 from ragtune.rag.packing import pack
-from ragtune.rag.prompts import ORDERS, STYLES, build_messages, detect_language
+from ragtune.rag.prompts import (
+    ABSTAIN,
+    ORDERS,
+    STYLES,
+    build_messages,
+    detect_language,
+    is_abstention,
+)
 from ragtune.retrieve.protocol import Retriever
 from ragtune.types import Answer, Hit
+
+CITATION_MODES = ("inline", "strict", "model")
 
 # the parallel pipeline's closed-book draft, shown after the question
 DRAFT = {
@@ -28,12 +37,13 @@ def answer(
     generator: Generator,
     *,
     k: int = 5,
-    max_tokens: int = 256,
+    max_tokens: int = 96,
     temperature: float = 0.0,
     embedder: Embedder | None = None,
     kb_version: int | None = None,
     prompt_style: str | None = None,
     source_order: str = "best-last",
+    citations_mode: str = "inline",
 ) -> Answer:
     """Answer ``question`` from the top ``k`` retrieved chunks, with checked citations.
 
@@ -49,7 +59,7 @@ def answer(
     result = answer_from_hits(
         question, hits, generator, max_tokens=max_tokens, temperature=temperature,
         embedder=embedder, kb_version=kb_version, prompt_style=prompt_style,
-        source_order=source_order)
+        source_order=source_order, citations_mode=citations_mode)
     timings = {"retrieve_ms": retrieve_ms, **result.timings}
     timings["total_ms"] = (time.perf_counter() - t0) * 1e3
     return replace(result, timings=timings, steps=("retrieve", *result.steps))
@@ -60,15 +70,22 @@ def answer_from_hits(
     hits: list[Hit],
     generator: Generator,
     *,
-    max_tokens: int = 256,
+    max_tokens: int = 96,
     temperature: float = 0.0,
     embedder: Embedder | None = None,
     kb_version: int | None = None,
     prompt_style: str | None = None,
     source_order: str = "best-last",
     draft: str | None = None,
+    citations_mode: str = "inline",
 ) -> Answer:
     """Answer from hits already retrieved: pack, generate, cite.
+
+    ``citations_mode``: ``inline`` ends every sentence that a source supports with that
+    source's ``[n]`` where the model wrote none, and lists the sentences no source supports
+    in ``Answer.unsupported``; ``strict`` also drops those sentences (an answer with none
+    left abstains); ``model`` leaves the text as the model wrote it. An answer that is the
+    abstention (``The sources do not say.``) is marked ``abstained`` and cites nothing.
 
     ``draft`` (a closed-book answer from the fine-tuned model) is shown after the question
     for the generator to keep what the sources support and correct the rest.
@@ -78,6 +95,9 @@ def answer_from_hits(
     style = prompt_style or str(getattr(generator, "prompt_style", "full"))
     if style not in STYLES:
         raise ConfigError(f"unknown prompt style {style!r}; valid choices: {', '.join(STYLES)}")
+    if citations_mode not in CITATION_MODES:
+        raise ConfigError(f"unknown citations mode {citations_mode!r}; valid choices: "
+                          f"{', '.join(CITATION_MODES)}")
     if source_order not in ORDERS:
         raise ConfigError(f"unknown source order {source_order!r}; valid choices: "
                           f"{', '.join(ORDERS)}")
@@ -91,11 +111,24 @@ def answer_from_hits(
     tp = time.perf_counter()
     completion = generator.generate(messages, max_tokens=max_tokens, temperature=temperature)
     t2 = time.perf_counter()
-    citations = cite(completion.text, kept, embedder)
+    text, abstained = completion.text, is_abstention(completion.text)
+    unsupported: list[str] = []
+    if abstained:
+        citations = []
+    else:
+        analysis = analyse(text, [h.chunk for h in kept], embedder)
+        if citations_mode != "model":
+            text, unsupported = inline(text, analysis, strict=citations_mode == "strict")
+            if citations_mode == "strict" and unsupported:
+                analysis = analyse(text, [h.chunk for h in kept], embedder)
+            if not text:  # strict, and nothing was supported
+                text, abstained = ABSTAIN[lang], True
+        citations = cite(text, kept, embedder, analysis=analysis) if not abstained else []
     t3 = time.perf_counter()
     return Answer(
-        question=question, text=completion.text, citations=tuple(citations),
-        dropped=tuple(dropped),
+        question=question, text=text, citations=tuple(citations),
+        unsupported=tuple(unsupported), abstained=abstained,
+        adapter=getattr(generator, "adapter_name", None), dropped=tuple(dropped),
         timings={"prompt_ms": (tp - t1) * 1e3, "generate_ms": (t2 - tp) * 1e3,
                  "cite_ms": (t3 - t2) * 1e3, "total_ms": (t3 - t1) * 1e3},
         prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,

@@ -34,6 +34,11 @@ _MARKER = re.compile(r"[\[【]\s*(\d+(?:\s*[,，、]\s*\d+)*)\s*[\]】]")
 _ATTRIBUTION_FLOOR = 0.15
 
 
+def strip_markers(text: str) -> str:
+    """``text`` without its ``[n]`` markers (for scoring an answer against gold text)."""
+    return " ".join(_MARKER.sub(" ", text).split())
+
+
 @dataclass(frozen=True)
 class SentenceSupport:
     sentence: str
@@ -70,17 +75,63 @@ def semantic_support(sentences: list[str], chunks: list[str], embedder: Embedder
     return np.clip(out, 0.0, 1.0)
 
 
-def answer_sentences(answer: str) -> list[str]:
-    """Sentences of the answer; a piece that is only markers ("... year. [1]") joins the
-    sentence before it, since that is the sentence it cites."""
-    out: list[str] = []
+def sentence_spans(answer: str) -> list[tuple[int, int]]:
+    """Spans of the answer's sentences; a piece that is only markers ("... year. [1]")
+    joins the sentence before it, since that is the sentence it cites."""
+    out: list[tuple[int, int]] = []
     for s, e in split_sentences(answer):
-        piece = answer[s:e]
-        if out and not re.search(r"\w", _MARKER.sub("", piece)):
-            out[-1] = f"{out[-1]} {piece}"
+        if out and not re.search(r"\w", _MARKER.sub("", answer[s:e])):
+            out[-1] = (out[-1][0], e)
         else:
-            out.append(piece)
+            out.append((s, e))
     return out
+
+
+def answer_sentences(answer: str) -> list[str]:
+    """Sentences of the answer (see :func:`sentence_spans`)."""
+    return [answer[s:e] for s, e in sentence_spans(answer)]
+
+
+_END = re.compile(r"[\s.。!！?？;；:：]*$")
+
+
+def inline(answer: str, analysis: list[SentenceSupport], threshold: float = THRESHOLD,
+           strict: bool = False) -> tuple[str, list[str]]:
+    """The answer with the ``[n]`` of its supporting source at the end of every sentence
+    that has none, and the sentences that no source supports (with ``strict``, dropped
+    from the text).
+
+    A sentence without a marker gets the source it was attributed to when that source's
+    support reaches ``threshold``; a marked sentence counts as unsupported when none of the
+    sources it cites reaches it. Sentences without words (list bullets) are left as they
+    are.
+    """
+    spans = sentence_spans(answer)
+    if len(spans) != len(analysis):  # analysis of another text: leave it
+        return answer, []
+    pieces: list[str] = []
+    unsupported: list[str] = []
+    last = 0
+    for (s, e), a in zip(spans, analysis, strict=True):
+        text = answer[s:e]
+        pieces.append(answer[last:s])
+        last = e
+        if not tokenize(_MARKER.sub("", text)):
+            pieces.append(text)
+            continue
+        if not any(a.support[n] >= threshold for n in a.cited):
+            unsupported.append(text.strip())
+            if not strict:
+                pieces.append(text)
+            continue
+        if not a.marked:
+            body = text.rstrip()
+            end = _END.search(body)
+            cut = end.start() if end else len(body)
+            text = f"{body[:cut]} [{a.cited[0]}]{body[cut:]}{text[len(body):]}"
+        pieces.append(text)
+    pieces.append(answer[last:])
+    return "".join(pieces).strip(), unsupported
 
 
 def analyse(answer: str, sources: list[Chunk], embedder: Embedder | None = None,
@@ -115,9 +166,12 @@ def analyse(answer: str, sources: list[Chunk], embedder: Embedder | None = None,
 
 
 def cite(answer: str, hits: list[Hit], embedder: Embedder | None = None,
-         threshold: float = THRESHOLD) -> list[Citation]:
-    """The citations of ``answer`` over the numbered ``hits`` (numbered from 1)."""
-    analysis = analyse(answer, [h.chunk for h in hits], embedder)
+         threshold: float = THRESHOLD, analysis: list[SentenceSupport] | None = None,
+         ) -> list[Citation]:
+    """The citations of ``answer`` over the numbered ``hits`` (numbered from 1);
+    ``analysis`` is :func:`analyse`'s, when it was already made."""
+    if analysis is None:
+        analysis = analyse(answer, [h.chunk for h in hits], embedder)
     by_source: dict[int, list[tuple[int, float, bool]]] = {}
     for i, s in enumerate(analysis):
         for n in s.cited:

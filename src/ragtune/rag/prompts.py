@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePath
 
 from ragtune.documents.language import detect_language
 from ragtune.types import Chunk, Message
 
-__all__ = ["STYLES", "build_messages", "detect_language", "format_source", "source_label"]
+__all__ = ["ABSTAIN", "STYLES", "build_messages", "detect_language", "format_source",
+           "is_abstention", "source_label"]
 
 
 STYLES = ("full", "compact")
 
+# what an answer says when no source holds the answer (the grounded adapters are trained
+# to write exactly this; :func:`is_abstention` recognises it)
+ABSTAIN = {"en": "The sources do not say.", "zh": "资料中没有提到。"}
 SYSTEM = {
-    "en": ("You answer questions using only the numbered sources. Cite the sources you use "
-           "with their number in brackets, like [1]. If the sources do not contain the answer, "
-           "say that you do not know."),
-    "zh": ("你只根据编号的资料回答问题。用方括号中的编号标注所用的资料，例如 [1]。"
-           "如果资料中没有答案，就说你不知道。"),
+    "en": ("You answer questions using only the numbered sources. Give a short answer and "
+           "end it with the number of the source it comes from in brackets, like [1]. If the "
+           f"sources do not contain the answer, reply: {ABSTAIN['en']}"),
+    "zh": ("你只根据编号的资料回答问题。回答要简短，并在结尾用方括号标注所依据资料的编号，"
+           "例如 [1]。"
+           f"如果资料中没有答案，就回答：{ABSTAIN['zh']}"),
 }
 _SOURCES = {"en": "Sources:", "zh": "资料："}
 _QUESTION = {"en": "Question:", "zh": "问题："}
@@ -33,6 +39,14 @@ _COMPACT = {
     "en": "Context:\n{sources}\n\nUsing only the context, answer in one sentence: {question}",
     "zh": "资料：\n{sources}\n\n只根据资料，用一句话回答：{question}",
 }
+
+
+def is_abstention(text: str) -> bool:
+    """Whether an answer is (or starts with) the abstention of :data:`ABSTAIN`, in either
+    language, with or without punctuation or markers."""
+    plain = re.sub(r"[\s\[\]【】\d.。!！]+", " ", text).strip().lower()
+    return any(plain.startswith(re.sub(r"[\s.。]+", " ", a).strip().lower())
+               for a in ABSTAIN.values())
 
 
 def source_label(chunk: Chunk, lang: str = "en") -> str:

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ragtune.models.controls import NoRepeat
 from ragtune.models.fast_decode import Decoder, NgramLookup, build_decoder
 from ragtune.models.projections import Linear, bf16_supported, fp16_supported, grid4
 
@@ -106,6 +107,46 @@ def test_prompt_lookup_keeps_the_greedy_tokens_when_drafts_fail() -> None:
         for n, min_new in ((40, 40), (25, 0), (1, 0)):
             got = list(decoder.tokens(prompt, n, eos={3}, min_new_tokens=min_new, lookup=6))
             assert got == reference(model, prompt, n, min_new=min_new)
+
+
+def _first_repeat(tokens: list[int], n: int) -> int:
+    """Index of the first token that completes an n-gram seen before (len if none)."""
+    seen = set()
+    for i in range(n - 1, len(tokens)):
+        gram = tuple(tokens[i - n + 1:i + 1])
+        if gram in seen:
+            return i
+        seen.add(gram)
+    return len(tokens)
+
+
+@pytest.mark.parametrize("lookup", [0, 6])
+def test_no_repeat_keeps_the_greedy_tokens_until_a_loop_and_never_repeats(lookup: int) -> None:
+    model = llama(seed=3)
+    decoder = Decoder(model, "exact")
+    looped = 0
+    for prompt in ([5, 6, 7, 8] * 6, [9, 10], list(range(4, 30))):
+        plain = reference(model, prompt, 40, min_new=40)
+        got = list(decoder.tokens(prompt, 40, eos={3}, min_new_tokens=40, lookup=lookup,
+                                  no_repeat=2))
+        first = _first_repeat(plain, 2)
+        looped += first < len(plain)
+        assert got[:first] == plain[:first]  # the same answer up to the first repeat
+        assert got[first] != plain[first] if first < len(plain) else got == plain
+        assert _first_repeat(got, 2) == len(got)  # and then no bigram twice
+        # the prompt's own n-grams stay allowed: answers may quote their sources
+    assert looped >= 2  # greedy decoding of this model repeats itself on these prompts
+
+
+def test_no_repeat_bans_what_followed_the_same_tokens_also_inside_a_draft() -> None:
+    guard = NoRepeat(3)
+    for token in (1, 2, 3, 4):
+        guard.append(token)
+    assert guard.banned() == []
+    assert guard.banned([1, 2]) == [3]  # 1, 2 was followed by 3
+    assert guard.banned([9, 9]) == []
+    assert guard.banned([9, 9, 5, 9, 9]) == [5]  # 9, 9, 5 is inside the draft
+    assert NoRepeat(0).banned() == []
 
 
 def test_ngram_lookup_proposes_what_followed_the_latest_earlier_match() -> None:
@@ -231,13 +272,15 @@ def test_exact_mode_picks_the_fp32_argmax_from_its_int8_shortlist(monkeypatch) -
     torch.manual_seed(0)
     states = torch.randn(64, 128) * torch.rand(64, 1) * 4  # spread and near-flat rows
     states[0] = decoder.lm_head[7] + decoder.lm_head[9]  # a near tie between two ids
-    banned = torch.tensor([3, int((states[1] @ decoder.lm_head.T).argmax())])
+    banned = [3, int((states[1] @ decoder.lm_head.T).argmax())]
     logits = states @ decoder.lm_head.T
     logits[:2, banned] = float("-inf")
+    logits[5, 7] = float("-inf")
     expected = logits.argmax(-1).tolist()
-    assert decoder._greedy(states, banned, ban_rows=2) == expected
+    bans = [banned, banned, [], [], [], [7]]  # per row; rows after these ban nothing
+    assert decoder._greedy(states, bans) == expected
     monkeypatch.setattr(fast_decode, "SHORTLIST_MAX", 0)  # every row scored in full
-    assert decoder._greedy(states, banned, ban_rows=2) == expected
+    assert decoder._greedy(states, bans) == expected
     # the bound is a bound: int8 logits never stray further than it from fp32
     codes, scales = decoder._lm_int8
     rough = torch.ops.aten._weight_int8pack_mm(states.to(torch.bfloat16), codes, scales).float()

@@ -1,5 +1,9 @@
-from ragtune.rag.citations import analyse, cite, lexical_support
-from ragtune.testing import FakeEmbedder
+import pytest
+
+from ragtune.errors import ConfigError
+from ragtune.rag.answer import answer_from_hits
+from ragtune.rag.citations import analyse, cite, inline, lexical_support, strip_markers
+from ragtune.testing import FakeEmbedder, FakeGenerator
 from ragtune.types import Chunk, Hit
 
 VACATION = Chunk(id="v", source="handbook.pdf", page=12, start=0, end=10,
@@ -51,3 +55,60 @@ def test_marker_after_the_full_stop_belongs_to_the_sentence():
     citations = cite("Every employee receives 25 days of paid vacation per year. [1]", HITS)
     assert len(citations) == 1 and citations[0].marked and citations[0].supported
     assert citations[0].sentences == (0,)
+
+
+# -- inline markers, strict mode, abstention ----------------------------------------------
+
+def test_inline_ends_each_supported_sentence_with_its_source_number():
+    answer = "The Eiffel Tower was completed in 1889. Employees get 25 days of paid vacation."
+    analysis = analyse(answer, [h.chunk for h in HITS])
+    text, unsupported = inline(answer, analysis)
+    assert text == ("The Eiffel Tower was completed in 1889 [2]. Employees get 25 days of "
+                    "paid vacation [1].")
+    assert unsupported == []
+    # a marker the model wrote is kept as it is; markers parse back to the same sources
+    assert inline(text, analyse(text, [h.chunk for h in HITS]))[0] == text
+
+
+def test_unsupported_sentences_are_listed_and_dropped_in_strict_mode():
+    answer = "Employees get 25 days of paid vacation. The moon is made of green cheese."
+    analysis = analyse(answer, [h.chunk for h in HITS])
+    text, unsupported = inline(answer, analysis)
+    assert text == ("Employees get 25 days of paid vacation [1]. The moon is made of green "
+                    "cheese.")
+    assert unsupported == ["The moon is made of green cheese."]
+    strict, dropped = inline(answer, analysis, strict=True)
+    assert strict == "Employees get 25 days of paid vacation [1]." and dropped == unsupported
+    # a sentence that cites a source which does not support it is unsupported too
+    wrong = "The tower was finished in 1889 [1]."
+    assert inline(wrong, analyse(wrong, [h.chunk for h in HITS]))[1] == [wrong]
+
+
+def test_answer_reports_unsupported_sentences_strict_mode_and_abstention():
+    reply = "Employees get 25 days of paid vacation. Pigs can fly."
+    result = answer_from_hits("How many vacation days?", HITS, FakeGenerator(reply=reply))
+    assert result.text == "Employees get 25 days of paid vacation [1]. Pigs can fly."
+    assert result.unsupported == ("Pigs can fly.",) and not result.abstained
+    assert result.to_dict()["unsupported"] == ["Pigs can fly."]
+    strict = answer_from_hits("How many vacation days?", HITS, FakeGenerator(reply=reply),
+                              citations_mode="strict")
+    assert strict.text == "Employees get 25 days of paid vacation [1]."
+    assert [c.n for c in strict.citations] == [1]
+    raw = answer_from_hits("How many vacation days?", HITS, FakeGenerator(reply=reply),
+                           citations_mode="model")
+    assert raw.text == reply and raw.unsupported == ()
+    # nothing supported in strict mode: the answer abstains instead of saying nothing
+    none = answer_from_hits("Can pigs fly?", HITS, FakeGenerator(reply="Pigs can fly."),
+                            citations_mode="strict")
+    assert none.text == "The sources do not say." and none.abstained and not none.citations
+    # the model's own abstention, in either language
+    for reply, question in (("The sources do not say.", "Can pigs fly?"),
+                            ("资料中没有提到。", "猪会飞吗？")):
+        said = answer_from_hits(question, HITS, FakeGenerator(reply=reply))
+        assert said.abstained and not said.citations and said.text == reply
+    with pytest.raises(ConfigError, match="citations mode"):
+        answer_from_hits("Q?", HITS, FakeGenerator(), citations_mode="loose")
+
+
+def test_strip_markers_leaves_the_answer_text():
+    assert strip_markers("Denver Broncos [1]. Also [2, 3] this【1】") == "Denver Broncos . Also this"

@@ -37,12 +37,12 @@ def test_chinese_and_compact_prompts():
 
 
 def test_pack_keeps_within_budget_and_records_dropped():
-    gen = FakeGenerator(context_window=120)
+    gen = FakeGenerator(context_window=128)
     hits = [Hit(chunk(1, 30), 0.9), Hit(chunk(2, 60), 0.8), Hit(chunk(3, 20), 0.7)]
     kept, dropped, tokens = pack("Q?", hits, gen, reserve=20)
     assert [h.chunk.id for h in kept] == ["c1", "c3"]  # the long one is skipped, not the rest
     assert [h.chunk.id for h in dropped] == ["c2"]
-    assert tokens + 20 <= 120
+    assert tokens + 20 <= 128
     assert tokens == gen.count_tokens(build_messages("Q?", [kept[0].chunk, kept[1].chunk]))
 
 

@@ -1,0 +1,128 @@
+"""Rebuild the bundled grounded-answer adapter from scratch: RAFT examples from SQuAD v1.1
+dev, LoRA on the bundled SmolLM2-135M-Instruct, the result copied into the package.
+
+Split by article: the examples come only from ``TRAIN_ARTICLES`` (every second article in
+alphabetical order); ``bench/answer_quality.py`` evaluates on the others. Each example is
+one question with its paragraph (the oracle) among 2 hard distractors from the retriever
+over the training articles (3 sources, the default ``retrieval.k``), written with the
+prompt ``ragtune ask`` shows; 80% keep the oracle and answer ``answer [n]``, the rest
+answer ``The sources do not say.``. Checkpoints are kept for the learning curve
+(``answer_quality.py --adapter`` on each).
+
+    python bench/answer_adapters.py [--examples 2000] [--install]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import time
+from pathlib import Path
+
+from ragtune.evaluate.datasets import QAItem
+from ragtune.raft import build_raft
+from ragtune.tune.train import TrainConfig, train
+
+from _common import RESULTS, data_dir, machine, paragraph_kb, require
+
+# alphabetical positions 0, 2, 4, ... of the 48 SQuAD v1.1 dev articles
+TRAIN_ARTICLES = (
+    "1973_oil_crisis", "American_Broadcasting_Company", "Black_Death", "Civil_disobedience",
+    "Construction", "Doctor_Who", "European_Union_law", "French_and_Indian_War",
+    "Genghis_Khan", "Harvard_University", "Immune_system",
+    "Intergovernmental_Panel_on_Climate_Change", "Jacksonville,_Florida", "Martin_Luther",
+    "Nikola_Tesla", "Oxygen", "Pharmacy", "Private_school", "Scottish_Parliament",
+    "Southern_California", "Super_Bowl_50", "United_Methodist_Church",
+    "Victoria_(Australia)", "Warsaw",
+)
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "ragtune" / "models" / "adapters"
+NAME = "smollm2-135m-instruct-grounded-en"
+
+
+def squad_articles(train: bool) -> tuple[list[QAItem], dict[str, str]]:
+    """Questions and paragraphs (``doc`` -> text) of the training or the held-out articles."""
+    data = json.loads(require(data_dir() / "squad_v1.1" / "dev-v1.1.json").read_text())
+    items, docs = [], {}
+    for article in data["data"]:
+        if (article["title"] in TRAIN_ARTICLES) != train:
+            continue
+        for p, paragraph in enumerate(article["paragraphs"]):
+            doc = f"{article['title']}-{p:03d}"
+            docs[doc] = paragraph["context"]
+            for qa in paragraph["qas"]:
+                answers = tuple(dict.fromkeys(a["text"].strip() for a in qa["answers"]))
+                items.append(QAItem(qa["id"], qa["question"].strip(), answers,
+                                    f"{doc}.txt", doc=doc))
+    return items, docs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--examples", type=int, default=2000)
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--rank", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--checkpoints", type=int, default=8,
+                        help="Checkpoints kept along the run, for the learning curve.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-steps", type=int, default=0, help="Stop early (timing runs).")
+    parser.add_argument("--precision", default="auto", help="auto, bf16 or fp32.")
+    parser.add_argument("--install", action="store_true",
+                        help="Copy the trained adapter into the package.")
+    args = parser.parse_args()
+
+    work = RESULTS / "answer-adapter"
+    items, docs = squad_articles(train=True)
+    print(f"{len(TRAIN_ARTICLES)} training articles: {len(docs)} paragraphs, "
+          f"{len(items)} questions")
+    kb = paragraph_kb(work / "train", docs)
+    chosen = random.Random(args.seed).sample(items, min(args.examples, len(items)))
+    t = time.perf_counter()
+    shutil.rmtree(work / "raft-data", ignore_errors=True)
+    info = build_raft(kb, chosen, work / "raft-data", distractors=2, p_oracle=0.8,
+                      answer_style="plain", unanswerable="abstain", eval_split=0.02,
+                      seed=args.seed)
+    raft_s = time.perf_counter() - t
+    print(f"raft: {info['raft']['written']} examples, {info['raft']['with_oracle']} with the "
+          f"oracle, {info['counts']['train']} train / {info['counts']['eval']} eval "
+          f"({raft_s:.0f} s)")
+    steps = info["counts"]["train"] * args.epochs / 8
+    run = work / "run"
+    shutil.rmtree(run, ignore_errors=True)
+    t = time.perf_counter()
+    result = train(TrainConfig(
+        data=str(work / "raft-data"), out=str(run), rank=args.rank, alpha=2 * args.rank,
+        learning_rate=args.lr, epochs=args.epochs, max_steps=args.max_steps, batch_size=8,
+        precision=args.precision,
+        eval_samples=24, max_new_tokens=24, best_metric="eval_loss",
+        save_every=max(1, round(steps / args.checkpoints)),
+        keep_checkpoints=args.checkpoints + 1, seed=args.seed,
+        extra={"recipe": "bench/answer_adapters.py", "train_articles": list(TRAIN_ARTICLES),
+               "examples": args.examples}))
+    train_s = time.perf_counter() - t
+    print(f"trained in {train_s:.0f} s: {json.dumps(result.get('final') or {}, default=str)}")
+    (work / "build.json").write_text(json.dumps({
+        "machine": machine(), "raft": info["raft"], "counts": info["counts"],
+        "raft_s": raft_s, "train_s": train_s}, indent=2))
+    if args.install:
+        install(run)
+
+
+def install(run: Path) -> None:
+    """The run's best adapter and its ``run.json`` into the package's adapter folder."""
+    from ragtune.tune.runs import adapter_dir
+
+    target = PACKAGE / NAME
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    source = adapter_dir(run)
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        shutil.copy2(source / name, target / name)
+    shutil.copy2(run / "run.json", target / "run.json")
+    print(f"installed {source} as {target}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""The bundled grounded-answer LoRA adapters: one folder per adapter, named
+``<base model>-grounded-<language>``, holding the PEFT files and the ``run.json`` of the
+training run (data hashes, settings, seed). ``bench/answer_adapters.py`` rebuilds them.
+
+They teach the bundled generator to answer from numbered sources the way ``ragtune ask``
+shows them: a short answer that ends with the ``[n]`` of its source, or
+``The sources do not say.`` when none holds the answer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["ADAPTERS", "bundled_adapter", "resolve_adapter"]
+
+ADAPTERS = Path(__file__).resolve().parent
+_OFF = ("", "none", "off", "raw")
+
+
+def bundled_adapter(model: str, lang: str = "en") -> Path | None:
+    """The bundled adapter for ``model`` (a bundled generator name) and ``lang``, if one
+    ships."""
+    folder = ADAPTERS / f"{model.lower()}-grounded-{lang}"
+    return folder if (folder / "adapter_config.json").exists() else None
+
+
+def resolve_adapter(adapter: str | Path | None, model: str) -> str | Path | None:
+    """What ``generator.adapter`` means: ``auto`` is the bundled adapter for ``model`` (none
+    for a model without one), ``none`` the raw model, anything else a run or PEFT folder."""
+    if adapter is None or str(adapter).strip().lower() in _OFF:
+        return None
+    if str(adapter).strip().lower() == "auto":
+        return bundled_adapter(model)
+    return adapter
