@@ -247,3 +247,49 @@ def test_the_page_is_served(client):
     js = client.get("/static/app.js").text
     code = "\n".join(line for line in js.splitlines() if not line.lstrip().startswith("//"))
     assert "innerHTML" not in code  # document text goes through textContent only
+
+
+def test_the_key_is_checked_before_the_body_and_an_empty_one_never_passes(keyed):
+    broken = {"content-type": "application/json"}
+    r = keyed.post("/v1/chat/completions", content=b'{"model": "rag", "messa', headers=broken)
+    assert r.status_code == 401  # not 400: a caller without a key learns nothing
+    for header in ("Bearer ", "Bearer", "Bearer  ", "Basic " + KEY, KEY):
+        r = keyed.delete("/v1/documents/x", headers={"Authorization": header})
+        assert r.status_code == 401, header
+    r = keyed.post("/v1/chat/completions", content=b'{"model": "rag", "messa',
+                   headers={**broken, "Authorization": f"Bearer {KEY}"})
+    assert r.status_code == 400  # with the key, the body is read and found malformed
+
+
+def test_empty_or_blank_keys_are_refused_at_start(kb, tmp_path):
+    from typer.testing import CliRunner
+
+    from ragtune.cli import app
+    from ragtune.cli.serve import read_key_file
+    from ragtune.errors import ConfigError
+    from ragtune.serve import ServeSettings
+
+    for keys in (("",), ("  ",), ("good", ""), ("two words",)):
+        with pytest.raises(ConfigError, match="API key"):
+            ServeSettings(kb=kb.path, api_keys=keys)
+    result = CliRunner().invoke(app, ["serve", "--kb", str(kb.path), "--api-key", ""])
+    assert result.exit_code != 0 and "empty" in str(result.exception or result.output)
+    keys = tmp_path / "keys"
+    keys.write_text("# team keys\nfirst-key\n\n  second-key  \n", encoding="utf-8")
+    assert read_key_file(keys) == ("first-key", "second-key")
+    keys.write_text("# none yet\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="holds no key"):
+        read_key_file(keys)
+    with pytest.raises(ConfigError, match="cannot read"):
+        read_key_file(tmp_path / "missing")
+
+
+def test_every_response_carries_the_security_headers(client, keyed):
+    for r in (client.get("/"), client.get("/static/app.js"), client.get("/health"),
+              client.get("/v1/models"), keyed.get("/v1/models"), client.get("/nowhere")):
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+        assert "script-src 'self'" in r.headers["content-security-policy"]
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["x-frame-options"] == "DENY"
+    page = client.get("/").text
+    assert "<script>" not in page and "style=" not in page  # nothing inline for the CSP

@@ -35,6 +35,8 @@ def format_answer(answer: Answer) -> str:
         mark = "supported" if c.supported else "NOT supported"
         lines.append(f"  [{c.n}] {where} ({mark}, support {c.support:.2f})")
         lines.append(f"      {' '.join(c.chunk.text.split())[:200]}")
+    for sentence in answer.unsupported:
+        lines.append(f"  not supported by any source: {sentence}")
     if answer.route:
         lines.append(f"route: {answer.route['strategy']} ({answer.route['reason']})")
     for v in (answer.judge or {}).get("verdicts", []):
@@ -44,7 +46,7 @@ def format_answer(answer: Answer) -> str:
         lines.append(f"({len(answer.dropped)} retrieved chunks did not fit the context window)")
     steps = ", ".join(f"{k.removesuffix('_ms')} {v:.0f} ms" for k, v in answer.timings.items()
                       if k != "total_ms")
-    lines.append(f"pipeline {answer.pipeline}" + (f" (adapter {answer.adapter})"
+    lines.append(f"pipeline {answer.pipeline}" + (f" (adapter {display_path(answer.adapter)})"
                                                   if answer.adapter else "")
                  + f": {steps}; total {answer.timings.get('total_ms', 0):.0f} ms; "
                  f"{answer.prompt_tokens} prompt + {answer.completion_tokens} completion tokens")
@@ -54,13 +56,17 @@ def format_answer(answer: Answer) -> str:
 def ask(
     question: str = typer.Argument(..., help="The question."),
     kb: Path = KB_OPTION,
-    k: int = typer.Option(None, "-k", help="Chunks to retrieve (default 5)."),
+    k: int = typer.Option(None, "-k", help="Chunks to retrieve (default 3)."),
     mode: str = typer.Option(None, "--mode", help="hybrid (default), dense or lexical."),
     generator: str = typer.Option(None, "--generator", help="local (default) or openai."),
     model: str = typer.Option(None, "--model",
                               help="Bundled model, model folder, .gguf file, or remote name."),
     adapter: str = typer.Option(None, "--adapter",
-                                help="LoRA run folder (ragtune tune lora) to answer with."),
+                                help="LoRA run folder (ragtune tune lora) to answer with; "
+                                     "'none': the raw model; default: the bundled "
+                                     "grounded-answer adapter ('auto')."),
+    strict: bool = typer.Option(False, "--strict",
+                                help="Drop answer sentences that no source supports."),
     pipeline: str = typer.Option(None, "--pipeline",
                                  help="closed, rag, serial, parallel or layered (default: "
                                       "rag, or serial with --adapter)."),
@@ -86,16 +92,21 @@ def ask(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Retrieve, generate from numbered sources, and check each citation."""
+    # auto and none choose the base generator's adapter; a run folder is the tuned model
+    own = adapter is not None and adapter.strip().lower() in ("auto", "none")
     settings = settings_from(
         config, retrieval={"mode": mode, "reranker": rerank, "mmr_lambda": mmr,
                            "neighbours": neighbours},
         generator={"backend": generator, "model": model, "base_url": base_url,
-                   "api_key": api_key, "max_tokens": max_tokens, "decoder": decoder},
+                   "api_key": api_key, "max_tokens": max_tokens, "decoder": decoder,
+                   "adapter": adapter if own else None,
+                   "citations": "strict" if strict else None},
     )
+    run = None if own else adapter
     with KnowledgeBase.open(kb, settings) as base:
         result = base.ask(question, k=k, filter=make_filter(source, pages, since, until),
-                          pipeline=pipeline or ("serial" if adapter else "rag"),
-                          adapter=adapter, router=router,
+                          pipeline=pipeline or ("serial" if run else "rag"),
+                          adapter=run, router=router,
                           judge_threshold=judge_threshold)
     if as_json:
         print_json(result.to_dict())

@@ -7,6 +7,21 @@ from pathlib import Path
 import typer
 
 from ragtune.cli.common import CONFIG_OPTION, KB_OPTION
+from ragtune.errors import ConfigError
+
+
+def read_key_file(path: Path) -> tuple[str, ...]:
+    """The keys in ``path``: one a line, blank lines and ``#`` comments skipped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the API key file {path}: "
+                          f"{getattr(exc, 'strerror', None) or exc}") from None
+    keys = tuple(line.strip() for line in text.splitlines()
+                 if line.strip() and not line.lstrip().startswith("#"))
+    if not keys:
+        raise ConfigError(f"the API key file {path} holds no key (one key a line)")
+    return keys
 
 
 def serve(
@@ -17,7 +32,11 @@ def serve(
                              "every interface; set --api-key then)."),
     port: int = typer.Option(8000, "--port"),
     api_key: list[str] = typer.Option(None, "--api-key", help="Accepted key (repeat for "
-                                      "several; also RAGTUNE_API_KEYS, comma-separated)."),
+                                      "several; also RAGTUNE_API_KEYS, comma-separated). "
+                                      "An empty key is refused."),
+    api_key_file: Path = typer.Option(None, "--api-key-file",
+                                      help="File of accepted keys, one a line (# comments); "
+                                           "keeps keys out of the process list."),
     max_upload_mb: float = typer.Option(20.0, "--max-upload-mb"),
     max_tokens: int = typer.Option(1024, "--max-tokens-limit", help="Largest max_tokens a "
                                    "request may ask for."),
@@ -38,6 +57,8 @@ def serve(
 
     keys = tuple(api_key or ()) + tuple(
         k.strip() for k in os.environ.get("RAGTUNE_API_KEYS", "").split(",") if k.strip())
+    if api_key_file is not None:
+        keys += read_key_file(api_key_file)
     settings = ServeSettings(kb=kb, adapter=adapter, api_keys=keys,
                              max_upload_mb=max_upload_mb, max_tokens_limit=max_tokens,
                              cors_origins=tuple(cors or ()), config=config)

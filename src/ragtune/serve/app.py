@@ -15,7 +15,6 @@ Example::
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -44,6 +43,7 @@ from ragtune.serve.schemas import (
     RetrieveResponse,
     UploadResult,
 )
+from ragtune.serve.security import KeyGuard, key_accepted
 from ragtune.serve.settings import ServeSettings
 
 STATIC = files("ragtune.serve") / "static"
@@ -106,19 +106,17 @@ def create_app(settings: ServeSettings, kb: KnowledgeBase | None = None) -> Fast
     errors.install(app)
     app.add_middleware(errors.BodyLimit, limit=settings.max_request_kb * 1024,
                        upload_limit=int(settings.max_upload_mb * 1024 * 1024) + 64 * 1024)
+    # around the body limit: security headers on every response, the key checked before
+    # any body is read; CORS outside it, so that a 401 still carries its CORS headers
+    app.add_middleware(KeyGuard, keys=settings.api_keys)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                            allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"])
 
-    def authorised(request: Request) -> None:
-        if not settings.api_keys:
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not any(
-                hmac.compare_digest(key.strip().encode(), k.encode())
-                for k in settings.api_keys):
+    def authorised(request: Request) -> None:  # the same check, for routes called directly
+        if settings.api_keys and not key_accepted(request.headers.get("authorization", ""),
+                                                  settings.api_keys):
             raise errors.ApiError(401, "missing or wrong API key; send the header "
                                   "'Authorization: Bearer KEY'", code="invalid_api_key")
 

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from ragtune.errors import ConfigError
+
 PIPELINES_BASE = ("rag", "closed")
 PIPELINES_TUNED = ("serial", "parallel", "layered")
 
@@ -30,6 +32,18 @@ class ServeSettings:
     cors_origins: tuple[str, ...] = ()  # empty: CORS off
     uploads: str = "uploads"  # folder inside the knowledge base for uploaded files
     config: Path | None = None  # ragtune.toml for the knowledge base's models
+
+    def __post_init__(self) -> None:
+        for i, key in enumerate(self.api_keys, 1):
+            if not key.strip():
+                raise ConfigError(
+                    f"API key {i} of {len(self.api_keys)} is empty: an unset variable in "
+                    "--api-key \"$KEY\" gives an empty key, which would open the server to "
+                    "anyone. Set the variable, use --api-key-file FILE, or leave --api-key "
+                    "out for a local server without keys")
+            if key != key.strip() or any(c.isspace() for c in key):
+                raise ConfigError(f"API key {i} contains white space; keys are sent as "
+                                  "'Authorization: Bearer KEY' and cannot hold spaces")
 
     def to_json(self) -> str:
         """For worker processes, which rebuild the settings with :meth:`from_json`."""
