@@ -111,4 +111,5 @@ def test_answer_reports_unsupported_sentences_strict_mode_and_abstention():
 
 
 def test_strip_markers_leaves_the_answer_text():
-    assert strip_markers("Denver Broncos [1]. Also [2, 3] this【1】") == "Denver Broncos . Also this"
+    text = "Denver Broncos [1]. Also [2, 3] this【1】"
+    assert strip_markers(text) == "Denver Broncos . Also this"
