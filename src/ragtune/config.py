@@ -28,6 +28,20 @@ from typing import Any, get_type_hints
 from ragtune.errors import ConfigError
 
 
+def _check(section: str, value: float, name: str, low: float | None = None,
+           high: float | None = None, note: str = "") -> None:
+    """A numeric setting within ``[low, high]``, else an error that gives the range."""
+    if (low is None or value >= low) and (high is None or value <= high):
+        return
+    if high is None:
+        bound = f"at least {low:g}"
+    elif low is None:
+        bound = f"at most {high:g}"
+    else:
+        bound = f"between {low:g} and {high:g}"
+    raise ConfigError(f"{section}.{name} must be {bound}{note}, got {value:g}")
+
+
 @dataclass(frozen=True)
 class EmbedderSettings:
     backend: str = "sentence-transformers"
@@ -36,6 +50,10 @@ class EmbedderSettings:
     device: str = "cpu"
     languages: str = ""  # e.g. "en" or "en,zh"; empty: the bundled model's, else any
     precision: str = "auto"  # auto (int8 on CPUs with int8 kernels, else fp32) | int8 | fp32
+
+    def __post_init__(self) -> None:
+        _check("embedder", self.batch_size, "batch_size", 0, note=" (0: the default)")
+
 
 
 @dataclass(frozen=True)
@@ -65,6 +83,12 @@ class IngestSettings:
     batch_chunks: int = 256  # chunks embedded and committed together
     lock_timeout_s: float = 600.0  # how long a second writer waits for the first
 
+    def __post_init__(self) -> None:
+        _check("ingest", self.max_file_mb, "max_file_mb", 0.001)
+        _check("ingest", self.batch_chunks, "batch_chunks", 1)
+        _check("ingest", self.lock_timeout_s, "lock_timeout_s", 0)
+
+
 
 @dataclass(frozen=True)
 class RetrievalSettings:
@@ -79,6 +103,18 @@ class RetrievalSettings:
     rerank_depth: int = 30  # how many hits the reranker re-scores
     mmr_lambda: float = -1.0  # MMR trade-off in [0, 1] (1: relevance only); negative: off
     neighbours: int = 0  # chunks added before and after each hit in an answer's context
+
+    def __post_init__(self) -> None:
+        _check("retrieval", self.k, "k", 1)
+        _check("retrieval", self.candidates, "candidates", 1)
+        _check("retrieval", self.dense_weight, "dense_weight", 0, 1)
+        _check("retrieval", self.rrf_k, "rrf_k", 1)
+        _check("retrieval", self.ann_min_rows, "ann_min_rows", 0)
+        _check("retrieval", self.rerank_depth, "rerank_depth", 1)
+        _check("retrieval", self.mmr_lambda, "mmr_lambda", high=1,
+               note=" (a negative value turns MMR off)")
+        _check("retrieval", self.neighbours, "neighbours", 0)
+
 
 
 @dataclass(frozen=True)
@@ -115,6 +151,20 @@ class GeneratorSettings:
     citations: str = "inline"
     source_order: str = "best-last"  # best-last (best source next to the question) | best-first
     timeout_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        _check("generator", self.max_tokens, "max_tokens", 1)
+        _check("generator", self.temperature, "temperature", 0, 2, note=" (0: greedy)")
+        _check("generator", self.max_context, "max_context", 64)
+        if self.context_window is not None:
+            _check("generator", self.context_window, "context_window", 64)
+        _check("generator", self.prompt_lookup, "prompt_lookup", 0, note=" (0: off)")
+        _check("generator", self.no_repeat, "no_repeat", 0, note=" (0: off)")
+        _check("generator", self.timeout_s, "timeout_s", 0.001)
+        if self.citations not in ("inline", "strict", "model"):
+            raise ConfigError(f"generator.citations must be inline, strict or model, got "
+                              f"{self.citations!r}")
+
 
 
 @dataclass(frozen=True)
@@ -184,18 +234,34 @@ def _apply(settings: Settings, data: Mapping[str, Any], origin: str) -> Settings
     return replace(settings, **updates)
 
 
+# RAGTUNE_* variables that are not settings (read where they are used)
+OTHER_VARIABLES = frozenset({
+    "RAGTUNE_API_KEYS", "RAGTUNE_CACHE_DIR", "RAGTUNE_DATA", "RAGTUNE_NATIVE_KERNELS",
+    "RAGTUNE_SERVE_SETTINGS", "RAGTUNE_TRACEBACK",
+})
+
+
 def _from_env(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
     data: dict[str, dict[str, str]] = {}
     defaults = Settings()
     names = {f.name: {g.name for g in fields(getattr(defaults, f.name))}
              for f in fields(Settings)}
     for key, value in env.items():
-        if not key.startswith("RAGTUNE_"):
+        if not key.startswith("RAGTUNE_") or key in OTHER_VARIABLES:
             continue
         rest = key[len("RAGTUNE_"):].lower()
         for section, keys in names.items():
             if rest.startswith(section + "_") and rest[len(section) + 1:] in keys:
                 data.setdefault(section, {})[rest[len(section) + 1:]] = value
+                break
+        else:
+            valid = [f"RAGTUNE_{s.upper()}_{k.upper()}" for s, ks in names.items()
+                     for k in sorted(ks)]
+            near = [v for v in valid if v.startswith(key[:len("RAGTUNE_") + 4])][:6]
+            raise ConfigError(
+                f"unknown environment variable {key}: settings are RAGTUNE_SECTION_NAME "
+                f"(for example {', '.join(near or valid[:4])}); the others ragtune reads "
+                f"are {', '.join(sorted(OTHER_VARIABLES))}. Unset it or fix its name")
     return data
 
 

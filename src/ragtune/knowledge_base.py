@@ -381,6 +381,8 @@ class KnowledgeBase:
         by ``filter``, reranked and diversified when configured."""
         if not query.strip():
             raise ConfigError("the query is empty; give a question or some keywords")
+        if k is not None and k < 1:
+            raise ConfigError(f"k (-k) must be at least 1, got {k}")
         return self.searcher(mode).retrieve(query, k or self.settings.retrieval.k, filter)
 
     def expand(self, hits: list[Hit], n: int) -> list[Hit]:
@@ -423,6 +425,8 @@ class KnowledgeBase:
 
         if not question.strip():
             raise ConfigError("the question is empty")
+        if k is not None and k < 1:
+            raise ConfigError(f"k (-k) must be at least 1, got {k}")
         g = self.settings.generator
         searcher = self.searcher(mode)
         neighbours = self.settings.retrieval.neighbours

@@ -66,3 +66,27 @@ def test_unreadable_config_files(tmp_path):
 def test_api_key_is_masked():
     s = load_settings(env={"RAGTUNE_GENERATOR_API_KEY": "secret"})
     assert s.to_dict()["generator"]["api_key"] == "***"
+
+
+def test_numeric_settings_are_checked_with_their_range_in_the_error():
+    for section, key, value, words in (
+            ("retrieval", "k", -4, "at least 1"), ("retrieval", "candidates", 0, "at least 1"),
+            ("retrieval", "mmr_lambda", 5, "at most 1"),
+            ("retrieval", "dense_weight", 1.5, "between 0 and 1"),
+            ("ingest", "batch_chunks", 0, "at least 1"),
+            ("generator", "temperature", -3, "between 0 and 2"),
+            ("generator", "max_tokens", 0, "at least 1"),
+            ("generator", "citations", "loose", "inline, strict or model")):
+        with pytest.raises(ConfigError, match=f"{section}.{key} must be {words}"):
+            load_settings(env={}, overrides={section: {key: value}})
+
+
+def test_unknown_ragtune_variables_are_errors_like_unknown_toml_keys():
+    with pytest.raises(ConfigError, match="unknown environment variable RAGTUNE_RETRIEVAL_KK"):
+        load_settings(env={"RAGTUNE_RETRIEVAL_KK": "4"})
+    with pytest.raises(ConfigError, match="RAGTUNE_GENERATOR"):
+        load_settings(env={"RAGTUNE_GENERATR_MODEL": "x"})
+    # the variables that are not settings are read where they are used
+    settings = load_settings(env={"RAGTUNE_DATA": "/data", "RAGTUNE_API_KEYS": "a",
+                                  "RAGTUNE_RETRIEVAL_K": "4", "OTHER": "x"})
+    assert settings.retrieval.k == 4

@@ -247,3 +247,11 @@ def test_auto_precision_follows_the_stored_vectors(tmp_path, monkeypatch):
     settings = Settings()
     old.settings = replace(settings, embedder=replace(settings.embedder, precision="int8"))
     assert old._precision() == "int8"  # a precision named in the settings wins
+
+
+def test_k_below_one_is_an_error_not_a_silent_default(kb):
+    for k in (0, -1):
+        with pytest.raises(ConfigError, match="at least 1"):
+            kb.search("vacation", k=k)
+        with pytest.raises(ConfigError, match="at least 1"):
+            kb.ask("How many vacation days?", k=k)
