@@ -7,6 +7,7 @@ A file that fails to ingest is put back as it was, so what was stored is not los
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -25,7 +26,8 @@ from ragtune.retrieve.filters import Filter, parse_pages, parse_time
 from ragtune.serve.errors import ApiError
 from ragtune.serve.schemas import DocumentOut, Filters, HitOut
 
-MAX_NAME = 120
+MAX_NAME = 120  # characters
+MAX_NAME_BYTES = 200  # UTF-8 bytes, under the 255 that most file systems allow
 _UNSAFE = re.compile(r"[^\w.\- ]+", re.UNICODE)
 
 
@@ -44,7 +46,11 @@ def safe_name(raw: str | None) -> str:
     if suffix.lower() not in LOADERS:
         raise ApiError(400, f"{name}: cannot ingest {suffix} files; supported: "
                        + ", ".join(sorted(LOADERS)), param="file")
-    return stem[:MAX_NAME - len(suffix)] + suffix.lower()
+    stem = stem[:MAX_NAME - len(suffix)]
+    # file systems limit a name's bytes (255 on most): cut on a character boundary
+    while len((stem + suffix).encode("utf-8")) > MAX_NAME_BYTES:
+        stem = stem[:-1]
+    return stem + suffix.lower()
 
 
 def document_id(source: str) -> str:
@@ -108,14 +114,22 @@ class Library:
         self.uploads.mkdir(parents=True, exist_ok=True)
         with self._write:
             previous: dict[Path, bytes | None] = {}
-            for name, data in named:
-                target = self.uploads / name
-                previous[target] = target.read_bytes() if target.exists() else None
-                tmp = self.uploads / f".{uuid.uuid4().hex}.part"
-                tmp.write_bytes(data)
-                os.replace(tmp, target)
-            try:
+            try:  # every file is written, then ingested; any failure puts all of them back
+                for name, data in named:
+                    target = self.uploads / name
+                    previous[target] = target.read_bytes() if target.exists() else None
+                    tmp = self.uploads / f".{uuid.uuid4().hex}.part"
+                    try:
+                        tmp.write_bytes(data)
+                        os.replace(tmp, target)
+                    finally:
+                        tmp.unlink(missing_ok=True)
                 report = self.kb.ingest(list(previous), prune=False)
+            except OSError as exc:
+                restore(previous)
+                raise ApiError(507 if exc.errno == errno.ENOSPC else 400,
+                               f"could not save the upload ({exc.strerror or exc}); nothing "
+                               "was changed", param="file", code="upload_failed") from None
             except BaseException:
                 restore(previous)
                 raise
