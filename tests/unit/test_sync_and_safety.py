@@ -169,9 +169,9 @@ def test_bad_inputs_are_reported_and_nothing_is_lost(tmp_path, kb, docs):
     report = base.ingest([bad])
     failed = {p.rsplit("/", 1)[-1]: reason for p, reason in report.failed}
     assert set(failed) == {"binary.txt", "empty.md", "corrupt.pdf", "big.txt", "loop_a.txt",
-                           "loop_b.txt"}
+                           "loop_b.txt", "self"}
     assert "binary" in failed["binary.txt"] and "MB limit" in failed["big.txt"]
-    assert "symbolic links" in failed["loop_a.txt"]
+    assert "symbolic links" in failed["loop_a.txt"] and "not followed" in failed["self"]
     assert {s.rsplit("/", 1)[-1] for s in report.added} == {"latin1.txt", "gbk.txt"}
     assert report.exit_code == 2
     after = {c.id for c in reopen(kb).store.scan()}
@@ -206,3 +206,34 @@ def test_record_without_store_version_keeps_its_rows(kb, docs):
     report = reopen(kb).ingest([docs])
     assert len(report.unchanged) == 6
     assert reopen(kb).store.count() == rows and reopen(kb).verify().ok
+
+
+def test_hostile_paths_are_skipped_with_their_reason_once_and_nothing_hangs(tmp_path, kb, docs):
+    import zipfile
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text("A secret that lives outside the folder.")
+    (docs / "zero.txt").symlink_to("/dev/zero")  # a device: never ends
+    (docs / "secret.txt").symlink_to(outside)  # leaves the folder
+    os.mkfifo(docs / "pipe.txt")  # reading it would block forever
+    (docs / "loop").symlink_to(docs)  # a link loop
+    (docs / "inside.txt").symlink_to(docs / "doc0.txt")  # stays inside: read
+    bomb = docs / "bomb.docx"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("word/document.xml", b"<w>" + b" " * (80 * 1024 * 1024) + b"</w>")
+    assert bomb.stat().st_size < 1024 * 1024
+    before = {r.source for r in kb.sources()}
+    report = kb.ingest([docs])
+    reasons = {os.path.basename(path): reason for path, reason in report.failed}
+    assert len(report.failed) == len(reasons) == 5  # each skipped path once
+    assert "outside the folder" in reasons["secret.txt"]
+    assert "outside the folder" in reasons["zero.txt"]
+    assert "named pipe" in reasons["pipe.txt"]
+    assert "not followed" in reasons["loop"]
+    assert "expands to" in reasons["bomb.docx"]
+    sources = {r.source for r in kb.sources()}
+    assert before <= sources and not any("secret" in s for s in sources)
+    assert any(s.endswith("inside.txt") for s in sources)
+    # named explicitly, a device is still refused: only regular files are read
+    report = kb.ingest([docs / "zero.txt"])
+    assert "device" in report.failed[0][1]

@@ -19,6 +19,10 @@ from ragtune.types import Document
 _Part = tuple[str, int | None, str | None, int | None]  # text, page, heading, line
 
 
+# the unpacked size a container file may have (a .docx is a zip of XML parts)
+MAX_EXPANDED_BYTES = 64 * 1024 * 1024
+
+
 def load_text(path: Path, source: str) -> list[Document]:
     text = clean(decode(read_bytes(path), source))
     return [Document.from_sections(source, [(text, None, None, 1)], title=path.stem)]
@@ -217,6 +221,12 @@ def load_docx(path: Path, source: str) -> list[Document]:
     from lxml.etree import XMLSyntaxError
 
     try:
+        with zipfile.ZipFile(path) as archive:
+            expanded = sum(i.file_size for i in archive.infolist())
+        if expanded > MAX_EXPANDED_BYTES:
+            raise DocumentError(source, f"expands to {expanded / 1e6:.0f} MB, over the "
+                                f"{MAX_EXPANDED_BYTES / 1e6:.0f} MB that a .docx may hold "
+                                "unpacked (a zip bomb, or a document to split)")
         document = docx.Document(str(path))
     except (PackageNotFoundError, KeyError, ValueError, OSError, XMLSyntaxError,
             zipfile.BadZipFile) as exc:

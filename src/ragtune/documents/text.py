@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import stat
 import unicodedata
 from pathlib import Path
 
@@ -23,18 +24,28 @@ _LATIN_SINGLE_BYTE = ("cp125", "iso8859", "mac_", "latin")
 def read_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
     """The file's bytes, refusing unreadable, empty-named or oversized files clearly."""
     try:
-        size = path.stat().st_size
+        info = path.stat()
     except OSError as exc:
         raise DocumentError(str(path), f"cannot read: {exc.strerror or exc}") from None
-    if size > limit:
+    if not stat.S_ISREG(info.st_mode):  # a FIFO would block, a device never ends
+        kind = ("a named pipe" if stat.S_ISFIFO(info.st_mode) else
+                "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else
+                "a socket" if stat.S_ISSOCK(info.st_mode) else "not a regular file")
+        raise DocumentError(str(path), f"{kind}, not a regular file: only files are read")
+    if info.st_size > limit:
         raise DocumentError(
-            str(path), f"file is {size / 1e6:.1f} MB, over the {limit / 1e6:.0f} MB limit; "
-            "split it or raise the limit"
+            str(path), f"file is {info.st_size / 1e6:.1f} MB, over the {limit / 1e6:.0f} MB "
+            "limit; split it or raise the limit"
         )
     try:
-        return path.read_bytes()
+        with path.open("rb") as f:
+            data = f.read(limit + 1)  # the file may have grown since it was measured
     except OSError as exc:
         raise DocumentError(str(path), f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise DocumentError(str(path), f"file grew over the {limit / 1e6:.0f} MB limit while "
+                            "it was read; split it or raise the limit")
+    return data
 
 
 def decode(data: bytes, source: str) -> str:

@@ -9,6 +9,7 @@ interrupted run leaves the last committed state searchable.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -79,6 +80,15 @@ def _is_knowledge_base(folder: str) -> bool:
         os.path.join(folder, "store"))
 
 
+def _broken_link(path: Path) -> str:
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a loop of symbolic links: skipped"
+    return "broken symbolic link"
+
+
 def discover(paths: Iterable[str | Path], exclude: Path | None = None,
              ) -> tuple[list[Path], list[Path], list[tuple[str, str]]]:
     """Files to ingest, the folders they were found in, and paths that cannot be ingested.
@@ -97,15 +107,31 @@ def discover(paths: Iterable[str | Path], exclude: Path | None = None,
         path = Path(raw)
         if path.is_dir():
             folders.append(path)
+            inside = os.path.realpath(path)
             for root, dirs, names in os.walk(path, followlinks=False):
+                for d in sorted(dirs):
+                    if os.path.islink(os.path.join(root, d)) and not d.startswith("."):
+                        problems.append((os.path.join(root, d), "symbolic link to a folder: "
+                                         "not followed (name the folder itself to ingest it)"))
                 dirs[:] = sorted(
                     d for d in dirs if not d.startswith(".")
+                    and not os.path.islink(os.path.join(root, d))
                     and os.path.abspath(os.path.join(root, d)) != skip
                     and not _is_knowledge_base(os.path.join(root, d)))
                 for name in sorted(names):
                     candidate = Path(root) / name
                     if name.startswith(".") or candidate.suffix.lower() not in LOADERS:
                         continue
+                    if candidate.is_symlink():
+                        target = os.path.realpath(candidate)
+                        if not candidate.exists():
+                            problems.append((str(candidate), _broken_link(candidate)))
+                            continue
+                        if os.path.commonpath([inside, target]) != inside:
+                            problems.append((str(candidate), "symbolic link to a file outside "
+                                             "the folder: skipped (name the file itself to "
+                                             "ingest it)"))
+                            continue
                     files.append(candidate)
         elif path.exists():
             files.append(path)
@@ -200,11 +226,12 @@ class Ingestor:
                 raise DocumentError(source, "no text found (empty, or a scanned PDF without a "
                                             "text layer)")
         except DocumentError as exc:
-            logger.warning("skipped %s", exc)
+            logger.info("skipped %s", exc)
             self.report.failed.append((exc.path, exc.reason))
             return
         except Exception as exc:  # a loader's own error: skip this file, keep the others
-            logger.warning("skipped %s: unexpected %s", source, type(exc).__name__, exc_info=True)
+            logger.info("skipped %s: unexpected %s", source, type(exc).__name__,
+                        exc_info=True)
             self.report.failed.append((source, f"could not be read ({type(exc).__name__}: {exc}); "
                                                "check the file or convert it to another format"))
             return
