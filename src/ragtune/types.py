@@ -168,6 +168,7 @@ class Answer:
     abstained: bool = False  # declined to answer (layered's abstain, or a model refusal)
     context: tuple[Chunk, ...] = ()  # the sources shown to the model, numbered from 1
     unsupported: tuple[str, ...] = ()  # answer sentences that no source supports
+    notes: tuple[str, ...] = ()  # what the user should know (a question that was cut, ...)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -180,6 +181,7 @@ class Answer:
             "abstained": self.abstained,
             "citations": [c.to_dict() for c in self.citations],
             "unsupported": list(self.unsupported),
+            "notes": list(self.notes),
             "dropped": [
                 {"id": h.chunk.id, "source": h.chunk.source, "page": h.chunk.page,
                  "score": round(h.score, 6)}

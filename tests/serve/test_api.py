@@ -323,3 +323,75 @@ def test_a_failed_write_puts_back_the_files_the_upload_had_replaced(client, kb, 
     monkeypatch.setattr(library.os, "replace", real)
     r = client.post("/v1/documents", files=[("file", (long, b"Another file.", "text/plain"))])
     assert r.status_code == 200, r.text  # the name is cut to fit, on a character boundary
+
+
+def test_a_long_question_is_cut_with_a_note(kb):
+    with make_client(kb, max_question_chars=200) as c:
+        r = ask(c, "How many vacation days does an employee get? " + "Please answer. " * 500)
+        assert r.status_code == 200
+        notes = r.json()["ragtune"]["notes"]
+        assert len(notes) == 1 and "was cut" in notes[0] and "to 19" in notes[0]
+        assert ask(c, "How many vacation days?").json()["ragtune"]["notes"] == []
+
+
+def test_an_answer_past_the_time_limit_ends_with_504(kb):
+    with make_client(kb, request_timeout_s=0.0) as c:
+        r = ask(c, "How many vacation days does an employee get?")
+        assert r.status_code == 504 and r.json()["error"]["code"] == "timeout"
+        r = ask(c, "How many vacation days does an employee get?", stream=True)
+        assert "took over 0 s" in r.text and r.text.rstrip().endswith("[DONE]")
+
+
+def test_requests_over_the_queue_bound_get_503(kb, monkeypatch):
+    import threading
+
+    from ragtune.testing import FakeGenerator
+
+    entered, release = threading.Event(), threading.Event()
+    real = FakeGenerator.stream
+
+    def blocking(self, messages, **kwargs):  # type: ignore[no-untyped-def]
+        entered.set()
+        release.wait(10)
+        yield from real(self, messages, **kwargs)
+
+    monkeypatch.setattr(FakeGenerator, "stream", blocking)
+    with make_client(kb, max_pending=1) as c:
+        first: dict = {}
+        worker = threading.Thread(target=lambda: first.setdefault(
+            "r", ask(c, "How many vacation days?")))
+        worker.start()
+        assert entered.wait(10)
+        busy = ask(c, "How many vacation days?")
+        assert busy.status_code == 503 and busy.json()["error"]["code"] == "busy"
+        release.set()
+        worker.join(10)
+        assert first["r"].status_code == 200
+        assert ask(c, "How many vacation days?").status_code == 200  # the slot is free again
+
+
+def test_a_client_that_leaves_stops_the_generation():
+    import threading
+
+    from ragtune.serve import chat
+
+    left, outcome = threading.Event(), {}
+
+    def run(watch):  # type: ignore[no-untyped-def]
+        watch.emit("first ")
+        left.wait(10)
+        try:
+            watch.emit("second")
+        except chat.Stopped as exc:
+            outcome["stopped"] = str(exc)
+            raise
+        outcome["stopped"] = None
+
+    finished = threading.Event()
+    events = chat.stream(run, "rag", live=True, timeout_s=60, done=finished.set)
+    next(events)  # the role chunk
+    assert "first" in next(events)
+    events.close()  # what the server does when the client disconnects
+    left.set()
+    assert finished.wait(10)
+    assert outcome["stopped"] == "the client disconnected"

@@ -69,6 +69,8 @@ def serve(
     if workers > 1:  # each worker process builds its own app (and loads its own models)
         os.environ[SETTINGS_ENV] = settings.to_json()
         uvicorn.run("ragtune.serve.app:from_environment", factory=True, host=host,
-                    port=port, workers=workers, log_level="info")
+                    port=port, workers=workers, log_level="info", timeout_graceful_shutdown=2)
         return
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    # SIGTERM: requests in flight get 2 s to finish, then the server stops
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
+                timeout_graceful_shutdown=2)

@@ -15,9 +15,11 @@ Example::
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from importlib.resources import files
 from typing import Annotated, Any
 
@@ -121,6 +123,7 @@ def create_app(settings: ServeSettings, kb: KnowledgeBase | None = None) -> Fast
                                   "'Authorization: Bearer KEY'", code="invalid_api_key")
 
     guard = [Depends(authorised)]
+    pending = threading.BoundedSemaphore(settings.max_pending)  # chat requests in flight
 
     def the_kb() -> KnowledgeBase:
         return state["kb"]  # type: ignore[no-any-return]
@@ -148,7 +151,8 @@ def create_app(settings: ServeSettings, kb: KnowledgeBase | None = None) -> Fast
                                   + ", ".join(settings.pipelines), param="model",
                                   code="model_not_found")
         base = the_kb()
-        question = chat.question_of(request, settings.max_messages)
+        question, note = chat.cut_question(chat.question_of(request, settings.max_messages),
+                                           settings.max_question_chars)
         limit = settings.max_tokens_limit
         max_tokens = chat.max_tokens_of(request, base.settings.generator.max_tokens, limit)
         k = request.k
@@ -159,21 +163,33 @@ def create_app(settings: ServeSettings, kb: KnowledgeBase | None = None) -> Fast
         adapter = settings.adapter if pipeline in ("closed", "serial", "parallel",
                                                    "layered") else None
 
-        def run(emit: Any = None) -> Any:
-            generator = tuned = None
-            if emit is not None:
-                if adapter is not None and pipeline in ("closed", "serial"):
-                    tuned = chat.Tee(base.tuned_generator(adapter), emit)
-                else:
-                    generator = chat.Tee(base.generator, emit)
-            return base.ask(question, k=k, max_tokens=max_tokens, pipeline=pipeline,
-                            adapter=adapter, generator=generator, tuned=tuned)
+        def run(watch: chat.Watch) -> Any:
+            # every generation streams underneath, so that the deadline and a client that
+            # left end it between two tokens
+            tuned = chat.Tee(base.tuned_generator(adapter), watch.emit) if adapter else None
+            try:
+                answer = base.ask(question, k=k, max_tokens=max_tokens, pipeline=pipeline,
+                                  adapter=adapter, generator=chat.Tee(base.generator,
+                                                                      watch.emit),
+                                  tuned=tuned)
+            except chat.Stopped as exc:
+                raise errors.ApiError(504, f"{exc}; ask a shorter question, or raise the "
+                                      "server's --request-timeout", code="timeout") from None
+            return replace(answer, notes=(*answer.notes, note)) if note else answer
 
+        if not pending.acquire(blocking=False):
+            raise errors.ApiError(503, f"the server is answering {settings.max_pending} "
+                                  "requests already; try again shortly", code="busy")
         if request.stream:
-            return StreamingResponse(chat.stream(run, pipeline, pipeline in chat.LIVE),
-                                     media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache"})
-        return chat.completion(run(), pipeline, max_tokens)
+            return StreamingResponse(
+                chat.stream(run, pipeline, pipeline in chat.LIVE, settings.request_timeout_s,
+                            done=pending.release),
+                media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        try:
+            return chat.completion(run(chat.Watch(settings.request_timeout_s)), pipeline,
+                                   max_tokens)
+        finally:
+            pending.release()
 
     @app.post("/v1/retrieve", response_model=RetrieveResponse, dependencies=guard,
               responses=ERRORS, tags=["ragtune"])

@@ -28,6 +28,43 @@ from ragtune.types import Answer, Completion, Message
 LIVE = ("rag", "closed", "serial")  # pipelines whose one generation is the answer
 
 
+class Stopped(Exception):
+    """Raised by an ``emit`` to end a generation: its client left, or time ran out."""
+
+
+class Watch:
+    """What ends one request's generation early: a deadline, and (streaming) the client
+    going away. ``emit`` checks both before handing a piece on; raising :class:`Stopped`
+    inside the generator's stream ends the decode loop and frees the model."""
+
+    def __init__(self, timeout_s: float, send: Callable[[str], None] | None = None) -> None:
+        self.deadline = time.monotonic() + timeout_s
+        self.timeout_s = timeout_s
+        self.send = send
+        self.gone = threading.Event()
+
+    def emit(self, piece: str) -> None:
+        if self.gone.is_set():
+            raise Stopped("the client disconnected")
+        if time.monotonic() > self.deadline:
+            raise Stopped(f"the answer took over {self.timeout_s:g} s")
+        if self.send is not None:
+            self.send(piece)
+
+
+def cut_question(question: str, limit: int) -> tuple[str, str | None]:
+    """The question cut to ``limit`` characters (at a word where one is near), and the
+    note saying so."""
+    if len(question) <= limit:
+        return question, None
+    cut = question[:limit]
+    space = cut.rfind(" ")
+    if space > limit * 0.8:
+        cut = cut[:space]
+    return cut, (f"the question was cut from {len(question):,} to {len(cut):,} characters "
+                 f"(the server's limit); ask a shorter question for a complete one")
+
+
 class Tee:
     """A generator that streams underneath ``generate`` and hands each piece to ``emit``."""
 
@@ -69,7 +106,8 @@ def extras(answer: Answer) -> dict[str, Any]:
             "timings": {k: round(v, 2) for k, v in answer.timings.items()},
             "route": answer.route, "judge": answer.judge, "abstained": answer.abstained,
             "adapter": answer.adapter, "kb_version": answer.kb_version,
-            "language": answer.language}
+            "language": answer.language, "unsupported": list(answer.unsupported),
+            "notes": list(answer.notes)}
 
 
 def usage(answer: Answer) -> dict[str, int]:
@@ -119,26 +157,33 @@ def _chunk(cid: str, model: str, created: int, delta: dict[str, Any],
 _END = object()
 
 
-def stream(run: Callable[[Callable[[str], None] | None], Answer], model: str,
-           live: bool) -> Iterator[str]:
-    """Server-sent events for one answer; ``run(emit)`` answers, calling ``emit`` per piece
-    when ``live`` (``emit`` is ``None`` otherwise)."""
+def stream(run: Callable[[Watch], Answer], model: str, live: bool, timeout_s: float,
+           done: Callable[[], None] = lambda: None) -> Iterator[str]:
+    """Server-sent events for one answer; ``run(watch)`` answers, handing each piece to
+    ``watch.emit`` (which passes it on to the client when ``live``). When the client goes
+    away the generation stops at its next piece; ``done`` runs when the answer is over."""
     cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     pieces: queue.Queue[Any] = queue.Queue()
     result: dict[str, Any] = {}
+    watch = Watch(timeout_s, pieces.put if live else None)
 
     def work() -> None:
         try:
-            result["answer"] = run(pieces.put if live else None)
+            result["answer"] = run(watch)
         except Exception as exc:  # reported to the client as an error event
             result["error"] = exc
         finally:
             pieces.put(_END)
+            done()
 
     threading.Thread(target=work, daemon=True, name="ragtune-answer").start()
-    yield _chunk(cid, model, created, {"role": "assistant", "content": ""})
-    while (piece := pieces.get()) is not _END:
-        yield _chunk(cid, model, created, {"content": piece})
+    try:
+        yield _chunk(cid, model, created, {"role": "assistant", "content": ""})
+        while (piece := pieces.get()) is not _END:
+            yield _chunk(cid, model, created, {"content": piece})
+    except GeneratorExit:  # the client left: stop generating for it
+        watch.gone.set()
+        raise
     if "error" in result:
         exc = result["error"]
         yield ("data: " + json.dumps({"error": {

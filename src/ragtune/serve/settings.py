@@ -29,6 +29,9 @@ class ServeSettings:
     max_tokens_limit: int = 1024  # the largest max_tokens a request may ask for
     max_messages: int = 64
     max_k: int = 50
+    max_question_chars: int = 4000  # longer questions are cut, with a note in the answer
+    request_timeout_s: float = 120.0  # an answer still generating after this ends with 504
+    max_pending: int = 32  # chat requests running or waiting; more get 503
     cors_origins: tuple[str, ...] = ()  # empty: CORS off
     uploads: str = "uploads"  # folder inside the knowledge base for uploaded files
     config: Path | None = None  # ragtune.toml for the knowledge base's models
