@@ -136,6 +136,7 @@ class Citation:
     supported: bool
     sentences: tuple[int, ...] = ()  # indices of the answer sentences attributed to it
     marked: bool = False  # the model wrote [n] itself (otherwise attributed by ragtune)
+    suspicious: bool = False  # the source holds instruction-like text (rag.injection)
 
     def to_dict(self) -> dict[str, Any]:
         c = self.chunk
@@ -143,6 +144,7 @@ class Citation:
             "n": self.n, "id": c.id, "source": c.source, "page": c.page, "text": c.text,
             "score": round(self.score, 6), "supported": self.supported,
             "support": round(self.support, 4), "marked": self.marked,
+            "suspicious": self.suspicious,
             "sentences": list(self.sentences), "line": c.line, "heading": c.heading,
         }
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 from ragtune.errors import ConfigError
 from ragtune.models.protocol import Embedder, Generator
 from ragtune.rag.citations import analyse, cite, inline
+from ragtune.rag.injection import suspicious
 from ragtune.rag.packing import pack
 from ragtune.rag.prompts import (
     ABSTAIN,
@@ -84,7 +85,8 @@ def answer_from_hits(
     ``citations_mode``: ``inline`` ends every sentence that a source supports with that
     source's ``[n]`` where the model wrote none, and lists the sentences no source supports
     in ``Answer.unsupported``; ``strict`` also drops those sentences (an answer with none
-    left abstains); ``model`` leaves the text as the model wrote it. An answer that is the
+    left abstains) and leaves out of the prompt every source with instruction-like text
+    (:mod:`ragtune.rag.injection`); ``model`` leaves the text as the model wrote it. An answer that is the
     abstention (``The sources do not say.``) is marked ``abstained`` and cites nothing.
 
     ``draft`` (a closed-book answer from the fine-tuned model) is shown after the question
@@ -101,6 +103,8 @@ def answer_from_hits(
     if source_order not in ORDERS:
         raise ConfigError(f"unknown source order {source_order!r}; valid choices: "
                           f"{', '.join(ORDERS)}")
+    if citations_mode == "strict":  # sources that talk to the model are not shown to it
+        hits = [h for h in hits if not suspicious(h.chunk.text)]
     reserve = max_tokens + (len(draft) // 2 if draft else 0)
     kept, dropped, _ = pack(question, hits, generator, reserve=reserve, lang=lang,
                             style=style, order=source_order)

@@ -26,6 +26,7 @@ import numpy as np
 from ragtune.documents.chunking import split_sentences
 from ragtune.index.tokenize import tokenize
 from ragtune.models.protocol import Embedder
+from ragtune.rag.injection import suspicious
 from ragtune.types import Chunk, Citation, Hit
 
 THRESHOLD = 0.6
@@ -184,6 +185,6 @@ def cite(answer: str, hits: list[Hit], embedder: Embedder | None = None,
         citations.append(Citation(
             n=n, chunk=hit.chunk, score=hit.score, support=support,
             supported=support >= threshold, sentences=tuple(i for i, _, _ in entries),
-            marked=any(m for _, _, m in entries),
+            marked=any(m for _, _, m in entries), suspicious=suspicious(hit.chunk.text),
         ))
     return citations
