@@ -1,0 +1,83 @@
+"""The bundled grounded-answer adapter on the real bundled model: it ships, loads, answers
+short with an [n] from its source, abstains when the sources miss, and a mismatched
+adapter is a clear error."""
+
+import json
+
+import pytest
+
+from ragtune import KnowledgeBase
+from ragtune.errors import ConfigError
+from ragtune.models.adapters import bundled_adapter
+from ragtune.models.local_generator import LocalGenerator
+
+shipped = pytest.mark.skipif(bundled_adapter("smollm2-135m-instruct") is None,
+                             reason="this checkout ships no grounded adapter yet "
+                                    "(bench/answer_adapters.py --install builds it)")
+
+
+@pytest.fixture(scope="module")
+def kb(tmp_path_factory, embedder, generator):
+    root = tmp_path_factory.mktemp("grounded")
+    docs = root / "docs"
+    docs.mkdir()
+    (docs / "canteen.txt").write_text(
+        "The company canteen opens at 8 am and closes at 3 pm on weekdays. It serves a "
+        "vegetarian dish every day.")
+    (docs / "parking.txt").write_text(
+        "Employees park in the garage on Elm Street. A parking permit costs 40 euros a "
+        "month and is sold at the front desk.")
+    (docs / "travel.txt").write_text(
+        "Business trips are booked through the travel office at least two weeks ahead. "
+        "Train travel is preferred for journeys under four hours.")
+    base = KnowledgeBase.create(root / "kb", embedder=embedder, generator=generator)
+    assert base.ingest([docs]).exit_code == 0
+    return base
+
+
+@pytest.fixture(scope="module")
+def raw():
+    return LocalGenerator("smollm2-135m-instruct", adapter="none")
+
+
+@shipped
+def test_the_adapter_ships_with_its_run_record(generator):
+    folder = bundled_adapter("smollm2-135m-instruct")
+    assert folder is not None and generator.adapter == folder
+    assert generator.adapter_name == "smollm2-135m-instruct-grounded-en"
+    run = json.loads((folder / "run.json").read_text())
+    assert run["config"]["extra"]["recipe"] == "bench/answer_adapters.py"
+    assert run["data"]["sha256"] and run["config"]["seed"] == 0
+
+
+@shipped
+def test_the_adapter_answers_short_and_cited_where_the_raw_model_does_not(kb, raw):
+    question = "How much does a parking permit cost?"
+    tuned = kb.ask(question)
+    assert tuned.adapter == "smollm2-135m-instruct-grounded-en"
+    assert "40" in tuned.text and "[" in tuned.text and not tuned.abstained
+    assert tuned.citations[0].chunk.source.endswith("parking.txt")
+    assert tuned.citations[0].supported
+    plain = kb.ask(question, generator=raw)
+    assert plain.adapter is None and plain.text != tuned.text
+    assert tuned.completion_tokens < plain.completion_tokens
+
+
+@shipped
+def test_the_adapter_says_when_the_sources_do_not_hold_the_answer(kb):
+    answer = kb.ask("What is the boiling point of mercury?")
+    assert answer.abstained and answer.text == "The sources do not say."
+    assert not answer.citations
+
+
+def test_an_adapter_that_does_not_fit_the_base_model_names_both(tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tiny = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64,
+                                        num_hidden_layers=2, num_attention_heads=2,
+                                        num_key_value_heads=1))
+    lora = get_peft_model(tiny, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    lora.save_pretrained(str(tmp_path / "other"))
+    with pytest.raises(ConfigError, match="does not fit the base model smollm2-135m-instruct"):
+        LocalGenerator("smollm2-135m-instruct", adapter=tmp_path / "other")
