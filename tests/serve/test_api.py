@@ -388,10 +388,59 @@ def test_a_client_that_leaves_stops_the_generation():
         outcome["stopped"] = None
 
     finished = threading.Event()
-    events = chat.stream(run, "rag", live=True, timeout_s=60, done=finished.set)
+    semaphore = threading.BoundedSemaphore(1)
+    semaphore.acquire()
+    slot = chat.Slot(semaphore)
+    slot.release = finished.set  # type: ignore[method-assign]
+    events = chat.stream(run, "rag", live=True, timeout_s=60, slot=slot)
     next(events)  # the role chunk
     assert "first" in next(events)
     events.close()  # what the server does when the client disconnects
     left.set()
     assert finished.wait(10)
     assert outcome["stopped"] == "the client disconnected"
+
+
+def test_a_slot_is_freed_once_even_when_the_stream_never_began():
+    import contextlib
+    import threading
+
+    import anyio
+    from starlette.requests import ClientDisconnect
+
+    from ragtune.serve import chat
+
+    semaphore = threading.BoundedSemaphore(1)
+    semaphore.acquire()
+    slot = chat.Slot(semaphore)
+    slot.release()
+    slot.release()  # a second release changes nothing (a BoundedSemaphore would raise)
+    assert semaphore.acquire(blocking=False) and not semaphore.acquire(blocking=False)
+
+    slot = chat.Slot(semaphore)  # the semaphore is held again, by this request
+    started = []
+
+    def events():  # type: ignore[no-untyped-def]
+        started.append(True)
+        yield "data: x\n\n"
+
+    async def gone():  # type: ignore[no-untyped-def]
+        return {"type": "http.disconnect"}
+
+    async def send(message):  # type: ignore[no-untyped-def]
+        raise OSError("the client is gone")
+
+    response = chat.SlotStream(slot, events(), media_type="text/event-stream")
+    with contextlib.suppress(OSError, ClientDisconnect):  # what the server sees of it
+        anyio.run(response, {"type": "http", "asgi": {"spec_version": "2.4"}}, gone, send)
+    assert semaphore.acquire(blocking=False)  # freed, though no answer thread ever ran
+
+
+def test_keys_must_be_printable_ascii_and_limits_positive(kb):
+    from ragtune.errors import ConfigError
+    from ragtune.serve import ServeSettings
+
+    with pytest.raises(ConfigError, match="printable ASCII"):
+        ServeSettings(kb=kb.path, api_keys=("clé-secrète",))
+    with pytest.raises(ConfigError, match="max_pending must be at least 1"):
+        ServeSettings(kb=kb.path, max_pending=0)

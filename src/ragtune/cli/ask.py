@@ -23,6 +23,7 @@ from ragtune.cli.common import (
     settings_from,
 )
 from ragtune.knowledge_base import KnowledgeBase
+from ragtune.models.adapters import is_choice
 from ragtune.types import Answer
 
 
@@ -93,7 +94,7 @@ def ask(
 ) -> None:
     """Retrieve, generate from numbered sources, and check each citation."""
     # auto and none choose the base generator's adapter; a run folder is the tuned model
-    own = adapter is not None and adapter.strip().lower() in ("auto", "none")
+    own = adapter is not None and is_choice(adapter)
     settings = settings_from(
         config, retrieval={"mode": mode, "reranker": rerank, "mmr_lambda": mmr,
                            "neighbours": neighbours},

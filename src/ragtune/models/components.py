@@ -14,6 +14,7 @@ from typing import Any
 
 from ragtune.config import EmbedderSettings, GeneratorSettings
 from ragtune.errors import ConfigError, UnknownComponentError
+from ragtune.models.adapters import is_choice
 from ragtune.models.protocol import Embedder, Generator
 
 # Used only when ragtune runs from a source tree without its package metadata.
@@ -50,8 +51,7 @@ def build_generator(settings: GeneratorSettings) -> Generator:
     names = available("generators")
     if settings.backend not in names:
         raise UnknownComponentError("generator backend", settings.backend, names)
-    explicit = settings.adapter and settings.adapter.strip().lower() not in ("auto", "none", "")
-    if explicit and settings.backend != "local":
+    if not is_choice(settings.adapter) and settings.backend != "local":
         raise ConfigError(
             f"a LoRA adapter runs with the local generator, not {settings.backend!r}: for a "
             "server, serve the adapter (vllm serve BASE --enable-lora --lora-modules "

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["NoRepeat", "cut_at_stop", "no_repeat_processor", "until_stop"]
+__all__ = ["NoRepeat", "cut_at_stop", "no_repeat_processor", "stop_when", "until_stop"]
 
 
 class NoRepeat:
@@ -77,6 +77,19 @@ def no_repeat_processor(n: int, prompt_length: int) -> Any:
             return scores
 
     return _NoRepeat()
+
+
+def stop_when(event: Any) -> Any:
+    """transformers ``StoppingCriteriaList`` that ends generation once ``event`` (a
+    ``threading.Event``) is set: the streaming consumer has stopped reading."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _Ended(StoppingCriteria):  # type: ignore[misc]
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full((input_ids.shape[0],), event.is_set(), dtype=torch.bool)
+
+    return StoppingCriteriaList([_Ended()])
 
 
 def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:

@@ -15,7 +15,7 @@ from typing import Any
 from ragtune.config import GeneratorSettings
 from ragtune.errors import ConfigError, GenerationError
 from ragtune.models.adapters import ADAPTERS, resolve_adapter
-from ragtune.models.controls import cut_at_stop, no_repeat_processor, until_stop
+from ragtune.models.controls import cut_at_stop, no_repeat_processor, stop_when, until_stop
 from ragtune.models.fast_decode import Decoder, build_decoder
 from ragtune.models.gguf_cache import bundled_gguf, converted_model
 from ragtune.models.offline import ensure_offline
@@ -240,6 +240,9 @@ class LocalGenerator:
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs = self._generate_kwargs(inputs, max_tokens, temperature)
         kwargs["streamer"] = streamer
+        # the consumer stopping (a stop sequence, a client that left) ends generate too
+        ended = threading.Event()
+        kwargs["stopping_criteria"] = stop_when(ended)
         errors: list[BaseException] = []
 
         def run() -> None:
@@ -252,8 +255,11 @@ class LocalGenerator:
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
-        yield from until_stop((piece for piece in streamer if piece), self.stop)
-        thread.join()
+        try:
+            yield from until_stop((piece for piece in streamer if piece), self.stop)
+        finally:
+            ended.set()
+            thread.join()
         if errors:
             raise GenerationError(f"{self.name} failed while streaming: {errors[0]}")
 

@@ -86,8 +86,9 @@ def answer_from_hits(
     source's ``[n]`` where the model wrote none, and lists the sentences no source supports
     in ``Answer.unsupported``; ``strict`` also drops those sentences (an answer with none
     left abstains) and leaves out of the prompt every source with instruction-like text
-    (:mod:`ragtune.rag.injection`); ``model`` leaves the text as the model wrote it. An answer that is the
-    abstention (``The sources do not say.``) is marked ``abstained`` and cites nothing.
+    (:mod:`ragtune.rag.injection`); ``model`` leaves the text as the model wrote it. An
+    answer that is the abstention (``The sources do not say.``) is marked ``abstained``
+    and cites nothing.
 
     ``draft`` (a closed-book answer from the fine-tuned model) is shown after the question
     for the generator to keep what the sources support and correct the rest.
@@ -120,12 +121,16 @@ def answer_from_hits(
     if abstained:
         citations = []
     else:
-        analysis = analyse(text, [h.chunk for h in kept], embedder)
+        sources = [h.chunk for h in kept]
+        analysis = analyse(text, sources, embedder)
+        if citations_mode == "strict":
+            # the supported sentences as the model wrote them, checked again on their own
+            text, unsupported = inline(text, analysis, strict=True, mark=False)
+            analysis = analyse(text, sources, embedder) if unsupported else analysis
         if citations_mode != "model":
-            text, unsupported = inline(text, analysis, strict=citations_mode == "strict")
-            if citations_mode == "strict" and unsupported:
-                analysis = analyse(text, [h.chunk for h in kept], embedder)
-            if not text:  # strict, and nothing was supported
+            text, more = inline(text, analysis)
+            unsupported = unsupported or more
+            if not text.strip():  # strict, and nothing was supported
                 text, abstained = ABSTAIN[lang], True
         citations = cite(text, kept, embedder, analysis=analysis) if not abstained else []
     t3 = time.perf_counter()

@@ -97,17 +97,20 @@ _END = re.compile(r"[\s.。!！?？;；:：]*$")
 
 
 def inline(answer: str, analysis: list[SentenceSupport], threshold: float = THRESHOLD,
-           strict: bool = False) -> tuple[str, list[str]]:
+           strict: bool = False, mark: bool = True) -> tuple[str, list[str]]:
     """The answer with the ``[n]`` of its supporting source at the end of every sentence
-    that has none, and the sentences that no source supports (with ``strict``, dropped
-    from the text).
+    that has none (unless not ``mark``), and the sentences that no source supports (with
+    ``strict``, dropped from the text).
 
     A sentence without a marker gets the source it was attributed to when that source's
-    support reaches ``threshold``; a marked sentence counts as unsupported when none of the
-    sources it cites reaches it. Sentences without words (list bullets) are left as they
-    are.
+    support reaches ``threshold``. A sentence is unsupported when no source reaches it (a
+    marked sentence whose own source does not, while another does, keeps its text: its
+    citation is the one marked not supported). Sentences without words (list bullets) are
+    left as they are; with no analysis at all (no sources), every sentence is unsupported.
     """
     spans = sentence_spans(answer)
+    if not analysis and spans:  # nothing to support the answer with
+        analysis = [SentenceSupport(answer[s:e], (), False, {}) for s, e in spans]
     if len(spans) != len(analysis):  # analysis of another text: leave it
         return answer, []
     pieces: list[str] = []
@@ -121,11 +124,14 @@ def inline(answer: str, analysis: list[SentenceSupport], threshold: float = THRE
             pieces.append(text)
             continue
         if not any(a.support[n] >= threshold for n in a.cited):
+            if a.marked and max(a.support.values(), default=0.0) >= threshold:
+                pieces.append(text)  # supported, by another source than the one it cites
+                continue
             unsupported.append(text.strip())
             if not strict:
                 pieces.append(text)
             continue
-        if not a.marked:
+        if mark and not a.marked:
             body = text.rstrip()
             end = _END.search(body)
             cut = end.start() if end else len(body)

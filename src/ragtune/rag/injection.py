@@ -21,7 +21,7 @@ _TARGET = r"(?:instructions?|prompts?|rules|directions|guidelines|context|messag
 RULES = tuple(re.compile(p, re.IGNORECASE) for p in (
     rf"\b(?:ignore|disregard|forget|override|skip)\b[^.\n]{{0,40}}\b(?:previous|prior|above|"
     rf"earlier|preceding|all|any|your|the system)\b[^.\n]{{0,20}}\b{_TARGET}",
-    r"\byou\s+are\s+now\s+(?:a|an|in|no longer)\b",
+    r"\byou\s+are\s+now\s+(?:a|an|no longer)\s+(?!member|user|customer|subscriber)\w",
     r"\b(?:new|updated)\s+(?:system\s+)?instructions?\s*:",
     r"\b(?:answer|reply|respond|say|output|print)\s+(?:only\s+|just\s+|simply\s+)?"
     r"(?:with\s+)?(?:the\s+(?:word|text|string)\s+)?['\"“][^'\"”]{1,40}['\"”]\s*(?:only\b|and\s+"
@@ -31,7 +31,7 @@ RULES = tuple(re.compile(p, re.IGNORECASE) for p in (
     r"\bdo\s+not\s+(?:cite|mention)\s+(?:the\s+)?(?:sources?|this\s+(?:document|passage))\b",
     r"(?:忽略|无视|忘记|忽视)[^。\n]{0,10}(?:之前|以上|上面|先前|所有|前面)[^。\n]{0,10}"
     r"(?:指令|指示|提示|说明|规则)",
-    r"(?:你现在是|从现在起你是|新的指令[:：])",
+    r"(?:你现在是一(?:个|名|位)|从现在起你是|新的指令[:：])",
 ))
 
 

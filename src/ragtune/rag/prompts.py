@@ -42,11 +42,11 @@ _COMPACT = {
 
 
 def is_abstention(text: str) -> bool:
-    """Whether an answer is (or starts with) the abstention of :data:`ABSTAIN`, in either
-    language, with or without punctuation or markers."""
-    plain = re.sub(r"[\s\[\]【】\d.。!！]+", " ", text).strip().lower()
-    return any(plain.startswith(re.sub(r"[\s.。]+", " ", a).strip().lower())
-               for a in ABSTAIN.values())
+    """Whether an answer is the abstention of :data:`ABSTAIN` and nothing more, in either
+    language, with or without punctuation or markers ("The sources do not say when it
+    opened, but ..." goes on to claim something, so it is an answer)."""
+    plain = re.sub(r"[\s\[\]【】\d.。,，!！]+", " ", text).strip().lower()
+    return any(plain == re.sub(r"[\s.。]+", " ", a).strip().lower() for a in ABSTAIN.values())
 
 
 def source_label(chunk: Chunk, lang: str = "en") -> str:

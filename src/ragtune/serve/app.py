@@ -25,7 +25,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Request, UploadFile
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from ragtune._version import package_version
@@ -180,16 +180,18 @@ def create_app(settings: ServeSettings, kb: KnowledgeBase | None = None) -> Fast
         if not pending.acquire(blocking=False):
             raise errors.ApiError(503, f"the server is answering {settings.max_pending} "
                                   "requests already; try again shortly", code="busy")
+        slot = chat.Slot(pending)
         if request.stream:
-            return StreamingResponse(
-                chat.stream(run, pipeline, pipeline in chat.LIVE, settings.request_timeout_s,
-                            done=pending.release),
+            # strict mode drops sentences after generation: its answer is sent once chosen
+            live = pipeline in chat.LIVE and base.settings.generator.citations != "strict"
+            return chat.SlotStream(
+                slot, chat.stream(run, pipeline, live, settings.request_timeout_s, slot),
                 media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         try:
             return chat.completion(run(chat.Watch(settings.request_timeout_s)), pipeline,
                                    max_tokens)
         finally:
-            pending.release()
+            slot.release()
 
     @app.post("/v1/retrieve", response_model=RetrieveResponse, dependencies=guard,
               responses=ERRORS, tags=["ragtune"])

@@ -20,12 +20,46 @@ from collections.abc import Callable, Iterator, Sequence
 from os.path import basename
 from typing import Any
 
+from fastapi.responses import StreamingResponse
+
 from ragtune.models.protocol import Generator
 from ragtune.serve.errors import ApiError
 from ragtune.serve.schemas import ChatRequest
 from ragtune.types import Answer, Completion, Message
 
 LIVE = ("rag", "closed", "serial")  # pipelines whose one generation is the answer
+KEEP_ALIVE_S = 1.0  # a stream with nothing to send for this long sends a comment
+
+
+class Slot:
+    """One request's place under the server's bound: released once, whoever gets there
+    first (the answer's thread when it ends, or the response when no answer started)."""
+
+    def __init__(self, semaphore: threading.BoundedSemaphore) -> None:
+        self._semaphore, self._lock, self._held = semaphore, threading.Lock(), True
+        self.answering = False  # an answer thread runs, and will release the slot
+
+    def release(self) -> None:
+        with self._lock:
+            if self._held:
+                self._held = False
+                self._semaphore.release()
+
+
+class SlotStream(StreamingResponse):
+    """A streamed answer that frees its :class:`Slot` even when the client left before the
+    answer began (then no thread ever ran to free it)."""
+
+    def __init__(self, slot: Slot, content: Iterator[str], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self.slot = slot
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if not self.slot.answering:  # the stream never began: no thread will free it
+                self.slot.release()
 
 
 class Stopped(Exception):
@@ -107,7 +141,9 @@ def extras(answer: Answer) -> dict[str, Any]:
             "route": answer.route, "judge": answer.judge, "abstained": answer.abstained,
             "adapter": answer.adapter, "kb_version": answer.kb_version,
             "language": answer.language, "unsupported": list(answer.unsupported),
-            "notes": list(answer.notes)}
+            "notes": list(answer.notes),
+            # the answer as checked: the streamed text plus the [n] markers ragtune added
+            "answer": answer.text}
 
 
 def usage(answer: Answer) -> dict[str, int]:
@@ -158,10 +194,10 @@ _END = object()
 
 
 def stream(run: Callable[[Watch], Answer], model: str, live: bool, timeout_s: float,
-           done: Callable[[], None] = lambda: None) -> Iterator[str]:
+           slot: Slot | None = None) -> Iterator[str]:
     """Server-sent events for one answer; ``run(watch)`` answers, handing each piece to
     ``watch.emit`` (which passes it on to the client when ``live``). When the client goes
-    away the generation stops at its next piece; ``done`` runs when the answer is over."""
+    away the generation stops at its next piece; ``slot`` is released when it is over."""
     cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     pieces: queue.Queue[Any] = queue.Queue()
     result: dict[str, Any] = {}
@@ -174,12 +210,22 @@ def stream(run: Callable[[Watch], Answer], model: str, live: bool, timeout_s: fl
             result["error"] = exc
         finally:
             pieces.put(_END)
-            done()
+            if slot is not None:
+                slot.release()
 
+    if slot is not None:
+        slot.answering = True
     threading.Thread(target=work, daemon=True, name="ragtune-answer").start()
     try:
         yield _chunk(cid, model, created, {"role": "assistant", "content": ""})
-        while (piece := pieces.get()) is not _END:
+        while True:
+            try:
+                piece = pieces.get(timeout=KEEP_ALIVE_S)
+            except queue.Empty:  # a comment line: keeps the connection, and lets a client
+                yield ": keep-alive\n\n"  # that left be noticed while nothing streams
+                continue
+            if piece is _END:
+                break
             yield _chunk(cid, model, created, {"content": piece})
     except GeneratorExit:  # the client left: stop generating for it
         watch.gone.set()

@@ -117,7 +117,8 @@ class Library:
             try:  # every file is written, then ingested; any failure puts all of them back
                 for name, data in named:
                     target = self.uploads / name
-                    previous[target] = target.read_bytes() if target.exists() else None
+                    if target not in previous:  # the same name twice: keep the first bytes
+                        previous[target] = target.read_bytes() if target.exists() else None
                     tmp = self.uploads / f".{uuid.uuid4().hex}.part"
                     try:
                         tmp.write_bytes(data)
@@ -127,7 +128,8 @@ class Library:
                 report = self.kb.ingest(list(previous), prune=False)
             except OSError as exc:
                 restore(previous)
-                raise ApiError(507 if exc.errno == errno.ENOSPC else 400,
+                status = {errno.ENOSPC: 507, errno.EACCES: 500, errno.EROFS: 500}
+                raise ApiError(status.get(exc.errno or 0, 400),
                                f"could not save the upload ({exc.strerror or exc}); nothing "
                                "was changed", param="file", code="upload_failed") from None
             except BaseException:

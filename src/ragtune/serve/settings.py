@@ -47,6 +47,16 @@ class ServeSettings:
             if key != key.strip() or any(c.isspace() for c in key):
                 raise ConfigError(f"API key {i} contains white space; keys are sent as "
                                   "'Authorization: Bearer KEY' and cannot hold spaces")
+            if not key.isascii() or not key.isprintable():
+                raise ConfigError(f"API key {i} has characters outside printable ASCII; an "
+                                  "HTTP header cannot carry them reliably")
+        for name, low in (("max_pending", 1), ("max_question_chars", 100),
+                          ("max_messages", 1), ("max_k", 1), ("max_tokens_limit", 1)):
+            if getattr(self, name) < low:
+                raise ConfigError(f"serve setting {name} must be at least {low}, got "
+                                  f"{getattr(self, name)}")
+        if self.request_timeout_s < 0:
+            raise ConfigError("serve setting request_timeout_s must be 0 or more")
 
     def to_json(self) -> str:
         """For worker processes, which rebuild the settings with :meth:`from_json`."""

@@ -153,3 +153,27 @@ def test_a_poisoned_source_is_flagged_and_left_out_in_strict_mode():
                               citations_mode="strict")
     assert "PWNED" not in gen.last_messages[-1]["content"]
     assert [c.text for c in strict.context] == [TOWER.text]
+
+
+def test_edge_cases_of_abstention_and_support():
+    from ragtune.rag.prompts import is_abstention
+
+    assert is_abstention("The sources do not say. [1]") and is_abstention("资料中没有提到")
+    # an answer that goes on to claim something is an answer, not an abstention
+    assert not is_abstention("The sources do not say when it opened, but Eiffel built it [2].")
+    assert not is_abstention("The sources do not saying")
+    # a sentence its own [n] does not support but another source does is not unsupported
+    miscited = "Employees get 25 days of paid vacation [2]."
+    assert inline(miscited, analyse(miscited, [h.chunk for h in HITS])) == (miscited, [])
+    # strict mode with nothing to check the answer against abstains
+    empty = answer_from_hits("Can pigs fly?", [], FakeGenerator(reply="Pigs can fly."),
+                             citations_mode="strict")
+    assert empty.abstained and empty.text == "The sources do not say."
+    loose = answer_from_hits("Can pigs fly?", [], FakeGenerator(reply="Pigs can fly."))
+    assert loose.unsupported == ("Pigs can fly.",) and not loose.abstained
+
+
+def test_manuals_and_memberships_are_not_injections():
+    for text in ("You are now in edit mode: press Save to keep the changes.",
+                 "You are now a member of the club.", "你现在是会员，可以借书。"):
+        assert not suspicious(text), text

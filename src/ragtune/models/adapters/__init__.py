@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["ADAPTERS", "bundled_adapter", "resolve_adapter"]
+__all__ = ["ADAPTERS", "NO_ADAPTER", "bundled_adapter", "is_choice", "resolve_adapter"]
 
 ADAPTERS = Path(__file__).resolve().parent
-_OFF = ("", "none", "off", "raw")
+NO_ADAPTER = ("", "none", "off", "raw")  # the raw model
 
 
 def bundled_adapter(model: str, lang: str = "en") -> Path | None:
@@ -27,8 +27,13 @@ def bundled_adapter(model: str, lang: str = "en") -> Path | None:
 def resolve_adapter(adapter: str | Path | None, model: str) -> str | Path | None:
     """What ``generator.adapter`` means: ``auto`` is the bundled adapter for ``model`` (none
     for a model without one), ``none`` the raw model, anything else a run or PEFT folder."""
-    if adapter is None or str(adapter).strip().lower() in _OFF:
+    if adapter is None or str(adapter).strip().lower() in NO_ADAPTER:
         return None
     if str(adapter).strip().lower() == "auto":
         return bundled_adapter(model)
     return adapter
+
+
+def is_choice(adapter: str | Path | None) -> bool:
+    """Whether ``adapter`` names a choice (``auto``, ``none`` and the like), not a folder."""
+    return adapter is None or str(adapter).strip().lower() in (*NO_ADAPTER, "auto")

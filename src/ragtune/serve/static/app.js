@@ -90,8 +90,9 @@ async function ask(question) {
       $("log").scrollTop = $("log").scrollHeight;
     }
     if (final) {
-      renderCitations(turn, final.citations);
       const r = final.ragtune || {};
+      if (r.answer) answer.textContent = r.answer;  // with the [n] markers ragtune added
+      renderCitations(turn, final.citations);
       const ms = r.timings && r.timings.total_ms ? Math.round(r.timings.total_ms) + " ms" : "";
       turn.appendChild(el("div", "meta", [r.pipeline, ms].filter(Boolean).join(" · ")));
     }
