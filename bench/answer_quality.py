@@ -148,7 +148,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", choices=("squad", "drcd"), default="squad")
     parser.add_argument("--questions", type=int, default=500)
+    parser.add_argument("--limit", type=int, default=0,
+                        help="Answer only the first N of the sampled questions (the same "
+                             "ones as a full run: learning curves).")
     parser.add_argument("--unanswerable", type=int, default=200)
+    parser.add_argument("--raw-questions", type=int, default=0,
+                        help="Answer only the first N questions with the raw arm (its long "
+                             "answers are slow); the interval is over those pairs. 0: all.")
+    parser.add_argument("--raw-unanswerable", type=int, default=-1,
+                        help="Unanswerable questions for the raw arm (-1: --unanswerable).")
     parser.add_argument("--arms", default="grounded,raw")
     parser.add_argument("--adapter", default="auto",
                         help="The grounded arm's adapter: auto (the bundled one) or a run.")
@@ -162,6 +170,7 @@ def main() -> None:
     items = [i for _, its, _ in articles for i in its]
     docs = {d: t for _, _, ds in articles for d, t in ds.items()}
     questions = random.Random(args.seed).sample(items, min(args.questions, len(items)))
+    questions = questions[:args.limit or len(questions)]
     print(f"{len(articles)} held-out articles, {len(docs)} paragraphs, "
           f"{len(questions)} questions; CPU: {cpu_flags()}")
     kb = paragraph_kb(work / "full", docs)
@@ -174,13 +183,18 @@ def main() -> None:
     # halves of the held-out articles: a question is unanswerable in the other half's base
     halves = [{d: t for _, _, ds in articles[h::2] for d, t in ds.items()} for h in (0, 1)]
     half_of = {i.id: h for h in (0, 1) for _, its, _ in articles[h::2] for i in its}
-    unanswerable = questions[:args.unanswerable]
     rows: dict[str, list[dict[str, Any]]] = {}
     results: dict[str, Any] = {}
     for arm in args.arms.split(","):
         generator = build_generator(arms[arm])
+        mine = questions
+        unanswerable = questions[:args.unanswerable]
+        if arm == "raw":
+            mine = questions[:args.raw_questions or len(questions)]
+            if args.raw_unanswerable >= 0:
+                unanswerable = questions[:args.raw_unanswerable]
         t = time.perf_counter()
-        rows[arm] = run_arm(kb, generator, questions, out / f"{arm}.jsonl", arm)
+        rows[arm] = run_arm(kb, generator, mine, out / f"{arm}.jsonl", arm)
         results[arm] = summary(rows[arm]) | {"adapter": getattr(generator, "adapter_name",
                                                                 None),
                                              "seconds": time.perf_counter() - t}
@@ -188,20 +202,24 @@ def main() -> None:
             declined = []
             for h in (0, 1):
                 other = paragraph_kb(work / f"half-{1 - h}", halves[1 - h])
-                mine = [i for i in unanswerable if half_of[i.id] == h]
+                asked = [i for i in unanswerable if half_of[i.id] == h]
                 declined += [r["abstained"] for r in run_arm(
-                    other, generator, mine, out / f"{arm}-unanswerable-{h}.jsonl",
+                    other, generator, asked, out / f"{arm}-unanswerable-{h}.jsonl",
                     f"{arm} unanswerable {h + 1}/2")]
                 other.close()
             results[arm]["abstain_unanswerable"] = sum(declined) / len(declined)
             results[arm]["unanswerable_questions"] = len(declined)
         del generator
     if "raw" in rows:
+        raw = {r["id"]: r for r in rows["raw"]}
         for arm in rows:
             if arm != "raw":
+                pairs = [(r, raw[r["id"]]) for r in rows[arm] if r["id"] in raw]
                 for metric in ("em", "f1"):
                     results[arm][f"{metric}_vs_raw"] = paired_bootstrap(
-                        [r[metric] for r in rows[arm]], [r[metric] for r in rows["raw"]])
+                        [a[metric] for a, _ in pairs], [b[metric] for _, b in pairs])
+                    results[arm][f"{metric}_on_raw_questions"] = (
+                        sum(a[metric] for a, _ in pairs) / max(1, len(pairs)))
     print(f"\n| arm | EM | F1 | degenerate | with [n] | citation precision | abstain "
           f"(unanswerable) | false abstain | p50 s | p95 s |\n|{'---|' * 10}")
     for arm, s in results.items():
