@@ -25,7 +25,7 @@ from ragtune.evaluate.datasets import QAItem
 from ragtune.raft import build_raft
 from ragtune.tune.train import TrainConfig, train
 
-from _common import RESULTS, data_dir, machine, paragraph_kb, require
+from _common import RESULTS, ROOT, data_dir, machine, paragraph_kb, require
 
 # alphabetical positions 0, 2, 4, ... of the 48 SQuAD v1.1 dev articles
 TRAIN_ARTICLES = (
@@ -71,9 +71,17 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", help="auto, bf16 or fp32.")
     parser.add_argument("--install", action="store_true",
                         help="Copy the trained adapter into the package.")
+    parser.add_argument("--install-step", type=int, default=0,
+                        help="Install the checkpoint of this step instead of the final "
+                             "adapter (the shipped adapter is step 72 of the default run).")
+    parser.add_argument("--install-only", action="store_true",
+                        help="Install from the last run without training again.")
     args = parser.parse_args()
 
     work = RESULTS / "answer-adapter"
+    if args.install_only:
+        install(work / "run", args.install_step)
+        return
     items, docs = squad_articles(train=True)
     print(f"{len(TRAIN_ARTICLES)} training articles: {len(docs)} paragraphs, "
           f"{len(items)} questions")
@@ -107,20 +115,34 @@ def main() -> None:
         "machine": machine(), "raft": info["raft"], "counts": info["counts"],
         "raft_s": raft_s, "train_s": train_s}, indent=2))
     if args.install:
-        install(run)
+        install(run, args.install_step)
 
 
-def install(run: Path) -> None:
-    """The run's best adapter and its ``run.json`` into the package's adapter folder."""
+def install(run: Path, step: int = 0) -> None:
+    """The run's adapter (the checkpoint of ``step``, else the final one) and its
+    ``run.json`` into the package's adapter folder. ``base_model_name_or_path`` becomes the
+    bundled model's name, not this machine's conversion cache."""
     from ragtune.tune.runs import adapter_dir
 
     target = PACKAGE / NAME
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
-    source = adapter_dir(run)
-    for name in ("adapter_config.json", "adapter_model.safetensors"):
-        shutil.copy2(source / name, target / name)
-    shutil.copy2(run / "run.json", target / "run.json")
+    source = run / "checkpoints" / f"step-{step}" / "adapter" if step else adapter_dir(run)
+    config = json.loads((source / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = "smollm2-135m-instruct"
+    (target / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    shutil.copy2(source / "adapter_model.safetensors", target / "adapter_model.safetensors")
+    record = json.loads((run / "run.json").read_text())
+    # paths of this machine become paths in the repository (or the bundled model's name)
+    record["config"]["data"] = record["data"]["path"] = str(Path(
+        record["config"]["data"]).resolve().relative_to(ROOT))
+    record["config"]["out"] = str(Path(record["config"]["out"]).resolve().relative_to(ROOT))
+    record["base_path"] = "smollm2-135m-instruct (the bundled GGUF, converted)"
+    steps = step or record.get("steps")
+    record["shipped"] = {"step": steps, "of_steps": record.get("steps"),
+                         "examples_seen": steps * record["config"]["batch_size"],
+                         "adapter": str(source.relative_to(run))}
+    (target / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     print(f"installed {source} as {target}")
 
 

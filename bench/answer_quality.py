@@ -162,6 +162,8 @@ def main() -> None:
                         help="The grounded arm's adapter: auto (the bundled one) or a run.")
     parser.add_argument("--model", default=None, help="Generator model (default: settings).")
     parser.add_argument("--name", default="", help="Results subfolder (default: dataset).")
+    parser.add_argument("--no-repeat", type=int, default=None,
+                        help="generator.no_repeat for both arms (0: the raw decoding).")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -177,6 +179,8 @@ def main() -> None:
     settings = load_settings()
     gen = settings.generator if args.model is None else replace(settings.generator,
                                                                 model=args.model)
+    if args.no_repeat is not None:
+        gen = replace(gen, no_repeat=args.no_repeat)
     arms = {"grounded": replace(gen, adapter=args.adapter), "raw": replace(gen, adapter="none")}
     out = work / (args.name or "run")
     out.mkdir(parents=True, exist_ok=True)

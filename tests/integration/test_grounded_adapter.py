@@ -47,7 +47,17 @@ def test_the_adapter_ships_with_its_run_record(generator):
     assert generator.adapter_name == "smollm2-135m-instruct-grounded-en"
     run = json.loads((folder / "run.json").read_text())
     assert run["config"]["extra"]["recipe"] == "bench/answer_adapters.py"
-    assert run["data"]["sha256"] and run["config"]["seed"] == 0
+    assert len(run["data"]["hashes"]["train.jsonl"]) == 64 and run["config"]["seed"] == 0
+    def strings(value):  # type: ignore[no-untyped-def]
+        if isinstance(value, dict):
+            return [s for v in value.values() for s in strings(v)]
+        if isinstance(value, list):
+            return [s for v in value for s in strings(v)]
+        return [value] if isinstance(value, str) else []
+
+    assert not [s for s in strings(run) if s.startswith("/")]  # no path of the machine
+    config = json.loads((folder / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "smollm2-135m-instruct"
 
 
 @shipped
