@@ -21,10 +21,14 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["NoRepeat", "cut_at_stop", "no_repeat_processor", "stop_when", "until_stop"]
+__all__ = ["NoRepeat", "cut_after_marker", "cut_at_stop", "no_repeat_processor", "stop_when",
+           "until_marker", "until_stop"]
+
+_MARKER = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 
 
 class NoRepeat:
@@ -127,3 +131,30 @@ def until_stop(pieces: Iterable[str], stops: Sequence[str]) -> Iterator[str]:
             held = held[len(held) - keep:]
     if held:
         yield held
+
+
+def cut_after_marker(text: str) -> tuple[str, bool]:
+    """``text`` up to the end of its first ``[n]`` marker, and whether it had one: the
+    end of an answer in the grounded adapters' format, ``short answer [n]``.
+
+    Example:
+        >>> cut_after_marker("Denver Broncos [1]. [2] other.md (About)")
+        ('Denver Broncos [1]', True)
+    """
+    match = _MARKER.search(text)
+    return (text[:match.end()], True) if match else (text, False)
+
+
+def until_marker(pieces: Iterable[str]) -> Iterator[str]:
+    """Streamed ``pieces`` up to the end of the first ``[n]`` marker (see
+    :func:`cut_after_marker`)."""
+    text, sent = "", 0
+    for piece in pieces:
+        text += piece
+        cut, found = cut_after_marker(text)
+        if found:
+            if len(cut) > sent:
+                yield cut[sent:]
+            return
+        yield text[sent:]
+        sent = len(text)

@@ -15,7 +15,14 @@ from typing import Any
 from ragtune.config import GeneratorSettings
 from ragtune.errors import ConfigError, GenerationError
 from ragtune.models.adapters import ADAPTERS, resolve_adapter
-from ragtune.models.controls import cut_at_stop, no_repeat_processor, stop_when, until_stop
+from ragtune.models.controls import (
+    cut_after_marker,
+    cut_at_stop,
+    no_repeat_processor,
+    stop_when,
+    until_marker,
+    until_stop,
+)
 from ragtune.models.fast_decode import Decoder, build_decoder
 from ragtune.models.gguf_cache import bundled_gguf, converted_model
 from ragtune.models.offline import ensure_offline
@@ -91,6 +98,9 @@ class LocalGenerator:
         self.stop = tuple(s for s in stop if s)
         self.name = model
         self.adapter = adapter_path
+        # the bundled grounded adapters answer once, "short answer [n]": what follows the
+        # first marker is the model going on to copy another source, and is cut
+        self.one_answer = adapter_path is not None and adapter_path.parent == ADAPTERS
         self.path = resolve_model_dir(model)
         self._torch = torch
         # AutoTokenizer's class resolution costs over a second; a tokenizer.json needs none
@@ -206,8 +216,9 @@ class LocalGenerator:
                 new: list[int] = []
                 for token in self._tokens(inputs, max_tokens, temperature):
                     new.append(token)
-                    if self.stop and cut_at_stop(self.tokenizer.decode(
-                            new[-24:], skip_special_tokens=True), self.stop)[1]:
+                    tail = self.tokenizer.decode(new[-24:], skip_special_tokens=True)
+                    if ((self.stop and cut_at_stop(tail, self.stop)[1])
+                            or (self.one_answer and cut_after_marker(tail)[1])):
                         stopped = True
                         break
             else:
@@ -217,6 +228,9 @@ class LocalGenerator:
                 new = out[0, n_prompt:].tolist()
         text, cut = cut_at_stop(self.tokenizer.decode(new, skip_special_tokens=True),
                                 self.stop)
+        if self.one_answer:
+            text, marked = cut_after_marker(text)
+            cut = cut or marked
         finished = (stopped or cut or len(new) < max_tokens
                     or (len(new) > 0 and new[-1] in self.eos_ids))
         return Completion(text=text.strip(), prompt_tokens=n_prompt, completion_tokens=len(new),
@@ -256,7 +270,7 @@ class LocalGenerator:
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
         try:
-            yield from until_stop((piece for piece in streamer if piece), self.stop)
+            yield from self._until_end(piece for piece in streamer if piece)
         finally:
             ended.set()
             thread.join()
@@ -279,6 +293,11 @@ class LocalGenerator:
 
         with self._lock:
             try:
-                yield from until_stop(pieces(), self.stop)
+                yield from self._until_end(pieces())
             except Exception as exc:  # a failure mid-answer names the model
                 raise GenerationError(f"{self.name} failed while streaming: {exc}") from exc
+
+    def _until_end(self, pieces: Iterator[str]) -> Iterator[str]:
+        """Streamed text up to a stop sequence (and the first marker, see ``one_answer``)."""
+        text = until_stop(pieces, self.stop)
+        return until_marker(text) if self.one_answer else text

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import replace
 
 from ragtune.errors import ConfigError
 from ragtune.models.protocol import Embedder, Generator
-from ragtune.rag.citations import analyse, cite, inline
+from ragtune.rag.citations import MARKER, analyse, cite, inline
 from ragtune.rag.injection import suspicious
 from ragtune.rag.packing import pack
 from ragtune.rag.prompts import (
@@ -128,11 +129,17 @@ def answer_from_hits(
             text, unsupported = inline(text, analysis, strict=True, mark=False)
             analysis = analyse(text, sources, embedder) if unsupported else analysis
         if citations_mode != "model":
+            before = text
             text, more = inline(text, analysis)
             unsupported = unsupported or more
             if not text.strip():  # strict, and nothing was supported
                 text, abstained = ABSTAIN[lang], True
+            elif text != before:  # markers added or re-pointed: cite what the text says
+                analysis = analyse(text, sources, embedder)
         citations = cite(text, kept, embedder, analysis=analysis) if not abstained else []
+        # ``marked``: the model itself wrote that source's number
+        written = {int(n) for m in MARKER.findall(completion.text) for n in re.findall(r"\d+", m)}
+        citations = [replace(c, marked=c.marked and c.n in written) for c in citations]
     t3 = time.perf_counter()
     return Answer(
         question=question, text=text, citations=tuple(citations),

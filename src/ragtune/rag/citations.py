@@ -31,6 +31,7 @@ from ragtune.types import Chunk, Citation, Hit
 
 THRESHOLD = 0.6
 _MARKER = re.compile(r"[\[【]\s*(\d+(?:\s*[,，、]\s*\d+)*)\s*[\]】]")
+MARKER = _MARKER  # an [n] (or 【n】, [1, 2]) marker; group 1 holds the numbers
 # a sentence whose best support is below this, with no marker, is left unattributed
 _ATTRIBUTION_FLOOR = 0.15
 
@@ -103,10 +104,11 @@ def inline(answer: str, analysis: list[SentenceSupport], threshold: float = THRE
     ``strict``, dropped from the text).
 
     A sentence without a marker gets the source it was attributed to when that source's
-    support reaches ``threshold``. A sentence is unsupported when no source reaches it (a
-    marked sentence whose own source does not, while another does, keeps its text: its
-    citation is the one marked not supported). Sentences without words (list bullets) are
-    left as they are; with no analysis at all (no sources), every sentence is unsupported.
+    support reaches ``threshold``. A sentence is unsupported when no source reaches it; a
+    marked sentence whose own source does not while another does gets that source's
+    marker instead (small models often copy from one source and cite its neighbour).
+    Sentences without words (list bullets) are left as they are; with no analysis at all
+    (no sources), every sentence is unsupported.
     """
     spans = sentence_spans(answer)
     if not analysis and spans:  # nothing to support the answer with
@@ -124,8 +126,15 @@ def inline(answer: str, analysis: list[SentenceSupport], threshold: float = THRE
             pieces.append(text)
             continue
         if not any(a.support[n] >= threshold for n in a.cited):
-            if a.marked and max(a.support.values(), default=0.0) >= threshold:
-                pieces.append(text)  # supported, by another source than the one it cites
+            best = max(a.support, key=a.support.__getitem__, default=None)
+            if a.marked and best is not None and a.support[best] >= threshold:
+                # supported, by another source than the one it cites: cite that one
+                if mark:
+                    first = _MARKER.search(text)
+                    assert first is not None  # a marked sentence
+                    text = (text[:first.start()] + f"[{best}]"
+                            + _MARKER.sub("", text[first.end():]))
+                pieces.append(text)
                 continue
             unsupported.append(text.strip())
             if not strict:

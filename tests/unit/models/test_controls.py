@@ -39,3 +39,15 @@ def test_streaming_stops_reading_at_the_stop_sequence() -> None:
 
     assert "".join(until_stop(pieces(), STOPS)) == "Paris [1]"
     assert read == ["Paris", " [1]", "\nQuestion:"]  # generation ends with the stream
+
+
+def test_a_grounded_answer_ends_at_its_first_marker_streamed_or_whole() -> None:
+    from ragtune.models.controls import cut_after_marker, until_marker
+
+    text = "run `ragtune models install --all` [1]. [2] models.md (Models) more text"
+    assert cut_after_marker(text) == ("run `ragtune models install --all` [1]", True)
+    assert cut_after_marker("no marker here") == ("no marker here", False)
+    assert cut_after_marker("both [1, 2] then") == ("both [1, 2]", True)
+    for size in (1, 3, 7):
+        pieces = [text[i:i + size] for i in range(0, len(text), size)]
+        assert "".join(until_marker(iter(pieces))) == cut_after_marker(text)[0]
