@@ -17,7 +17,12 @@ shipped = pytest.mark.skipif(bundled_adapter("smollm2-135m-instruct") is None,
 
 
 @pytest.fixture(scope="module")
-def kb(tmp_path_factory, embedder, generator):
+def tuned():
+    return LocalGenerator("smollm2-135m-instruct", adapter="auto")  # as `ragtune ask` does
+
+
+@pytest.fixture(scope="module")
+def kb(tmp_path_factory, embedder, tuned):
     root = tmp_path_factory.mktemp("grounded")
     docs = root / "docs"
     docs.mkdir()
@@ -30,21 +35,16 @@ def kb(tmp_path_factory, embedder, generator):
     (docs / "travel.txt").write_text(
         "Business trips are booked through the travel office at least two weeks ahead. "
         "Train travel is preferred for journeys under four hours.")
-    base = KnowledgeBase.create(root / "kb", embedder=embedder, generator=generator)
+    base = KnowledgeBase.create(root / "kb", embedder=embedder, generator=tuned)
     assert base.ingest([docs]).exit_code == 0
     return base
 
 
-@pytest.fixture(scope="module")
-def raw():
-    return LocalGenerator("smollm2-135m-instruct", adapter="none")
-
-
 @shipped
-def test_the_adapter_ships_with_its_run_record(generator):
+def test_the_adapter_ships_with_its_run_record(tuned, generator):
     folder = bundled_adapter("smollm2-135m-instruct")
-    assert folder is not None and generator.adapter == folder
-    assert generator.adapter_name == "smollm2-135m-instruct-grounded-en"
+    assert folder is not None and tuned.adapter == folder and generator.adapter is None
+    assert tuned.adapter_name == "smollm2-135m-instruct-grounded-en"
     run = json.loads((folder / "run.json").read_text())
     assert run["config"]["extra"]["recipe"] == "bench/answer_adapters.py"
     assert len(run["data"]["hashes"]["train.jsonl"]) == 64 and run["config"]["seed"] == 0
@@ -61,7 +61,8 @@ def test_the_adapter_ships_with_its_run_record(generator):
 
 
 @shipped
-def test_the_adapter_answers_short_and_cited_where_the_raw_model_does_not(kb, raw):
+def test_the_adapter_answers_short_and_cited_where_the_raw_model_does_not(kb, generator):
+    raw = generator  # the session's generator: LocalGenerator's own default, no adapter
     question = "How much does a parking permit cost?"
     tuned = kb.ask(question)
     assert tuned.adapter == "smollm2-135m-instruct-grounded-en"
@@ -74,10 +75,23 @@ def test_the_adapter_answers_short_and_cited_where_the_raw_model_does_not(kb, ra
 
 
 @shipped
-def test_the_adapter_says_when_the_sources_do_not_hold_the_answer(kb):
-    answer = kb.ask("What is the boiling point of mercury?")
+def test_an_answer_the_sources_do_not_hold_is_flagged_and_strict_mode_abstains(
+        kb, embedder, tuned):
+    from ragtune import load_settings
+
+    question = "What is the boiling point of mercury?"
+    answer = kb.ask(question)
+    # the small model may still write an answer: it is never passed off as supported
+    assert answer.abstained or (answer.unsupported
+                                and not any(c.supported for c in answer.citations))
+    strict = KnowledgeBase.open(kb.path, load_settings(
+        env={}, overrides={"generator": {"citations": "strict"}}), embedder=embedder,
+        generator=tuned)
+    answer = strict.ask(question)
     assert answer.abstained and answer.text == "The sources do not say."
     assert not answer.citations
+    # a question the sources answer still gets its answer in strict mode
+    assert "40" in strict.ask("How much does a parking permit cost?").text
 
 
 def test_an_adapter_that_does_not_fit_the_base_model_names_both(tmp_path):
