@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,9 @@ class LocalGenerator:
 
             # merged once at load: no LoRA overhead per token
             try:
-                tuned = PeftModel.from_pretrained(self.model, str(adapter_path))
+                with warnings.catch_warnings():  # transformers' deprecation notes, not ours
+                    warnings.simplefilter("ignore", FutureWarning)
+                    tuned = PeftModel.from_pretrained(self.model, str(adapter_path))
             except (RuntimeError, ValueError, KeyError) as exc:  # shapes or modules differ
                 raise ConfigError(
                     f"adapter {adapter_path} does not fit the base model {model} ({self.path}):"
