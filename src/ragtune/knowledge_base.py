@@ -18,13 +18,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from ragtune.config import Settings
 from ragtune.errors import ConfigError, EmbedderMismatchError, KnowledgeBaseError
 from ragtune.index.bm25 import BM25Index
-from ragtune.index.ingest import Ingestor, IngestReport
+from ragtune.index.ingest import Ingestor, IngestReport, source_name
 from ragtune.index.lancedb_store import LanceDBStore
 from ragtune.index.lock import write_lock
 from ragtune.index.manifest import MANIFEST, Manifest
@@ -259,6 +259,15 @@ class KnowledgeBase:
     def sources(self) -> list[SourceRecord]:
         return sorted(load_sources(self.path).sources.values(), key=lambda r: r.source)
 
+    def display_names(self) -> dict[str, str]:
+        """Each stored source (an absolute path, the id that sync and remove use) and the
+        name to show for it (see :func:`ragtune.index.ingest.display_name`). A record from
+        before display names were recorded shows its path inside the knowledge base, else
+        its file name, until the next ingest of its folder records the relative path."""
+        inside = source_name(self.path).rstrip("/") + "/"
+        return {s: r.display or (s[len(inside):] if s.startswith(inside) else PurePosixPath(s).name)
+                for s, r in load_sources(self.path).sources.items()}
+
     # --- writing --------------------------------------------------------------------------------
 
     def _writable_store(self) -> Store:
@@ -311,10 +320,13 @@ class KnowledgeBase:
         self._reader = None
 
     def ingest(self, paths: Sequence[str | Path], *, prune: bool = True,
-               progress: Callable[[int, int], None] | None = None) -> IngestReport:
+               progress: Callable[[int, int], None] | None = None,
+               collection: str | None = None) -> IngestReport:
         """Add, update and (for folders, with ``prune``) remove files; see :mod:`.index.ingest`.
 
-        Waits up to ``settings.ingest.lock_timeout_s`` for another writer.
+        ``collection`` is recorded as the owner of the files (the server's uploads); without
+        it a file keeps the owner it had. Waits up to ``settings.ingest.lock_timeout_s`` for
+        another writer.
         """
         cfg = self.settings.ingest
         with write_lock(self.path, cfg.lock_timeout_s):
@@ -323,7 +335,7 @@ class KnowledgeBase:
                 self.path, store, lambda: self.embedder, load_sources(self.path),
                 max_tokens=self.manifest.chunk_max_tokens, overlap=self.manifest.chunk_overlap,
                 batch_chunks=cfg.batch_chunks, max_file_bytes=int(cfg.max_file_mb * 1e6),
-                version=lambda: store.version, progress=progress)
+                version=lambda: store.version, progress=progress, collection=collection)
             report = ingestor.run(paths, prune=prune)
             changed = bool(report.added or report.updated or report.removed)
             self._after_write(store, "ingest", changed, added=len(report.added),

@@ -237,3 +237,54 @@ def test_hostile_paths_are_skipped_with_their_reason_once_and_nothing_hangs(tmp_
     # named explicitly, a device is still refused: only regular files are read
     report = kb.ingest([docs / "zero.txt"])
     assert "device" in report.failed[0][1]
+
+
+def test_sources_are_shown_relative_and_stay_stored_absolute(tmp_path, kb, docs):
+    import json
+
+    from ragtune.display import relabel_hits
+
+    (docs / "guide").mkdir()
+    (docs / "guide" / "install.txt").write_text("Install the package with pip, then run it.")
+    loose = tmp_path / "elsewhere" / "notes.txt"
+    loose.parent.mkdir()
+    loose.write_text("A loose note about the parking garage on level two.")
+    kb.ingest([docs])
+    kb.ingest([loose])
+    names = kb.display_names()
+    assert names[str(docs / "guide" / "install.txt")] == "docs/guide/install.txt"
+    assert names[str(docs / "doc0.txt")] == "docs/doc0.txt"
+    assert names[str(loose)] == "notes.txt"  # a file named by itself: its name
+    hits = relabel_hits(kb.search("install the package with pip", k=3), names)
+    assert hits[0].chunk.source == "docs/guide/install.txt"
+    assert not any(str(tmp_path) in h.chunk.source for h in hits)
+    # the stored ids (what sync, dedup and remove use) are unchanged: absolute paths
+    stored = json.loads((kb.path / "sources.json").read_text())["sources"]
+    assert str(docs / "doc0.txt") in stored and all(s.startswith("/") for s in stored)
+    assert str(kb.path.parent) not in json.dumps([r["display"] for r in stored.values()])
+    assert kb.remove([str(loose)]) == [str(loose)]
+
+
+def test_a_record_from_before_display_names_syncs_without_embedding_and_gets_one(kb, docs):
+    import json
+
+    path = kb.path / "sources.json"
+    data = json.loads(path.read_text())
+    for record in data["sources"].values():  # a knowledge base written by an older ragtune
+        del record["display"]
+    path.write_text(json.dumps(data))
+    fresh = reopen(kb)
+    assert fresh.display_names()[str(docs / "doc0.txt")] == "doc0.txt"  # never absolute
+    report = fresh.ingest([docs])
+    assert len(report.unchanged) == 6 and report.chunks_embedded == 0
+    assert fresh._embedder is None and fresh.verify().ok
+    assert fresh.display_names()[str(docs / "doc0.txt")] == "docs/doc0.txt"
+    assert fresh.search("Document 3 topic 3", k=1)[0].chunk.source == str(docs / "doc3.txt")
+
+
+def test_a_glob_on_the_shown_name_filters(kb, docs):
+    from ragtune.retrieve.filters import Filter
+
+    hits = kb.search("Document 3 topic 3", k=5, filter=Filter(source="docs/doc3.*"))
+    assert hits and {h.chunk.source for h in hits} == {str(docs / "doc3.txt")}
+    assert kb.search("Document 3 topic 3", k=5, filter=Filter(source="other/doc3.*")) == []

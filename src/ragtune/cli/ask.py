@@ -22,17 +22,20 @@ from ragtune.cli.common import (
     print_json,
     settings_from,
 )
+from ragtune.display import relabel_answer
 from ragtune.knowledge_base import KnowledgeBase
 from ragtune.models.adapters import is_choice
 from ragtune.types import Answer
 
 
 def format_answer(answer: Answer) -> str:
+    """The answer, its sources as :func:`ragtune.display.relabel_answer` names them, and how
+    it was made."""
     lines = [answer.text or "(empty answer)", ""]
     if answer.citations:
         lines.append("Sources:")
     for c in answer.citations:
-        where = display_path(c.chunk.source) + (f", page {c.chunk.page}" if c.chunk.page else "")
+        where = c.chunk.source + (f", page {c.chunk.page}" if c.chunk.page else "")
         mark = "supported" if c.supported else "NOT supported"
         lines.append(f"  [{c.n}] {where} ({mark}, support {c.support:.2f})")
         lines.append(f"      {' '.join(c.chunk.text.split())[:200]}")
@@ -109,6 +112,7 @@ def ask(
                           pipeline=pipeline or ("serial" if run else "rag"),
                           adapter=run, router=router,
                           judge_threshold=judge_threshold)
+        result = relabel_answer(result, base.display_names())  # docs/a.md, not /home/...
     if as_json:
         print_json(result.to_dict())
     else:

@@ -30,10 +30,11 @@ def _when(ts: float | None) -> str:
 def list_sources(kb: Path = KB_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Sources with their chunk counts, pages and ingest time."""
     with KnowledgeBase.open(kb) as base:
-        records = base.sources()
+        records, names = base.sources(), base.display_names()
     if as_json:
         print_json({"sources": [
-            {"source": r.source, "chunks": len(r.chunk_ids), "pages": r.pages,
+            {"source": r.source, "display": names[r.source], "chunks": len(r.chunk_ids),
+             "pages": r.pages,
              "documents": r.documents, "bytes": r.size, "sha256": r.sha256,
              "ingested_at": r.ingested_at} for r in records]})
         return

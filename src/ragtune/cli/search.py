@@ -16,11 +16,11 @@ from ragtune.cli.common import (
     SINCE_OPTION,
     SOURCE_OPTION,
     UNTIL_OPTION,
-    display_path,
     make_filter,
     print_json,
     settings_from,
 )
+from ragtune.display import relabel_hits
 from ragtune.knowledge_base import KnowledgeBase
 
 
@@ -42,12 +42,14 @@ def search(
     settings = settings_from(config, retrieval={"mode": mode, "reranker": rerank,
                                                 "mmr_lambda": mmr})
     with KnowledgeBase.open(kb, settings) as base:
-        hits = base.search(query, k=k or 10, filter=make_filter(source, pages, since, until))
+        hits = relabel_hits(base.search(query, k=k or 10,
+                                        filter=make_filter(source, pages, since, until)),
+                            base.display_names())
     if as_json:
         print_json({"hits": [h.to_dict() for h in hits]})
         return
     for rank, hit in enumerate(hits, start=1):
         c = hit.chunk
-        where = display_path(c.source) + (f", page {c.page}" if c.page else "")
+        where = c.source + (f", page {c.page}" if c.page else "")
         text = " ".join(c.text.split())
         typer.echo(f"{rank:>2}. [{hit.score:.4f}] {where}\n    {text[:300]}")

@@ -15,8 +15,8 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -73,6 +73,22 @@ class IngestReport:
 def source_name(path: Path) -> str:
     """How a file is recorded: its absolute path, POSIX style."""
     return Path(os.path.abspath(path)).as_posix()
+
+
+def display_name(path: Path, folders: Sequence[Path], kb: Path) -> str:
+    """How a file is shown in citations and hits: relative to the knowledge base when it
+    lies inside it (``uploads/alice/notes.md``), else relative to the parent of the
+    outermost ingested folder that holds it (``docs/guide/install.md`` for ``ingest docs``:
+    the folder's own name keeps two ingested folders apart), else its file name. Never an
+    absolute path: a server must not show where its files live."""
+    source = source_name(path)
+    outermost = sorted(folders, key=lambda f: len(source_name(f)))
+    for root, keep_name in [(kb, False), *((f, True) for f in outermost)]:
+        base = source_name(root).rstrip("/") + "/"
+        if source.startswith(base):
+            name = PurePosixPath(base).name if keep_name else ""
+            return f"{name}/{source[len(base):]}" if name else source[len(base):]
+    return PurePosixPath(source).name
 
 
 def _is_knowledge_base(folder: str) -> bool:
@@ -161,8 +177,10 @@ class Ingestor:
     def __init__(self, folder: Path, store: VectorStore, embedder: Callable[[], Embedder],
                  log: SourceLog, *, max_tokens: int, overlap: int, batch_chunks: int = 256,
                  max_file_bytes: int = MAX_FILE_BYTES, version: Callable[[], int] | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> None:
+                 progress: Callable[[int, int], None] | None = None,
+                 collection: str | None = None) -> None:
         self.folder = folder
+        self.collection = collection  # recorded as the owner of what this run ingests
         self.store = store
         self._embedder_factory = embedder
         self._embedder: Embedder | None = None
@@ -177,6 +195,8 @@ class Ingestor:
         self.report = IngestReport()
         self._pending: list[_Pending] = []
         self._pending_chunks = 0
+        self._display: dict[str, str] = {}
+        self._relabelled = False  # unchanged files whose display or owner changed
 
     @property
     def embedder(self) -> Embedder:
@@ -190,6 +210,7 @@ class Ingestor:
         if self._version is not None:
             self.log.store_version = self._version()
         save_sources(self.folder, self.log)
+        self._relabelled = False
         logger.info("committed %d sources at store version %s", len(self.records),
                     self.log.store_version)
 
@@ -197,6 +218,7 @@ class Ingestor:
         start = time.perf_counter()
         files, folders, problems = discover(paths, exclude=self.folder)
         self.report.failed.extend(problems)
+        self._display = {source_name(f): display_name(f, folders, self.folder) for f in files}
         for done, path in enumerate(files, start=1):
             self._ingest_file(path)
             if self._pending_chunks >= self.batch_chunks:
@@ -204,6 +226,8 @@ class Ingestor:
             if self.progress:
                 self.progress(done, self.report.chunks_embedded + self._pending_chunks)
         self._flush()
+        if self._relabelled:
+            self._commit()
         if prune and folders:
             self._prune(folders, {source_name(f) for f in files})
         self.report.chunks_total = sum(len(r.chunk_ids) for r in self.records.values())
@@ -218,6 +242,11 @@ class Ingestor:
             old = self.records.get(source)
             if old is not None and old.sha256 == sha:
                 self.report.unchanged.append(source)
+                labels = self._labels(source, old)
+                if (old.display, old.collection) != labels:
+                    self.records[source] = replace(old, display=labels[0],
+                                                   collection=labels[1])
+                    self._relabelled = True
                 return
             docs = load(path, source)
             chunks = [c for d in docs for c in chunk_document(
@@ -240,6 +269,13 @@ class Ingestor:
             source=source, sha256=sha, size=len(data), chunks=chunks, pages=pages,
             documents=len(docs), old_ids=old.chunk_ids if old else (), is_new=old is None))
         self._pending_chunks += len(chunks)
+
+    def _labels(self, source: str, old: SourceRecord | None) -> tuple[str, str | None]:
+        """The display name and owner collection to record (a run without a collection
+        keeps the owner the source had)."""
+        display = self._display.get(source) or PurePosixPath(source).name
+        return display, self.collection if self.collection is not None else (
+            old.collection if old is not None else None)
 
     def _flush(self) -> None:
         if not self._pending:
@@ -267,9 +303,11 @@ class Ingestor:
         now = time.time()
         for p in self._pending:
             ids = tuple(dict.fromkeys(c.id for c in p.chunks))
+            display, collection = self._labels(p.source, self.records.get(p.source))
             self.records[p.source] = SourceRecord(
                 source=p.source, sha256=p.sha256, size=p.size, chunk_ids=ids, pages=p.pages,
-                documents=p.documents, ingested_at=now)
+                documents=p.documents, ingested_at=now, display=display,
+                collection=collection)
             (self.report.added if p.is_new else self.report.updated).append(p.source)
             self.report.chunks_reused += len(set(ids) & (set(p.old_ids) | already))
         self.report.chunks_embedded += len(to_embed)

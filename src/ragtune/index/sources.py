@@ -33,10 +33,17 @@ class SourceRecord:
     pages: int | None
     documents: int
     ingested_at: float
+    # how people see the source: relative to the folder it was ingested from (or to the
+    # knowledge base, for uploads), never an absolute path; None in records from before
+    display: str | None = None
+    collection: str | None = None  # the server collection that uploaded it; None: not uploaded
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["chunk_ids"] = list(self.chunk_ids)
+        for key in ("display", "collection"):  # unset: left out, so that such a record
+            if data[key] is None:  # still reads in versions without these fields
+                del data[key]
         return data
 
 

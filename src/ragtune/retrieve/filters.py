@@ -22,9 +22,10 @@ from ragtune.errors import ConfigError
 class Filter:
     """Which chunks a search may return; every field set must match.
 
-    ``source`` is a glob matched against the stored path (``*handbook*.pdf``) or its file
-    name; ``pages`` an inclusive range of 1-based pages; ``since``/``until`` Unix times of
-    ingest.
+    ``source`` is a glob matched against the stored path (``*handbook*.pdf``), its file
+    name, or its last folders and name, so that a name as citations show it
+    (``docs/guide/*.md``, ``uploads/alice/*``) matches; ``pages`` an inclusive range of
+    1-based pages; ``since``/``until`` Unix times of ingest.
 
     Example:
         >>> Filter(source="*.pdf", pages=(3, 7))
@@ -48,7 +49,8 @@ class Filter:
             sources = view.column("source").to_pylist()
             matching = {s for s in set(sources)
                         if fnmatch.fnmatch(s, self.source)
-                        or fnmatch.fnmatch(s.rsplit("/", 1)[-1], self.source)}
+                        or fnmatch.fnmatch(s.rsplit("/", 1)[-1], self.source)
+                        or fnmatch.fnmatch(s, "*/" + self.source)}
             keep &= np.fromiter((s in matching for s in sources), dtype=bool, count=n)
         if self.pages:
             low, high = self.pages

@@ -46,6 +46,22 @@ def test_ingest_search_ask_json(env, docs, tmp_path):
     assert result.exit_code == 0 and "Sources:" in result.output and "a.txt" in result.output
 
 
+def test_search_and_ask_show_sources_relative_to_the_ingested_folder(env, docs, tmp_path):
+    kb = str(tmp_path / "kb")
+    assert runner.invoke(app, ["ingest", str(docs), "--kb", kb]).exit_code == 0
+    for command in (["search", "how long is the warranty"],
+                    ["ask", "How long is the warranty?"]):
+        text = runner.invoke(app, [*command, "--kb", kb]).output
+        assert "docs/a.txt" in text and str(tmp_path) not in text, text
+        data = json.loads(runner.invoke(app, [*command, "--kb", kb, "--json"]).output)
+        first = (data.get("hits") or data.get("citations"))[0]
+        assert first["source"] == "docs/a.txt"
+        assert str(tmp_path) not in json.dumps(data)
+    listed = json.loads(runner.invoke(app, ["kb", "list", "--kb", kb, "--json"]).output)
+    assert {s["display"] for s in listed["sources"]} == {"docs/a.txt", "docs/b.md"}
+    assert all(s["source"].startswith(str(tmp_path)) for s in listed["sources"])  # the ids
+
+
 def test_ingest_exit_codes(env, docs, tmp_path):
     (docs / "bad.pdf").write_bytes(b"not a pdf")
     result = runner.invoke(app, ["ingest", str(docs), "--kb", str(tmp_path / "kb")])
