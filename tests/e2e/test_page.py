@@ -47,7 +47,7 @@ def test_ask_and_see_the_cited_source(page):
     cite = turn.locator(".cite").first
     assert "vacation.txt" in cite.inner_text()
     cite.click()
-    assert page.locator("#source-name").inner_text() == "vacation.txt"
+    assert page.locator("#source-name").inner_text() == "docs/vacation.txt"
     assert "25 days of paid vacation" in page.locator("#source-text").inner_text()
 
 
@@ -59,7 +59,7 @@ def test_upload_a_document_and_get_an_answer_from_it(page):
     page.locator("#doc-list li", has_text="parking.txt").wait_for()
     turn = ask(page, "Where do visitors park?")
     assert "north garage" in turn.locator(".answer").inner_text()
-    assert "parking.txt" in turn.locator(".cite").first.inner_text()
+    assert "uploads/parking.txt" in turn.locator(".cite").first.inner_text()  # an upload
     page.locator("#doc-list li", has_text="parking.txt").locator("button").click()
     page.locator("#doc-list li", has_text="parking.txt").wait_for(state="detached")
 

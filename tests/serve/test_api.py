@@ -277,7 +277,8 @@ def test_empty_or_blank_keys_are_refused_at_start(kb, tmp_path):
     assert result.exit_code != 0 and "empty" in str(result.exception or result.output)
     keys = tmp_path / "keys"
     keys.write_text("# team keys\nfirst-key\n\n  second-key  \n", encoding="utf-8")
-    assert read_key_file(keys) == ("first-key", "second-key")
+    assert read_key_file(keys) == [("first-key", f"{keys} line 2"),
+                                   ("second-key", f"{keys} line 4")]
     keys.write_text("# none yet\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="holds no key"):
         read_key_file(keys)

@@ -2,9 +2,11 @@
 
 Models load once, when the app starts (or when a knowledge base is passed in, as the tests
 do with fake models). Endpoints: ``/v1/chat/completions`` (OpenAI's schema, streaming),
-``/v1/models``, ``/v1/retrieve``, ``/v1/documents``, ``/health``, ``/openapi.json`` and the
-web page at ``/``. With API keys set, every endpoint but ``/health`` and the page's static
-files needs ``Authorization: Bearer KEY``; the page asks for the key and sends it.
+``/v1/models``, ``/v1/retrieve``, ``/v1/documents``, ``/v1/whoami``, ``/health``,
+``/openapi.json`` and the web page at ``/``. With API keys set, every endpoint but
+``/health`` and the page's static files needs ``Authorization: Bearer KEY``; the page asks
+for the key and sends it. Uploads and deletes need a write or admin key
+(:mod:`ragtune.serve.keys`).
 
 Example::
 
@@ -30,8 +32,10 @@ from fastapi.staticfiles import StaticFiles
 
 from ragtune._version import package_version
 from ragtune.config import load_settings
+from ragtune.display import relabel_answer
 from ragtune.knowledge_base import KnowledgeBase
 from ragtune.serve import chat, errors
+from ragtune.serve.keys import ApiKey
 from ragtune.serve.library import Library, hits
 from ragtune.serve.schemas import (
     ERRORS,
@@ -44,8 +48,9 @@ from ragtune.serve.schemas import (
     RetrieveRequest,
     RetrieveResponse,
     UploadResult,
+    WhoAmI,
 )
-from ragtune.serve.security import KeyGuard, key_accepted
+from ragtune.serve.security import KeyGuard, caller_of
 from ragtune.serve.settings import ServeSettings
 
 STATIC = files("ragtune.serve") / "static"
@@ -110,19 +115,20 @@ def create_app(settings: ServeSettings, kb: KnowledgeBase | None = None) -> Fast
                        upload_limit=int(settings.max_upload_mb * 1024 * 1024) + 64 * 1024)
     # around the body limit: security headers on every response, the key checked before
     # any body is read; CORS outside it, so that a 401 still carries its CORS headers
-    app.add_middleware(KeyGuard, keys=settings.api_keys)
+    app.add_middleware(KeyGuard, keys=settings.keys)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                            allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"])
 
-    def authorised(request: Request) -> None:  # the same check, for routes called directly
-        if settings.api_keys and not key_accepted(request.headers.get("authorization", ""),
-                                                  settings.api_keys):
-            raise errors.ApiError(401, "missing or wrong API key; send the header "
-                                  "'Authorization: Bearer KEY'", code="invalid_api_key")
+    # the middleware's check again, for routes called directly: the caller's key
+    def reader(request: Request) -> ApiKey:
+        return caller_of(request, settings.keys, "read")
 
-    guard = [Depends(authorised)]
+    def writer(request: Request) -> ApiKey:
+        return caller_of(request, settings.keys, "write")
+
+    guard = [Depends(reader)]
     pending = threading.BoundedSemaphore(settings.max_pending)  # chat requests in flight
 
     def the_kb() -> KnowledgeBase:
@@ -131,7 +137,7 @@ def create_app(settings: ServeSettings, kb: KnowledgeBase | None = None) -> Fast
     @app.get("/health", response_model=Health, tags=["server"])
     def health() -> Health:
         base = the_kb()
-        return Health(auth=bool(settings.api_keys), kb_version=base.version,
+        return Health(auth=bool(settings.keys), kb_version=base.version,
                       documents=len(base.sources()), pipelines=list(settings.pipelines))
 
     @app.get("/openapi.json", dependencies=guard, include_in_schema=False)
@@ -175,6 +181,7 @@ def create_app(settings: ServeSettings, kb: KnowledgeBase | None = None) -> Fast
             except chat.Stopped as exc:
                 raise errors.ApiError(504, f"{exc}; ask a shorter question, or raise the "
                                       "server's --request-timeout", code="timeout") from None
+            answer = relabel_answer(answer, base.display_names())  # never a server path
             return replace(answer, notes=(*answer.notes, note)) if note else answer
 
         if not pending.acquire(blocking=False):
@@ -208,10 +215,16 @@ def create_app(settings: ServeSettings, kb: KnowledgeBase | None = None) -> Fast
     def documents() -> DocumentList:
         return DocumentList(data=state["library"].documents())
 
-    @app.post("/v1/documents", response_model=UploadResult, dependencies=guard,
-              responses=ERRORS, tags=["ragtune"])
-    def upload(file: Annotated[list[UploadFile], File(description="Files to ingest.")]
-               ) -> UploadResult:
+    @app.get("/v1/whoami", response_model=WhoAmI, responses=ERRORS, tags=["ragtune"])
+    # the dependencies are locals, which string annotations cannot name: defaults instead
+    def whoami(caller: ApiKey = Depends(reader)) -> WhoAmI:
+        return WhoAmI(auth=bool(settings.keys), scope=caller.scope,
+                      collection=caller.collection)
+
+    @app.post("/v1/documents", response_model=UploadResult, responses=ERRORS,
+              tags=["ragtune"])
+    def upload(file: Annotated[list[UploadFile], File(description="Files to ingest.")],
+               caller: ApiKey = Depends(writer)) -> UploadResult:
         limit = int(settings.max_upload_mb * 1024 * 1024)
         contents = []
         for f in file:
@@ -221,12 +234,12 @@ def create_app(settings: ServeSettings, kb: KnowledgeBase | None = None) -> Fast
                                       f"{settings.max_upload_mb:g} MB", param="file",
                                       code="too_large")
             contents.append((f.filename, data))
-        return UploadResult(**state["library"].add(contents))
+        return UploadResult(**state["library"].add(contents, caller))
 
-    @app.delete("/v1/documents/{doc_id}", response_model=DocumentOut, dependencies=guard,
-                responses=ERRORS, tags=["ragtune"])
-    def delete(doc_id: str) -> DocumentOut:
-        return state["library"].delete(doc_id)  # type: ignore[no-any-return]
+    @app.delete("/v1/documents/{doc_id}", response_model=DocumentOut, responses=ERRORS,
+                tags=["ragtune"])
+    def delete(doc_id: str, caller: ApiKey = Depends(writer)) -> DocumentOut:
+        return state["library"].delete(doc_id, caller)  # type: ignore[no-any-return]
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

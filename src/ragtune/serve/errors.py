@@ -16,9 +16,9 @@ from ragtune.errors import RagtuneError
 
 logger = logging.getLogger(__name__)
 
-TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-         405: "invalid_request_error", 413: "invalid_request_error", 500: "server_error",
-         503: "server_error", 504: "server_error", 507: "server_error"}
+TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+         404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
+         500: "server_error", 503: "server_error", 504: "server_error", 507: "server_error"}
 
 
 class ApiError(Exception):

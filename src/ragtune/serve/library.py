@@ -3,6 +3,12 @@
 Uploads are saved under the knowledge base's ``uploads/`` folder with a sanitised name (no
 folders, no hidden files, only the suffixes ragtune can read), then ingested incrementally.
 A file that fails to ingest is put back as it was, so what was stored is not lost.
+
+Each upload belongs to the collection of the key that sent it (see
+:mod:`ragtune.serve.keys`): it is saved in ``uploads/COLLECTION/`` (the ``default``
+collection's in ``uploads/`` itself, where uploads went before collections) and recorded
+with that collection. A write key may overwrite and delete its own collection's documents
+only; an admin key any. Sources are shown by their display names, never by server paths.
 """
 
 from __future__ import annotations
@@ -14,16 +20,19 @@ import re
 import threading
 import unicodedata
 import uuid
+from collections.abc import Mapping
 from os.path import basename
 from pathlib import Path
 from typing import Any
 
+from ragtune.display import relabel_hits, shown
 from ragtune.documents.loaders import LOADERS
 from ragtune.index.ingest import source_name
 from ragtune.index.sources import SourceRecord
 from ragtune.knowledge_base import KnowledgeBase
 from ragtune.retrieve.filters import Filter, parse_pages, parse_time
 from ragtune.serve.errors import ApiError
+from ragtune.serve.keys import DEFAULT_COLLECTION, ApiKey
 from ragtune.serve.schemas import DocumentOut, Filters, HitOut
 
 MAX_NAME = 120  # characters
@@ -57,12 +66,13 @@ def document_id(source: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
-def describe(record: SourceRecord, uploads: Path) -> DocumentOut:
+def describe(record: SourceRecord, names: Mapping[str, str], owner: str | None
+             ) -> DocumentOut:
     return DocumentOut(
-        id=document_id(record.source), name=basename(record.source), source=record.source,
-        size=record.size, chunks=len(record.chunk_ids), pages=record.pages,
-        ingested_at=record.ingested_at,
-        uploaded=Path(record.source).parent == uploads.resolve())
+        id=document_id(record.source), name=basename(record.source),
+        source=shown(record.source, names), size=record.size, chunks=len(record.chunk_ids),
+        pages=record.pages, ingested_at=record.ingested_at, uploaded=owner is not None,
+        collection=owner)
 
 
 def make_filter(f: Filters | None) -> Filter | None:
@@ -78,7 +88,8 @@ def make_filter(f: Filters | None) -> Filter | None:
 
 
 def hits(kb: KnowledgeBase, query: str, k: int, mode: str, f: Filters | None) -> list[HitOut]:
-    found = kb.search(query, k=k, mode=mode, filter=make_filter(f))
+    found = relabel_hits(kb.search(query, k=k, mode=mode, filter=make_filter(f)),
+                         kb.display_names())
     return [HitOut(id=h.chunk.id, source=h.chunk.source, name=basename(h.chunk.source),
                    page=h.chunk.page, text=h.chunk.text, score=round(h.score, 6),
                    heading=h.chunk.heading) for h in found]
@@ -93,6 +104,18 @@ def restore(previous: dict[Path, bytes | None]) -> None:
             target.write_bytes(old)
 
 
+def refuse(record: SourceRecord, owner: str | None, caller: ApiKey, names: Mapping[str, str],
+           action: str) -> ApiError:
+    """403 for a write key that acts on a document it does not own."""
+    if owner is None:
+        whose = "was not uploaded (the server's operator ingested it)"
+    else:
+        whose = f"belongs to collection {owner!r}"
+    return ApiError(403, f"{shown(record.source, names)} {whose}; this key writes collection "
+                    f"{caller.collection!r}, and to {action} another collection's document "
+                    "takes an admin key", code="not_owner")
+
+
 class Library:
     """The knowledge base's documents as the API sees them; writes are one at a time."""
 
@@ -101,31 +124,56 @@ class Library:
         self.uploads = kb.path / uploads
         self._write = threading.Lock()
 
-    def documents(self) -> list[DocumentOut]:
-        return [describe(r, self.uploads) for r in sorted(self.kb.sources(),
-                                                           key=lambda r: r.source)]
+    def folder(self, collection: str) -> Path:
+        """Where ``collection``'s uploads are saved."""
+        return self.uploads if collection == DEFAULT_COLLECTION else self.uploads / collection
 
-    def add(self, files: list[tuple[str | None, bytes]]) -> dict[str, Any]:
-        """Save and ingest ``(name, content)`` pairs; all names are checked before any write."""
+    def owner(self, record: SourceRecord) -> str | None:
+        """The collection that uploaded a document; None for a file the operator ingested.
+        Uploads recorded before collections were have theirs read from the folder."""
+        if record.collection is not None:
+            return record.collection
+        root = source_name(self.uploads).rstrip("/") + "/"
+        if not record.source.startswith(root):
+            return None
+        parts = record.source[len(root):].split("/")
+        return DEFAULT_COLLECTION if len(parts) == 1 else parts[0] if len(parts) == 2 else None
+
+    def documents(self) -> list[DocumentOut]:
+        names = self.kb.display_names()
+        return [describe(r, names, self.owner(r)) for r in self.kb.sources()]
+
+    def add(self, files: list[tuple[str | None, bytes]], caller: ApiKey) -> dict[str, Any]:
+        """Save and ingest ``(name, content)`` pairs in ``caller``'s collection; all names
+        and owners are checked before any write."""
         named = [(safe_name(name), data) for name, data in files]
         if not named:
             raise ApiError(400, "no file in the upload; send multipart field 'file'",
                            param="file")
-        self.uploads.mkdir(parents=True, exist_ok=True)
+        folder = self.folder(caller.collection)
+        folder.mkdir(parents=True, exist_ok=True)
         with self._write:
+            if not caller.allows("admin"):
+                records = {r.source: r for r in self.kb.sources()}
+                for name, _ in named:
+                    record = records.get(source_name(folder / name))
+                    if record is not None and self.owner(record) != caller.collection:
+                        raise refuse(record, self.owner(record), caller,
+                                     self.kb.display_names(), "overwrite")
             previous: dict[Path, bytes | None] = {}
             try:  # every file is written, then ingested; any failure puts all of them back
                 for name, data in named:
-                    target = self.uploads / name
+                    target = folder / name
                     if target not in previous:  # the same name twice: keep the first bytes
                         previous[target] = target.read_bytes() if target.exists() else None
-                    tmp = self.uploads / f".{uuid.uuid4().hex}.part"
+                    tmp = folder / f".{uuid.uuid4().hex}.part"
                     try:
                         tmp.write_bytes(data)
                         os.replace(tmp, target)
                     finally:
                         tmp.unlink(missing_ok=True)
-                report = self.kb.ingest(list(previous), prune=False)
+                report = self.kb.ingest(list(previous), prune=False,
+                                        collection=caller.collection)
             except OSError as exc:
                 restore(previous)
                 status = {errno.ENOSPC: 507, errno.EACCES: 500, errno.EROFS: 500}
@@ -147,21 +195,28 @@ class Library:
                 raise ApiError(400, f"could not ingest {why}. Nothing was changed for the "
                                f"failed file(s); fix or convert them and upload again.{others}",
                                param="file", code="ingest_failed")
-        names = {source_name(p) for p in previous}
-        return {"data": [describe(r, self.uploads) for r in self.kb.sources()
-                         if r.source in names],
+        sent = {source_name(p) for p in previous}
+        names = self.kb.display_names()
+        return {"data": [describe(r, names, self.owner(r)) for r in self.kb.sources()
+                         if r.source in sent],
                 "added": len(report.added), "updated": len(report.updated),
                 "unchanged": len(report.unchanged)}
 
-    def delete(self, doc_id: str) -> DocumentOut:
+    def delete(self, doc_id: str, caller: ApiKey) -> DocumentOut:
+        """Remove a document (and its file, when the server saved it) for ``caller``."""
         with self._write:
             record = next((r for r in self.kb.sources() if document_id(r.source) == doc_id),
                           None)
             if record is None:
                 raise ApiError(404, f"no document with id {doc_id!r}; list them with GET "
                                "/v1/documents", param="id", code="document_not_found")
-            out = describe(record, self.uploads)
+            owner, names = self.owner(record), self.kb.display_names()
+            if not caller.allows("admin") and owner != caller.collection:
+                raise refuse(record, owner, caller, names, "delete")
+            out = describe(record, names, owner)
             self.kb.remove([record.source])
-            if out.uploaded:  # only files the server itself saved are deleted from disk
+            # only files the server itself saved are deleted from disk
+            inside = record.source.startswith(source_name(self.uploads).rstrip("/") + "/")
+            if owner is not None and inside:
                 Path(record.source).unlink(missing_ok=True)
         return out

@@ -62,7 +62,8 @@ class RetrieveRequest(BaseModel):
 
 class HitOut(BaseModel):
     id: str
-    source: str
+    source: str = Field(description="The display name: relative to the ingested folder, "
+                                    "uploads as uploads/COLLECTION/NAME; never a server path.")
     name: str
     page: int | None
     text: str
@@ -79,12 +80,14 @@ class RetrieveResponse(BaseModel):
 class DocumentOut(BaseModel):
     id: str
     name: str
-    source: str
+    source: str = Field(description="The display name, as citations show it.")
     size: int
     chunks: int
     pages: int | None
     ingested_at: float
     uploaded: bool
+    collection: str | None = Field(None, description="The collection that uploaded it; "
+                                                     "null for files the operator ingested.")
 
 
 class DocumentList(BaseModel):
@@ -120,6 +123,14 @@ class Health(BaseModel):
     pipelines: list[str]
 
 
+class WhoAmI(BaseModel):
+    """The calling key's scope and collection (never the key)."""
+
+    auth: bool = Field(description="Whether this server checks keys.")
+    scope: str = Field(description="read, write or admin.")
+    collection: str = Field(description="Where this key's uploads go: uploads/COLLECTION/.")
+
+
 class ErrorBody(BaseModel):
     message: str
     type: str
@@ -133,5 +144,6 @@ class ErrorResponse(BaseModel):
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text} for code, text in (
-        (400, "Bad request"), (401, "Missing or wrong API key"), (404, "Not found"),
+        (400, "Bad request"), (401, "Missing or wrong API key"),
+        (403, "The key's scope or collection does not allow it"), (404, "Not found"),
         (413, "Request or file too large"))}

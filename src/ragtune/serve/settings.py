@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
+from functools import cached_property
 from pathlib import Path
 
 from ragtune.errors import ConfigError
+from ragtune.serve.keys import ApiKey, parse_keys
 
 PIPELINES_BASE = ("rag", "closed")
 PIPELINES_TUNED = ("serial", "parallel", "layered")
@@ -23,7 +25,8 @@ class ServeSettings:
 
     kb: Path
     adapter: Path | None = None  # a LoRA run: adds serial, parallel and layered
-    api_keys: tuple[str, ...] = ()  # empty: no authentication
+    api_keys: tuple[str, ...] = ()  # KEY, KEY:SCOPE or KEY:SCOPE:COLLECTION; empty: no keys
+    key_labels: tuple[str, ...] = ()  # where each entry came from, for errors (never the key)
     max_upload_mb: float = 20.0  # per uploaded file
     max_request_kb: int = 256  # JSON request bodies
     max_tokens_limit: int = 1024  # the largest max_tokens a request may ask for
@@ -37,19 +40,7 @@ class ServeSettings:
     config: Path | None = None  # ragtune.toml for the knowledge base's models
 
     def __post_init__(self) -> None:
-        for i, key in enumerate(self.api_keys, 1):
-            if not key.strip():
-                raise ConfigError(
-                    f"API key {i} of {len(self.api_keys)} is empty: an unset variable in "
-                    "--api-key \"$KEY\" gives an empty key, which would open the server to "
-                    "anyone. Set the variable, use --api-key-file FILE, or leave --api-key "
-                    "out for a local server without keys")
-            if key != key.strip() or any(c.isspace() for c in key):
-                raise ConfigError(f"API key {i} contains white space; keys are sent as "
-                                  "'Authorization: Bearer KEY' and cannot hold spaces")
-            if not key.isascii() or not key.isprintable():
-                raise ConfigError(f"API key {i} has characters outside printable ASCII; an "
-                                  "HTTP header cannot carry them reliably")
+        parse_keys(self.api_keys, self.key_labels)  # a bad entry stops the server at start
         for name, low in (("max_pending", 1), ("max_question_chars", 100),
                           ("max_messages", 1), ("max_k", 1), ("max_tokens_limit", 1)):
             if getattr(self, name) < low:
@@ -68,9 +59,14 @@ class ServeSettings:
         data = json.loads(text)
         for key in ("kb", "adapter", "config"):
             data[key] = Path(data[key]) if data.get(key) else None
-        for key in ("api_keys", "cors_origins"):
+        for key in ("api_keys", "key_labels", "cors_origins"):
             data[key] = tuple(data.get(key) or ())
         return cls(**data)
+
+    @cached_property
+    def keys(self) -> tuple[ApiKey, ...]:
+        """The parsed :attr:`api_keys` (see :mod:`ragtune.serve.keys`)."""
+        return parse_keys(self.api_keys, self.key_labels)
 
     @property
     def pipelines(self) -> tuple[str, ...]:

@@ -34,7 +34,9 @@ async function api(path, options) {
 
 function showSource(c) {
   $("source").hidden = false;
-  $("source-name").textContent = c.name || c.source;
+  // the source as the server names it (docs/guide.md, uploads/alice/notes.md): an upload
+  // never looks like a file the operator ingested
+  $("source-name").textContent = c.source || c.name;
   $("source-page").textContent = c.page ? "page " + c.page : "";
   $("source-support").textContent = c.supported ? "supports the answer"
     : "does not clearly support the answer";
@@ -44,7 +46,7 @@ function showSource(c) {
 function renderCitations(turn, citations) {
   const box = el("div", "cites");
   for (const c of citations) {
-    const label = "[" + c.n + "] " + (c.name || c.source) + (c.page ? ", p. " + c.page : "");
+    const label = "[" + c.n + "] " + (c.source || c.name) + (c.page ? ", p. " + c.page : "");
     const button = el("button", "cite" + (c.supported ? "" : " unsupported"), label);
     button.type = "button";
     button.addEventListener("click", () => showSource(c));
@@ -112,7 +114,7 @@ async function loadDocuments() {
   list.replaceChildren();
   for (const d of data) {
     const item = el("li");
-    item.appendChild(el("span", "doc-name", d.name + " (" + d.chunks + " chunks)"));
+    item.appendChild(el("span", "doc-name", d.source + " (" + d.chunks + " chunks)"));
     const remove = el("button", "delete", "Delete");
     remove.type = "button";
     remove.title = "Delete " + d.name;
