@@ -22,6 +22,7 @@ _BUILTIN: dict[str, dict[str, str]] = {
     "generators": {
         "local": "ragtune.models.local_generator:LocalGenerator.from_settings",
         "openai": "ragtune.models.openai_generator:OpenAIGenerator.from_settings",
+        "llamacpp": "ragtune.models.llamacpp_generator:LlamaCppGenerator.from_settings",
     },
     "embedders": {
         "sentence-transformers":

@@ -1,0 +1,159 @@
+"""Local generation on llama.cpp, in process, through the prebuilt ``xllamacpp`` wheel.
+
+The bundled GGUF file runs as stored (no conversion to torch). The prompt is the model's
+own chat template applied by its transformers tokenizer, so the text and the token count
+are the same as the ``local`` generator's. Greedy decoding at temperature 0; stop
+sequences; repetition is held back with llama.cpp's DRY sampler over the answer.
+
+LoRA adapters from ``ragtune tune lora`` are PEFT folders; llama.cpp needs them as GGUF,
+so this generator runs the base model, and ``adapter = "auto"`` means none here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ragtune.config import GeneratorSettings
+from ragtune.errors import ConfigError, GenerationError, ModelNotInstalledError
+from ragtune.models.gguf_cache import bundled_gguf
+from ragtune.models.registry import BUNDLED, bundled_model
+from ragtune.types import Completion, Message
+
+INSTALL = "pip install xllamacpp"
+
+
+def gguf_path(model: str) -> Path:
+    """The GGUF file of a bundled generator name or a ``.gguf`` path."""
+    names = [m.name for m in BUNDLED if m.role == "generator"]
+    if model.lower() in names:
+        return bundled_gguf(bundled_model(model))
+    path = Path(model).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return path
+    raise ConfigError(
+        f"the llamacpp generator runs GGUF files: {model!r} is neither a bundled model "
+        f"({', '.join(names)}) nor a .gguf file")
+
+
+class LlamaCppGenerator:
+    """One model loaded in llama.cpp's server engine, ``parallel`` requests decoded together."""
+
+    def __init__(self, model: str = "smollm2-135m-instruct", *, max_context: int = 2048,
+                 threads: int | None = None, parallel: int = 1, no_repeat: int = 6,
+                 stop: Sequence[str] = ()) -> None:
+        try:
+            import xllamacpp
+        except ImportError as exc:
+            raise ModelNotInstalledError(
+                f"the llamacpp generator needs llama.cpp's bindings: {INSTALL}") from exc
+        from transformers import AutoTokenizer
+
+        from ragtune.models.local_generator import resolve_model_dir
+
+        self.name = model
+        self.path = gguf_path(model)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(resolve_model_dir(model)))
+        self.context_window = max_context
+        self.no_repeat = no_repeat
+        self.stop = [s for s in stop if s]
+        params = xllamacpp.CommonParams()
+        params.model.path = str(self.path)
+        params.n_parallel = parallel
+        params.n_ctx = max_context * parallel  # each slot gets the whole window
+        n = threads or min(os.cpu_count() or 1, 8)
+        params.cpuparams.n_threads = n
+        params.cpuparams_batch.n_threads = n
+        params.warmup = False
+        params.verbosity = -1
+        self._server = xllamacpp.Server(params)
+
+    @classmethod
+    def from_settings(cls, settings: GeneratorSettings) -> LlamaCppGenerator:
+        if settings.adapter not in (None, "auto", "none"):
+            raise ConfigError(
+                "the llamacpp generator runs the base model: LoRA adapters run with "
+                "generator.backend = 'local' (a GGUF export of adapters is not built yet)")
+        return cls(settings.model, max_context=settings.max_context,
+                   no_repeat=settings.no_repeat, stop=settings.stop.split("|"))
+
+    @property
+    def adapter_name(self) -> str | None:
+        return None
+
+    def _prompt(self, messages: Sequence[Message]) -> str:
+        try:
+            return str(self.tokenizer.apply_chat_template(
+                list(messages), add_generation_prompt=True, tokenize=False))
+        except Exception as exc:  # jinja errors, bad roles
+            raise GenerationError(f"could not apply {self.name}'s chat template: {exc}") from exc
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return len(self.tokenizer(self._prompt(messages), add_special_tokens=False)["input_ids"])
+
+    def _request(self, messages: Sequence[Message], max_tokens: int, temperature: float,
+                 stream: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "prompt": self._prompt(messages), "max_tokens": max_tokens, "stream": stream,
+            "temperature": temperature, "stop": self.stop, "cache_prompt": True,
+        }
+        if temperature <= 0:
+            body["top_k"] = 1
+        if self.no_repeat:
+            # DRY: a token that would extend a run already written (longer than the
+            # allowed length) is penalised; the window covers the answer, not the sources
+            body.update(dry_multiplier=0.8, dry_base=1.75, dry_allowed_length=self.no_repeat,
+                        dry_penalty_last_n=max_tokens)
+        return body
+
+    @staticmethod
+    def _check(response: Any) -> dict[str, Any]:
+        if isinstance(response, str):
+            response = json.loads(response)
+        if not isinstance(response, dict) or "error" in response:
+            raise GenerationError(f"llama.cpp failed: {response}")
+        return response
+
+    def generate(self, messages: Sequence[Message], *, max_tokens: int,
+                 temperature: float = 0.0) -> Completion:
+        out = self._check(self._server.handle_completions(
+            self._request(messages, max_tokens, temperature, stream=False)))
+        choice, usage = out["choices"][0], out["usage"]
+        return Completion(text=choice["text"].strip(), prompt_tokens=usage["prompt_tokens"],
+                          completion_tokens=usage["completion_tokens"],
+                          finish_reason="length" if choice["finish_reason"] == "length"
+                          else "stop")
+
+    def stream(self, messages: Sequence[Message], *, max_tokens: int,
+               temperature: float = 0.0) -> Iterator[str]:
+        chunks: queue.Queue[Any] = queue.Queue()
+        done = object()
+        stopped = threading.Event()
+
+        def on_chunk(chunk: Any) -> bool:
+            chunks.put(chunk)
+            return stopped.is_set()  # True asks llama.cpp to stop this request
+
+        def run() -> None:
+            try:
+                self._server.handle_completions(
+                    self._request(messages, max_tokens, temperature, stream=True), on_chunk)
+            except Exception as exc:  # surfaced in the caller's thread
+                chunks.put(exc)
+            chunks.put(done)
+
+        threading.Thread(target=run, daemon=True).start()
+        try:
+            while (chunk := chunks.get()) is not done:
+                if isinstance(chunk, Exception):
+                    raise GenerationError(f"llama.cpp failed: {chunk}") from chunk
+                text = self._check(chunk)["choices"][0].get("text", "")
+                if text:
+                    yield text
+        finally:
+            stopped.set()
