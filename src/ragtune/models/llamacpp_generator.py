@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.config import GeneratorSettings
-from ragtune.errors import ConfigError, GenerationError, ModelNotInstalledError
+from ragtune.errors import ConfigError, GenerationError, RagtuneError
 from ragtune.models.gguf_cache import bundled_gguf
 from ragtune.models.registry import BUNDLED, bundled_model
 from ragtune.types import Completion, Message
@@ -50,15 +50,17 @@ class LlamaCppGenerator:
         try:
             import xllamacpp
         except ImportError as exc:
-            raise ModelNotInstalledError(
-                f"the llamacpp generator needs llama.cpp's bindings: {INSTALL}") from exc
+            raise RagtuneError(
+                f"the llamacpp generator needs llama.cpp's engine; install it with: {INSTALL}"
+            ) from exc
         from transformers import AutoTokenizer
 
         from ragtune.models.local_generator import resolve_model_dir
 
         self.name = model
         self.path = gguf_path(model)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(resolve_model_dir(model)))
+        self.tokenizer: Any = AutoTokenizer.from_pretrained(
+            str(resolve_model_dir(model)), local_files_only=True)
         self.context_window = max_context
         self.no_repeat = no_repeat
         self.stop = [s for s in stop if s]
