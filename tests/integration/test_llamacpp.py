@@ -9,6 +9,8 @@ from ragtune.errors import ConfigError
 from ragtune.models.components import build_generator
 from ragtune.models.llamacpp_generator import LlamaCppGenerator
 from ragtune.models.local_generator import LocalGenerator
+from ragtune.rag.prompts import build_messages
+from ragtune.types import Chunk
 
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
 LISTING = [{"role": "user", "content": "Write the word apple twenty times, one per line."}]
@@ -58,10 +60,27 @@ def test_a_stream_that_is_left_stops_and_the_engine_serves_the_next(
     assert "Paris" in llama.generate(QUESTION, max_tokens=40).text
 
 
-def test_it_is_registered_and_refuses_an_adapter_it_cannot_run() -> None:
+def test_it_is_registered_and_a_bad_model_is_a_clear_error() -> None:
     built = build_generator(GeneratorSettings(backend="llamacpp", adapter="none"))
-    assert isinstance(built, LlamaCppGenerator)
-    with pytest.raises(ConfigError, match="base model"):
-        LlamaCppGenerator.from_settings(GeneratorSettings(backend="llamacpp", adapter="/x"))
+    assert isinstance(built, LlamaCppGenerator) and built.adapter is None
     with pytest.raises(ConfigError, match="GGUF"):
         LlamaCppGenerator("no-such-model")
+
+
+FACTS = ["The Harbor Bridge opened in 1932 and carries eight lanes.",
+         "The city library closes at 6 pm on Sundays."]
+GROUNDED = build_messages("When did the Harbor Bridge open?", [
+    Chunk(id=f"c{i}", source=f"notes{i}.md", text=t, start=0, end=len(t))
+    for i, t in enumerate(FACTS)])
+
+
+def test_the_bundled_adapter_runs_on_llama_cpp_as_a_gguf_lora() -> None:
+    tuned = LlamaCppGenerator("smollm2-135m-instruct", adapter="auto")
+    assert tuned.adapter_name == "smollm2-135m-instruct-grounded-en"
+    answer = tuned.generate(GROUNDED, max_tokens=32).text
+    raw = LlamaCppGenerator("smollm2-135m-instruct", adapter="none").generate(
+        GROUNDED, max_tokens=32).text
+    # the adapter's format: a short span and its marker, and nothing after it
+    assert "1932" in answer and answer.endswith("[1]"), answer
+    assert answer != raw
+    assert "".join(tuned.stream(GROUNDED, max_tokens=32)).strip() == answer

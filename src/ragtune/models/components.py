@@ -52,7 +52,7 @@ def build_generator(settings: GeneratorSettings) -> Generator:
     names = available("generators")
     if settings.backend not in names:
         raise UnknownComponentError("generator backend", settings.backend, names)
-    if not is_choice(settings.adapter) and settings.backend != "local":
+    if not is_choice(settings.adapter) and settings.backend not in ("local", "llamacpp"):
         raise ConfigError(
             f"a LoRA adapter runs with the local generator, not {settings.backend!r}: for a "
             "server, serve the adapter (vllm serve BASE --enable-lora --lora-modules "

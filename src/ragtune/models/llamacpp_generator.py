@@ -5,8 +5,9 @@ own chat template applied by its transformers tokenizer, so the text and the tok
 are the same as the ``local`` generator's. Greedy decoding at temperature 0; stop
 sequences; repetition is held back with llama.cpp's DRY sampler over the answer.
 
-LoRA adapters from ``ragtune tune lora`` are PEFT folders; llama.cpp needs them as GGUF,
-so this generator runs the base model, and ``adapter = "auto"`` means none here.
+LoRA adapters (the bundled grounded-answer adapter, ``ragtune tune lora`` runs) are PEFT
+folders; they are written once as GGUF LoRA files (:mod:`ragtune.models.gguf_lora`) and
+applied by llama.cpp over the quantised base.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from typing import Any
 
 from ragtune.config import GeneratorSettings
 from ragtune.errors import ConfigError, GenerationError, RagtuneError
+from ragtune.models.adapters import ADAPTERS, resolve_adapter
+from ragtune.models.controls import cut_after_marker, until_marker
 from ragtune.models.gguf_cache import bundled_gguf
+from ragtune.models.gguf_lora import gguf_lora
 from ragtune.models.registry import BUNDLED, bundled_model
 from ragtune.types import Completion, Message
 
@@ -46,7 +50,7 @@ class LlamaCppGenerator:
 
     def __init__(self, model: str = "smollm2-135m-instruct", *, max_context: int = 2048,
                  threads: int | None = None, parallel: int = 1, no_repeat: int = 6,
-                 stop: Sequence[str] = ()) -> None:
+                 stop: Sequence[str] = (), adapter: str | Path | None = None) -> None:
         try:
             import xllamacpp
         except ImportError as exc:
@@ -59,8 +63,11 @@ class LlamaCppGenerator:
 
         self.name = model
         self.path = gguf_path(model)
-        self.tokenizer: Any = AutoTokenizer.from_pretrained(
-            str(resolve_model_dir(model)), local_files_only=True)
+        base = resolve_model_dir(model)
+        self.tokenizer: Any = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
+        self.adapter = self._adapter(adapter, model, base)
+        # the bundled adapters answer "short answer [n]"; what follows is copied text
+        self.one_answer = self.adapter is not None and self.adapter.parent == ADAPTERS
         self.context_window = max_context
         self.no_repeat = no_repeat
         self.stop = [s for s in stop if s]
@@ -73,20 +80,39 @@ class LlamaCppGenerator:
         params.cpuparams_batch.n_threads = n
         params.warmup = False
         params.verbosity = -1
+        if self.adapter is not None:
+            lora = xllamacpp.CommonAdapterLoraInfo()
+            lora.path = str(gguf_lora(self.adapter, json.loads(
+                (base / "config.json").read_text(encoding="utf-8"))))
+            lora.scale = 1.0
+            params.lora_adapters = [lora]
         self._server = xllamacpp.Server(params)
+
+    @staticmethod
+    def _adapter(adapter: str | Path | None, model: str, base: Path) -> Path | None:
+        from ragtune.models.local_generator import resolve_model_dir
+        from ragtune.tune.runs import adapter_dir, base_of
+
+        chosen = resolve_adapter(adapter, model)
+        if chosen is None:
+            return None
+        path = adapter_dir(chosen)
+        if resolve_model_dir(base_of(path)) != base:
+            raise ConfigError(f"adapter {path} was trained on {base_of(path)!r}, not {model!r}: "
+                              f"pass --model {base_of(path)}")
+        return path
 
     @classmethod
     def from_settings(cls, settings: GeneratorSettings) -> LlamaCppGenerator:
-        if settings.adapter not in (None, "auto", "none"):
-            raise ConfigError(
-                "the llamacpp generator runs the base model: LoRA adapters run with "
-                "generator.backend = 'local' (a GGUF export of adapters is not built yet)")
-        return cls(settings.model, max_context=settings.max_context,
+        return cls(settings.model, max_context=settings.max_context, adapter=settings.adapter,
                    no_repeat=settings.no_repeat, stop=settings.stop.split("|"))
 
     @property
     def adapter_name(self) -> str | None:
-        return None
+        """The adapter folder's name (a bundled one) or path, for the answer's record."""
+        if self.adapter is None:
+            return None
+        return self.adapter.name if self.one_answer else str(self.adapter)
 
     def _prompt(self, messages: Sequence[Message]) -> str:
         try:
@@ -126,13 +152,20 @@ class LlamaCppGenerator:
         out = self._check(self._server.handle_completions(
             self._request(messages, max_tokens, temperature, stream=False)))
         choice, usage = out["choices"][0], out["usage"]
-        return Completion(text=choice["text"].strip(), prompt_tokens=usage["prompt_tokens"],
+        text, marked = cut_after_marker(choice["text"]) if self.one_answer else (
+            choice["text"], False)
+        return Completion(text=text.strip(), prompt_tokens=usage["prompt_tokens"],
                           completion_tokens=usage["completion_tokens"],
                           finish_reason="length" if choice["finish_reason"] == "length"
-                          else "stop")
+                          and not marked else "stop")
 
     def stream(self, messages: Sequence[Message], *, max_tokens: int,
                temperature: float = 0.0) -> Iterator[str]:
+        pieces = self._pieces(messages, max_tokens, temperature)
+        return until_marker(pieces) if self.one_answer else pieces
+
+    def _pieces(self, messages: Sequence[Message], max_tokens: int,
+                temperature: float) -> Iterator[str]:
         chunks: queue.Queue[Any] = queue.Queue()
         done = object()
         stopped = threading.Event()
