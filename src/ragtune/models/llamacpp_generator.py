@@ -149,15 +149,21 @@ class LlamaCppGenerator:
 
     def generate(self, messages: Sequence[Message], *, max_tokens: int,
                  temperature: float = 0.0) -> Completion:
+        if self.one_answer:  # streamed, so decoding ends at the first marker
+            text = "".join(self.stream(messages, max_tokens=max_tokens,
+                                       temperature=temperature))
+            written = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            return Completion(text=text.strip(), prompt_tokens=self.count_tokens(messages),
+                              completion_tokens=written, finish_reason="stop"
+                              if cut_after_marker(text)[1] or written < max_tokens
+                              else "length")
         out = self._check(self._server.handle_completions(
             self._request(messages, max_tokens, temperature, stream=False)))
         choice, usage = out["choices"][0], out["usage"]
-        text, marked = cut_after_marker(choice["text"]) if self.one_answer else (
-            choice["text"], False)
-        return Completion(text=text.strip(), prompt_tokens=usage["prompt_tokens"],
+        return Completion(text=choice["text"].strip(), prompt_tokens=usage["prompt_tokens"],
                           completion_tokens=usage["completion_tokens"],
                           finish_reason="length" if choice["finish_reason"] == "length"
-                          and not marked else "stop")
+                          else "stop")
 
     def stream(self, messages: Sequence[Message], *, max_tokens: int,
                temperature: float = 0.0) -> Iterator[str]:
