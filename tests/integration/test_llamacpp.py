@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ragtune.config import GeneratorSettings
@@ -84,3 +86,24 @@ def test_the_bundled_adapter_runs_on_llama_cpp_as_a_gguf_lora() -> None:
     assert "1932" in answer and answer.endswith("[1]"), answer
     assert answer != raw
     assert "".join(tuned.stream(GROUNDED, max_tokens=32)).strip() == answer
+
+
+def test_tune_export_gguf_writes_the_lora_file_llama_cpp_loads(tmp_path: Path) -> None:
+    import gguf
+    from typer.testing import CliRunner
+
+    from ragtune.cli import app
+    from ragtune.models.adapters import bundled_adapter
+
+    adapter = bundled_adapter("smollm2-135m-instruct")
+    out = tmp_path / "grounded.gguf"
+    result = CliRunner().invoke(app, ["tune", "export", str(adapter), "--out", str(out),
+                                      "--gguf"])
+    assert result.exit_code == 0, result.output
+    reader = gguf.GGUFReader(str(out))
+    names = {t.name for t in reader.tensors}
+    # 30 layers x 7 projections x (A, B)
+    assert len(names) == 420 and "blk.0.attn_q.weight.lora_b" in names
+    again = CliRunner().invoke(app, ["tune", "export", str(adapter), "--out", str(out),
+                                     "--gguf"])
+    assert again.exit_code != 0 and "exists" in again.output

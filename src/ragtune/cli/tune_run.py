@@ -97,10 +97,30 @@ def export_run(
     merge: bool = typer.Option(False, "--merge",
                                help="Merge into the base weights (a plain transformers model)."),
     dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16."),
+    gguf: bool = typer.Option(False, "--gguf",
+                              help="Write the adapter as one GGUF LoRA file (llama.cpp)."),
 ) -> None:
-    """Write the adapter in PEFT's layout, or with --merge the merged model."""
+    """Write the adapter in PEFT's layout, with --merge the merged model, or with --gguf
+    a GGUF LoRA file for llama.cpp."""
     from ragtune.tune.export import export
 
+    if gguf:
+        import json
+
+        from ragtune.models.gguf_lora import write_gguf_lora
+        from ragtune.models.local_generator import resolve_model_dir
+        from ragtune.tune.runs import adapter_dir, base_of
+
+        if out.exists():
+            raise typer.BadParameter(f"{out} exists; give a new file name", param_hint="--out")
+        folder = adapter_dir(run)
+        base = resolve_model_dir(base_of(folder))
+        write_gguf_lora(folder, json.loads((base / "config.json").read_text(encoding="utf-8")),
+                        out)
+        typer.echo(f"GGUF LoRA written to {out} (base {base_of(folder)}); run it with "
+                   f"llama-server -m BASE.gguf --lora {out}, or in ragtune with "
+                   f"--generator llamacpp --adapter {run}")
+        return
     result = export(run, out, merge=merge, dtype=dtype)
     if merge:
         typer.echo(f"merged model written to {result['out']} (base {result['base']}); "
