@@ -11,6 +11,10 @@ Layout of the folder::
 
 Writes take the folder's lock and commit by renaming ``sources.json`` into place; readers
 see the last committed version of the store, so an interrupted write is never visible.
+
+The module is long because the facade still owns the write commit and the source record
+with its display names; they belong together in the index layer, and move there as one
+piece rather than piecemeal.
 """
 
 from __future__ import annotations

@@ -105,8 +105,6 @@ def export_run(
     from ragtune.tune.export import export
 
     if gguf:
-        import json
-
         from ragtune.models.gguf_lora import write_gguf_lora
         from ragtune.models.local_generator import resolve_model_dir
         from ragtune.tune.runs import adapter_dir, base_of
@@ -114,9 +112,7 @@ def export_run(
         if out.exists():
             raise typer.BadParameter(f"{out} exists; give a new file name", param_hint="--out")
         folder = adapter_dir(run)
-        base = resolve_model_dir(base_of(folder))
-        write_gguf_lora(folder, json.loads((base / "config.json").read_text(encoding="utf-8")),
-                        out)
+        write_gguf_lora(folder, resolve_model_dir(base_of(folder)), out)
         typer.echo(f"GGUF LoRA written to {out} (base {base_of(folder)}); run it with "
                    f"llama-server -m BASE.gguf --lora {out}, or in ragtune with "
                    f"--generator llamacpp --adapter {run}")

@@ -35,11 +35,13 @@ def _permute(b: np.ndarray, n_head: int) -> np.ndarray:
             .swapaxes(1, 2).reshape(b.shape))
 
 
-def write_gguf_lora(adapter: Path, base_config: dict[str, object], out: Path) -> None:
-    """Write the PEFT adapter folder ``adapter`` as the GGUF LoRA file ``out``."""
+def write_gguf_lora(adapter: Path, base: Path, out: Path) -> None:
+    """Write the PEFT adapter folder ``adapter`` (trained on the transformers folder
+    ``base``) as the GGUF LoRA file ``out``."""
     import gguf
     from safetensors.numpy import load_file
 
+    base_config = json.loads((base / "config.json").read_text(encoding="utf-8"))
     config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
     if config.get("use_dora") or config.get("use_rslora"):
         raise ConfigError(f"{adapter}: DoRA and rsLoRA adapters cannot be exported to GGUF")
@@ -70,7 +72,7 @@ def write_gguf_lora(adapter: Path, base_config: dict[str, object], out: Path) ->
     writer.close()
 
 
-def gguf_lora(adapter: Path, base_config: dict[str, object]) -> Path:
+def gguf_lora(adapter: Path, base: Path) -> Path:
     """The cached GGUF LoRA file of ``adapter``, written on first use."""
     digest = hashlib.sha256((adapter / "adapter_model.safetensors").read_bytes()).hexdigest()
     target = cache_dir() / "gguf-lora" / f"{adapter.name}-{digest[:16]}.gguf"
@@ -80,7 +82,7 @@ def gguf_lora(adapter: Path, base_config: dict[str, object]) -> Path:
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
     os.close(fd)
     try:
-        write_gguf_lora(adapter, base_config, Path(tmp))
+        write_gguf_lora(adapter, base, Path(tmp))
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -82,8 +82,7 @@ class LlamaCppGenerator:
         params.verbosity = -1
         if self.adapter is not None:
             lora = xllamacpp.CommonAdapterLoraInfo()
-            lora.path = str(gguf_lora(self.adapter, json.loads(
-                (base / "config.json").read_text(encoding="utf-8"))))
+            lora.path = str(gguf_lora(self.adapter, base))
             lora.scale = 1.0
             params.lora_adapters = [lora]
         self._server = xllamacpp.Server(params)
