@@ -145,6 +145,10 @@ class GeneratorSettings:
     # greedy local decoding: check up to this many tokens copied from the prompt per pass
     # (prompt lookup; the output does not change); 0 turns it off
     prompt_lookup: int = 8
+    # local models with a bundled grounded adapter: abstain when the model gives its
+    # abstention this probability or more before answering (0 to 1); empty: the adapter's
+    # own, chosen on a validation split (its calibration.json)
+    abstain_threshold: float | None = None
     prompt: str = "full"  # full (system prompt asking for [n] citations) | compact
     # inline: every sentence a source supports ends with its [n] (added where the model
     # wrote none), unsupported sentences are listed | strict: and dropped | model: as written
@@ -159,6 +163,8 @@ class GeneratorSettings:
         if self.context_window is not None:
             _check("generator", self.context_window, "context_window", 64)
         _check("generator", self.prompt_lookup, "prompt_lookup", 0, note=" (0: off)")
+        if self.abstain_threshold is not None:
+            _check("generator", self.abstain_threshold, "abstain_threshold", 0, 1)
         _check("generator", self.no_repeat, "no_repeat", 0, note=" (0: off)")
         _check("generator", self.timeout_s, "timeout_s", 0.001)
         if self.citations not in ("inline", "strict", "model"):

@@ -178,6 +178,7 @@ class Answer:
             "pipeline": self.pipeline,
             "steps": list(self.steps),
             "adapter": self.adapter,
+    abstain_probability: float | None = None  # see Completion.abstain_probability
             "route": self.route,
             "judge": self.judge,
             "abstained": self.abstained,
@@ -188,6 +189,8 @@ class Answer:
                 {"id": h.chunk.id, "source": h.chunk.source, "page": h.chunk.page,
                  "score": round(h.score, 6)}
                 for h in self.dropped
+            "abstain_probability": (None if self.abstain_probability is None
+                                    else round(self.abstain_probability, 4)),
             ],
             "timings": {k: round(v, 2) for k, v in self.timings.items()},
             "prompt_tokens": self.prompt_tokens,
@@ -205,3 +208,6 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str = "stop"  # "stop" or "length"
+    # the probability the model gave its abstention before answering, where it was weighed
+    # (local generator, bundled grounded adapter, greedy)
+    abstain_probability: float | None = None

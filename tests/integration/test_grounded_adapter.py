@@ -94,6 +94,32 @@ def test_an_answer_the_sources_do_not_hold_is_flagged_and_strict_mode_abstains(
     assert "40" in strict.ask("How much does a parking permit cost?").text
 
 
+@shipped
+def test_the_abstention_is_weighed_and_chosen_at_the_calibrated_threshold(kb, tuned):
+    threshold = tuned.abstain_threshold
+    assert threshold is not None and 0 < threshold < 1  # the adapter's calibration.json
+    answered = kb.ask("How much does a parking permit cost?")
+    missing = kb.ask("What is the boiling point of mercury?")
+    assert answered.abstain_probability < threshold < 1
+    assert answered.abstain_probability < missing.abstain_probability
+    assert answered.to_dict()["abstain_probability"] == round(answered.abstain_probability, 4)
+    try:
+        tuned.abstain_threshold = 0.0  # every answer abstains
+        assert kb.ask("How much does a parking permit cost?").abstained
+        tuned.abstain_threshold = 1.0  # none does
+        forced = kb.ask("What is the boiling point of mercury?")
+        assert not forced.abstained and not forced.text.startswith("The sources")
+    finally:
+        tuned.abstain_threshold = threshold
+
+
+@shipped
+def test_an_answer_never_begins_with_its_citation(kb, tuned):
+    for question in ("How much does a parking permit cost?", "When do trips get booked?",
+                     "Where do employees park?"):
+        assert not kb.ask(question).text.lstrip().startswith("[")
+
+
 def test_an_adapter_that_does_not_fit_the_base_model_names_both(tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM

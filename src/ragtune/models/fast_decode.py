@@ -34,7 +34,7 @@ and multiplies a weight matrix is in :mod:`ragtune.models.projections`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -296,6 +296,18 @@ class Decoder:
         _ban(logits, bans)
         return logits.argmax(-1).tolist()  # type: ignore[no-any-return]
 
+    def _probability(self, state: torch.Tensor, check: AbstainCheck, position: int,
+                     cache: Cache) -> float:
+        """p(``check.ids[0]`` then one of ``check.starts`` | the text so far), from the last
+        ``state`` ``(hidden,)`` and one step for ``ids[0]`` written at ``position``
+        (overwritten by the tokens decoded after), in fp32 logits."""
+        first = float((self.lm_head @ state).softmax(-1)[check.ids[0]])
+        starts = check.starts
+        if not starts:
+            return first
+        after = self.forward(torch.tensor(check.ids[:1]), position, cache)[-1]
+        return first * float((self.lm_head @ after).softmax(-1)[starts].sum())
+
     def _sample(self, state: torch.Tensor, temperature: float, top_p: float,
                 banned: list[int], generator: torch.Generator | None) -> int:
         logits = (self.lm_head @ state) / temperature
@@ -310,7 +322,8 @@ class Decoder:
     def tokens(self, prompt: list[int], max_new_tokens: int, *, eos: set[int],
                temperature: float = 0.0, top_p: float = 0.95, min_new_tokens: int = 0,
                generator: torch.Generator | None = None, lookup: int = 0,
-               no_repeat: int = 0) -> Iterator[int]:
+               no_repeat: int = 0, abstain: AbstainCheck | None = None,
+               ban_first: Sequence[int] = ()) -> Iterator[int]:
         """Yield up to ``max_new_tokens`` new token ids after ``prompt``, ending after an
         ``eos`` id; ``min_new_tokens`` bans ``eos`` until then (as transformers does).
         ``no_repeat`` > 0 bans any token that would repeat an n-gram of that length of the
@@ -326,10 +339,17 @@ class Decoder:
         draft starts at one token, doubles (up to ``lookup``) while drafts are kept whole,
         and drops to one more than the tokens kept when one is not, so that text that does
         not repeat pays little.
+
+        ``abstain`` (greedy decoding only) weighs an abstention before the answer: its
+        probability is measured in one step and recorded in it; at its ``threshold`` or
+        above the abstention's tokens are the output, below it the answer may begin as the
+        abstention does but not go on as it (its ``starts`` are banned after its first
+        token). ``ban_first`` are ids the answer may not begin with.
         """
         if not prompt or max_new_tokens <= 0:
             return
-        cache = self.cache(len(prompt) + max_new_tokens)
+        check = abstain if abstain is not None and abstain.ids and temperature <= 0 else None
+        cache = self.cache(len(prompt) + max(max_new_tokens, 1))
         eos_ids = sorted(eos)
         guard = NoRepeat(no_repeat)
         lookups = NgramLookup(prompt) if lookup > 0 and temperature <= 0 else None
@@ -339,12 +359,26 @@ class Decoder:
             # rows of ``states``: row 0 follows the text so far, row i follows draft[i - 1]
             states = self.forward(torch.tensor(prompt), 0, cache)[-1:]
             position = len(prompt) - 1  # of the last token that went through the model
+            banned_after: list[int] = []  # after the abstention's first token: its starts
+            if check is not None:
+                check.probability = self._probability(states[0], check, len(prompt), cache)
+                if check.threshold is not None:
+                    if check.probability >= check.threshold:
+                        yield from check.ids[:max_new_tokens]
+                        return
+                    banned_after = check.starts
+            answer: list[int] = []
             draft: list[int] = []
             while True:
                 # row i follows draft[:i]: eos is banned while the answer is too short,
-                # and so is whatever would repeat one of its n-grams
+                # and so is whatever would repeat one of its n-grams (or go on as the
+                # abstention that was weighed and not chosen)
                 bans = [(eos_ids if produced + i < min_new_tokens else [])
-                        + guard.banned(draft[:i]) for i in range(len(draft) + 1)]
+                        + guard.banned(draft[:i])
+                        + (banned_after if check and banned_after
+                           and answer + draft[:i] == check.ids[:1] else [])
+                        + (list(ban_first) if produced + i == 0 else [])
+                        for i in range(len(draft) + 1)]
                 if temperature > 0:
                     picked = [self._sample(states[0], temperature, top_p, bans[0], generator)]
                 else:
@@ -360,6 +394,8 @@ class Decoder:
                 for token in accepted:
                     yield token
                     produced += 1
+                    if banned_after and produced <= 1:
+                        answer.append(token)
                     guard.append(token)
                     if token in eos or produced == max_new_tokens:
                         return
@@ -370,6 +406,32 @@ class Decoder:
                          if lookups is not None else [])
                 # keys and values after the accepted ones are overwritten before being read
                 states = self.forward(torch.tensor([accepted[-1], *draft]), position, cache)
+
+
+@dataclass
+class AbstainCheck:
+    """An abstention weighed before decoding (:meth:`Decoder.tokens`): ``ids`` are its
+    tokens, and ``seconds`` the ids that begin it as well as ``ids[1]`` does after
+    ``ids[0]`` (``The source``, ``The Sources``: the same refusal). Its probability is
+    that of ``ids[0]`` followed by any of them; at ``threshold`` or more ``ids`` are the
+    output (with ``threshold`` ``None`` it is only measured, and greedy decoding decides as
+    it would). ``probability`` is set to what the model gave it.
+
+    Example:
+        >>> check = AbstainCheck([504, 2785, 536], 0.5, seconds=[2785, 3995])
+        >>> check.probability is None
+        True
+    """
+
+    ids: list[int]
+    threshold: float | None = None
+    seconds: Sequence[int] = ()
+    probability: float | None = None
+
+    @property
+    def starts(self) -> list[int]:
+        """The ids after ``ids[0]`` that make it the abstention."""
+        return sorted({*self.seconds, *self.ids[1:2]})
 
 
 class NgramLookup:

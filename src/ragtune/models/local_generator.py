@@ -15,7 +15,7 @@ from typing import Any
 
 from ragtune.config import GeneratorSettings
 from ragtune.errors import ConfigError, GenerationError
-from ragtune.models.adapters import ADAPTERS, resolve_adapter
+from ragtune.models.adapters import ADAPTERS, calibration, resolve_adapter
 from ragtune.models.controls import (
     cut_after_marker,
     cut_at_stop,
@@ -24,7 +24,7 @@ from ragtune.models.controls import (
     until_marker,
     until_stop,
 )
-from ragtune.models.fast_decode import Decoder, build_decoder
+from ragtune.models.fast_decode import AbstainCheck, Decoder, build_decoder
 from ragtune.models.gguf_cache import bundled_gguf, converted_model
 from ragtune.models.offline import ensure_offline
 from ragtune.models.projections import DecoderMode, bf16_supported, fp16_supported
@@ -77,6 +77,7 @@ class LocalGenerator:
         prompt_lookup: int = 8,
         no_repeat: int = 6,
         stop: Sequence[str] = (),
+        abstain_threshold: float | None = None,
     ) -> None:
         ensure_offline()
         import torch
@@ -135,6 +136,19 @@ class LocalGenerator:
             raise ConfigError(f"prompt_lookup must be 0 (off) or more, got {prompt_lookup}")
         self.prompt_lookup = prompt_lookup
         self.decoder = self._build_decoder(decoder, dtype)
+        # a bundled adapter's abstention, weighed before each greedy answer (fast decoder)
+        calibrated = calibration(adapter_path) if self.one_answer and adapter_path else {}
+        text = str(calibrated.get("abstain") or "")
+        self._abstain_ids: list[int] = (
+            self.tokenizer.encode(text, add_special_tokens=False) if text else [])
+        self.abstain_threshold = (abstain_threshold if abstain_threshold is not None
+                                  else calibrated.get("threshold"))
+        self._abstain_seconds: list[int] | None = None  # found on first use
+        # ... and an answer that is only a citation says nothing: it may not begin with one
+        self._ban_first: list[int] = [
+            i for t, i in self.tokenizer.get_vocab().items()
+            if self.tokenizer.convert_tokens_to_string([t]).lstrip().startswith("[")
+        ] if self.one_answer else []
         self._lock = threading.Lock()
 
     def _build_decoder(self, choice: str, dtype: str) -> Decoder | None:
@@ -161,7 +175,8 @@ class LocalGenerator:
         return cls(settings.model, context_window=settings.context_window,
                    max_context=settings.max_context, adapter=settings.adapter,
                    decoder=settings.decoder, prompt_lookup=settings.prompt_lookup,
-                   no_repeat=settings.no_repeat, stop=settings.stop.split("|"))
+                   no_repeat=settings.no_repeat, stop=settings.stop.split("|"),
+                   abstain_threshold=settings.abstain_threshold)
 
     @property
     def adapter_name(self) -> str | None:
@@ -200,13 +215,28 @@ class LocalGenerator:
             kwargs.update(stop_strings=list(self.stop), tokenizer=self.tokenizer)
         return kwargs
 
-    def _tokens(self, inputs: Any, max_tokens: int, temperature: float) -> Iterator[int]:
+    def _check(self) -> AbstainCheck | None:
+        """The abstention to weigh before one answer, if the adapter names one: its tokens,
+        and the one-token case and number variants of its second word (``The source``)."""
+        ids = self._abstain_ids
+        if not ids:
+            return None
+        if self._abstain_seconds is None:
+            stem = self.tokenizer.decode(ids[1:2]).strip().lower().removesuffix("s")
+            forms = {f" {w}" for b in (stem, stem + "s") for w in (b, b.capitalize())}
+            encoded = [self.tokenizer.encode(f, add_special_tokens=False) for f in forms]
+            self._abstain_seconds = sorted({e[0] for e in encoded if len(e) == 1})
+        return AbstainCheck(ids, self.abstain_threshold, seconds=self._abstain_seconds)
+
+    def _tokens(self, inputs: Any, max_tokens: int, temperature: float,
+                check: AbstainCheck | None = None) -> Iterator[int]:
         """New token ids from the fast decoder (the caller holds the lock)."""
         assert self.decoder is not None
         prompt = inputs["input_ids"][0].tolist()
         return self.decoder.tokens(prompt, max_tokens, eos=self.eos_ids,
                                    temperature=temperature, top_p=0.95,
-                                   lookup=self.prompt_lookup, no_repeat=self.no_repeat)
+                                   lookup=self.prompt_lookup, no_repeat=self.no_repeat,
+                                   abstain=check, ban_first=self._ban_first)
 
     def generate(
         self, messages: Sequence[Message], *, max_tokens: int = 96, temperature: float = 0.0
@@ -214,10 +244,11 @@ class LocalGenerator:
         inputs = self._encode(messages)
         n_prompt = int(inputs["input_ids"].shape[1])
         stopped = False
+        check = self._check()
         with self._lock:
             if self.decoder is not None:
                 new: list[int] = []
-                for token in self._tokens(inputs, max_tokens, temperature):
+                for token in self._tokens(inputs, max_tokens, temperature, check):
                     new.append(token)
                     tail = self.tokenizer.decode(new[-24:], skip_special_tokens=True)
                     if ((self.stop and cut_at_stop(tail, self.stop)[1])
@@ -237,7 +268,8 @@ class LocalGenerator:
         finished = (stopped or cut or len(new) < max_tokens
                     or (len(new) > 0 and new[-1] in self.eos_ids))
         return Completion(text=text.strip(), prompt_tokens=n_prompt, completion_tokens=len(new),
-                          finish_reason="stop" if finished else "length")
+                          finish_reason="stop" if finished else "length",
+                          abstain_probability=check.probability if check else None)
 
     def stream(
         self, messages: Sequence[Message], *, max_tokens: int = 96, temperature: float = 0.0
@@ -286,7 +318,7 @@ class LocalGenerator:
         def pieces() -> Iterator[str]:
             ids: list[int] = []
             sent = ""
-            for token in self._tokens(inputs, max_tokens, temperature):
+            for token in self._tokens(inputs, max_tokens, temperature, self._check()):
                 ids.append(token)
                 text = self.tokenizer.decode(ids, skip_special_tokens=True)
                 if text.endswith("\ufffd") or not text.startswith(sent) or text == sent:

@@ -150,4 +150,5 @@ def answer_from_hits(
         prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
         language=lang, kb_version=kb_version, steps=("prompt", "generate", "cite"),
         context=tuple(h.chunk for h in kept),
+        abstain_probability=getattr(completion, "abstain_probability", None),
     )

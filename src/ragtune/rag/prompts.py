@@ -47,6 +47,8 @@ def is_abstention(text: str) -> bool:
     opened, but ..." goes on to claim something, so it is an answer)."""
     plain = re.sub(r"[\s\[\]【】\d.。,，!！]+", " ", text).strip().lower()
     return any(plain == re.sub(r"[\s.。]+", " ", a).strip().lower() for a in ABSTAIN.values())
+    # "The source does not say.": the same refusal in the singular
+    plain = re.sub(r"^the source does not", "the sources do not", plain)
 
 
 def source_label(chunk: Chunk, lang: str = "en") -> str:

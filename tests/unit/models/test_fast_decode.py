@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ragtune.models.controls import NoRepeat
-from ragtune.models.fast_decode import Decoder, NgramLookup, build_decoder
+from ragtune.models.fast_decode import AbstainCheck, Decoder, NgramLookup, build_decoder
 from ragtune.models.projections import Linear, bf16_supported, fp16_supported, grid4
 
 
@@ -286,3 +286,51 @@ def test_exact_mode_picks_the_fp32_argmax_from_its_int8_shortlist(monkeypatch) -
     rough = torch.ops.aten._weight_int8pack_mm(states.to(torch.bfloat16), codes, scales).float()
     margin = states.abs().sum(-1, keepdim=True) * decoder._slack + rough.abs() / 128
     assert bool(((rough - states @ decoder.lm_head.T).abs() <= margin).all())
+
+
+def _start_probability(model, prompt: list[int], first: int, seconds: list[int]) -> float:  # type: ignore[no-untyped-def]
+    """p(first, then any of seconds | prompt) from transformers' own forward pass."""
+    with torch.no_grad():
+        probs = model(torch.tensor([prompt + [first]])).logits[0].float().softmax(-1)
+    return float(probs[len(prompt) - 1, first] * probs[len(prompt), seconds].sum())
+
+
+def test_an_abstention_is_weighed_with_its_probability_and_chosen_at_its_threshold() -> None:
+    model = llama(seed=5)
+    decoder = Decoder(model, "exact")
+    prompt = list(range(4, 30))
+    abstention = [11, 12, 13]
+    p = _start_probability(model, prompt, 11, [12, 40])  # 40: a variant of its second word
+    greedy = list(decoder.tokens(prompt, 12, eos={3}))
+    measured = AbstainCheck(abstention, seconds=[40])  # no threshold: measured only
+    assert list(decoder.tokens(prompt, 12, eos={3}, abstain=measured)) == greedy
+    assert measured.probability == pytest.approx(p, rel=1e-4)
+    chosen = AbstainCheck(abstention, threshold=p * 0.9, seconds=[40])
+    assert list(decoder.tokens(prompt, 12, eos={3}, abstain=chosen)) == abstention
+    not_chosen = AbstainCheck(abstention, threshold=min(1.0, p * 1.1), seconds=[40])
+    assert list(decoder.tokens(prompt, 12, eos={3}, abstain=not_chosen)) == greedy
+
+
+def test_an_abstention_not_chosen_may_begin_the_answer_but_not_go_on_as_it() -> None:
+    model = llama(seed=5)
+    decoder = Decoder(model, "exact")
+    prompt = list(range(4, 30))
+    greedy = list(decoder.tokens(prompt, 12, eos={3}))
+    # the abstention greedy decoding would write itself: weighed and refused, it is not
+    variant = 50 if greedy[1] != 50 else 51
+    check = AbstainCheck(greedy[:2], threshold=1.0, seconds=[variant])
+    got = list(decoder.tokens(prompt, 12, eos={3}, abstain=check))
+    assert check.probability is not None and 0 < check.probability < 1
+    assert got[0] == greedy[0] and got[1] not in (greedy[1], variant)
+
+
+def test_an_answer_does_not_begin_with_a_banned_id_and_takes_the_next_best() -> None:
+    model = llama(seed=2)
+    decoder = Decoder(model, "exact")
+    prompt = [9, 10, 11]
+    greedy = list(decoder.tokens(prompt, 8, eos={3}))
+    with torch.no_grad():
+        first = model(torch.tensor([prompt])).logits[0, -1].float()
+    runner_up = int(first.topk(2).indices[1])
+    got = list(decoder.tokens(prompt, 8, eos={3}, ban_first=[greedy[0]]))
+    assert got[0] == runner_up

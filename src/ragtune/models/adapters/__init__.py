@@ -4,14 +4,19 @@ training run (data hashes, settings, seed). ``bench/answer_adapters.py`` rebuild
 
 They teach the bundled generator to answer from numbered sources the way ``ragtune ask``
 shows them: a short answer that ends with the ``[n]`` of its source, or
-``The sources do not say.`` when none holds the answer.
+``The sources do not say.`` when none holds the answer. An adapter's ``calibration.json``
+names that abstention and the probability at which it is chosen (``threshold``, set on a
+validation split of the training articles by ``bench/answer_adapters.py --calibrate``).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
-__all__ = ["ADAPTERS", "NO_ADAPTER", "bundled_adapter", "is_choice", "resolve_adapter"]
+__all__ = ["ADAPTERS", "NO_ADAPTER", "bundled_adapter", "calibration", "is_choice",
+           "resolve_adapter"]
 
 ADAPTERS = Path(__file__).resolve().parent
 NO_ADAPTER = ("", "none", "off", "raw")  # the raw model
@@ -37,3 +42,18 @@ def resolve_adapter(adapter: str | Path | None, model: str) -> str | Path | None
 def is_choice(adapter: str | Path | None) -> bool:
     """Whether ``adapter`` names a choice (``auto``, ``none`` and the like), not a folder."""
     return adapter is None or str(adapter).strip().lower() in (*NO_ADAPTER, "auto")
+
+
+def calibration(adapter: Path) -> dict[str, Any]:
+    """The adapter's ``calibration.json`` (``abstain``: the abstention text, ``threshold``:
+    the probability of it at which it is chosen), or ``{}`` when it has none."""
+    path = adapter / "calibration.json"
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        from ragtune.errors import ConfigError
+
+        raise ConfigError(f"cannot read {path}: {exc}; restore it or delete it") from None
+    return data if isinstance(data, dict) else {}

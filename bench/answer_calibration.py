@@ -1,0 +1,128 @@
+"""Choose the bundled grounded adapter's abstention threshold on a validation split of the
+training articles, never on the held-out articles that ``answer_quality.py`` reports on.
+
+Validation questions are questions of ``answer_adapters.TRAIN_ARTICLES`` that were not
+among the ``--examples`` sampled for training. Answerable: asked of a knowledge base of
+every paragraph of the training articles. Unanswerable: asked of a knowledge base of the
+other half of the training articles (alphabetical positions 0, 2, ... against 1, 3, ...),
+without their own article. Each question is answered once, with the abstention weighed and
+never chosen (threshold 1), which records the probability the model gives the abstention
+and the answer it writes otherwise; every threshold is then scored from those two:
+
+- false abstention: answerable questions whose abstention probability reaches it;
+- F1: SQuAD token F1 of the answers not abstained (an abstention scores 0);
+- abstention on the unanswerable questions.
+
+The threshold chosen is the lowest (the most abstention) whose false abstention stays at
+``--max-false`` or below; ``--write`` stores it in the adapter's ``calibration.json``.
+
+    python bench/answer_calibration.py [--questions 300] [--unanswerable 150] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from dataclasses import replace
+from typing import Any
+
+from answer_adapters import NAME, PACKAGE, TRAIN_ARTICLES, squad_articles
+from answer_quality import cpu_flags, run_arm
+from ragtune import load_settings
+from ragtune.models.components import build_generator
+
+from _common import RESULTS, machine, paragraph_kb, write_result
+
+GRID = [round(0.05 * i, 2) for i in range(1, 20)]
+
+
+def scores(answerable: list[dict[str, Any]], unanswerable: list[dict[str, Any]],
+           threshold: float) -> dict[str, float]:
+    """The validation figures if the abstention were chosen at ``threshold``."""
+    kept = [r for r in answerable if r["p_abstain"] < threshold]
+    return {
+        "threshold": threshold,
+        "f1": sum(r["f1"] for r in kept) / len(answerable),
+        "em": sum(r["em"] for r in kept) / len(answerable),
+        "false_abstain": 1 - len(kept) / len(answerable),
+        "abstain_unanswerable": (sum(r["p_abstain"] >= threshold for r in unanswerable)
+                                 / max(1, len(unanswerable))),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--questions", type=int, default=300)
+    parser.add_argument("--unanswerable", type=int, default=150)
+    parser.add_argument("--examples", type=int, default=800,
+                        help="How many questions answer_adapters.py sampled for training "
+                             "(with --seed): they are left out.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-false", type=float, default=0.10,
+                        help="The most false abstention allowed on answerable questions.")
+    parser.add_argument("--write", action="store_true",
+                        help="Store the chosen threshold in the adapter's calibration.json.")
+    args = parser.parse_args()
+
+    items, docs = squad_articles(train=True)
+    trained = {i.id for i in random.Random(args.seed).sample(items, min(args.examples,
+                                                                         len(items)))}
+    left = [i for i in items if i.id not in trained]
+    questions = random.Random(args.seed + 1).sample(left, min(args.questions, len(left)))
+    print(f"{len(left)} training-article questions not trained on; {len(questions)} "
+          f"validation questions; CPU: {cpu_flags()}")
+    work = RESULTS / "answer-adapter"
+    kb = paragraph_kb(work / "train", docs)
+    gen = replace(load_settings().generator, adapter="auto", abstain_threshold=1.0)
+    generator = build_generator(gen)
+    out = work / "calibration"
+    out.mkdir(parents=True, exist_ok=True)
+    answerable = run_arm(kb, generator, questions, out / "answerable.jsonl", "answerable")
+    kb.close()
+    # a question is unanswerable in the base of the other half of the articles
+    position = {t: n % 2 for n, t in enumerate(sorted(TRAIN_ARTICLES))}
+    half = {d: position[d.rsplit("-", 1)[0]] for d in docs}
+    unanswerable: list[dict[str, Any]] = []
+    asked_all = questions[:args.unanswerable]
+    for h in (0, 1):
+        other = paragraph_kb(work / f"train-half-{1 - h}",
+                             {d: t for d, t in docs.items() if half[d] == 1 - h})
+        asked = [i for i in asked_all if half[i.doc or ""] == h]
+        unanswerable += run_arm(other, generator, asked, out / f"unanswerable-{h}.jsonl",
+                                f"unanswerable {h + 1}/2")
+        other.close()
+    curve = [scores(answerable, unanswerable, t) for t in GRID]
+    allowed = [c for c in curve if c["false_abstain"] <= args.max_false]
+    chosen = min(allowed, key=lambda c: c["threshold"]) if allowed else curve[-1]
+    greedy = [r for r in answerable if r["abstained"]]
+    print(f"\n| threshold | F1 | EM | false abstention | abstains, unanswerable |\n"
+          f"|{'---|' * 5}")
+    for c in curve:
+        mark = " (chosen)" if c is chosen else ""
+        print(f"| {c['threshold']:.2f}{mark} | {c['f1']:.3f} | {c['em']:.3f} | "
+              f"{c['false_abstain']:.1%} | {c['abstain_unanswerable']:.1%} |")
+    print(f"{len(greedy)} forced answers still came out as the abstention")
+    path = write_result("answer_calibration", {
+        "machine": machine(), "cpu": cpu_flags(), "questions": len(answerable),
+        "unanswerable": len(unanswerable), "max_false": args.max_false,
+        "chosen": chosen, "curve": curve})
+    print(f"wrote {path}")
+    if args.write:
+        target = PACKAGE / NAME / "calibration.json"
+        record = json.loads(target.read_text()) if target.exists() else {}
+        record.update({
+            "abstain": record.get("abstain", "The sources do not say."),
+            "threshold": chosen["threshold"],
+            "chosen_on": (f"{len(answerable)} answerable and {len(unanswerable)} unanswerable "
+                          "questions of the training articles not trained on "
+                          "(bench/answer_calibration.py): the lowest threshold with false "
+                          f"abstention at most {args.max_false:.0%}"),
+            "validation": {k: round(v, 4) for k, v in chosen.items()},
+        })
+        target.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()
