@@ -41,7 +41,13 @@ from ragtune.index.sources import (
     save_sources,
 )
 from ragtune.index.stores import Store, StoreSpec, open_store
-from ragtune.models.components import build_embedder, build_generator
+from ragtune.models.components import (
+    build_embedder,
+    build_generator,
+    default_embedder_model,
+    embedder_settings,
+    left_to_default,
+)
 from ragtune.models.embedders import int8_supported
 from ragtune.models.protocol import Embedder, Generator
 from ragtune.retrieve.diversity import merge_spans
@@ -118,12 +124,16 @@ class KnowledgeBase:
         s = settings.store
         spec = StoreSpec.from_dict({"backend": s.backend, "url": s.url or None,
                                     "collection": s.collection or None})
-        emb = embedder or build_embedder(settings.embedder)
+        # the settings' embedder, or the multilingual one for a language setting the
+        # default cannot embed; left to the default, the first ingest may still switch
+        chosen = embedder_settings(settings.embedder, default_embedder_model(settings.embedder))
+        emb = embedder or build_embedder(chosen)
         manifest = Manifest(
-            embedder_backend=settings.embedder.backend if embedder is None else "custom",
+            embedder_backend=chosen.backend if embedder is None else "custom",
             embedder_model=emb.name, dimension=emb.dimension,
             chunk_max_tokens=settings.chunking.max_tokens, chunk_overlap=settings.chunking.overlap,
             store=spec.to_dict(), embedder_precision=str(getattr(emb, "precision", "")),
+            embedder_auto=embedder is None and left_to_default(settings.embedder),
         )
         with write_lock(folder, settings.ingest.lock_timeout_s):
             store = open_store(folder, spec, emb.dimension)
@@ -332,6 +342,9 @@ class KnowledgeBase:
         it a file keeps the owner it had. Waits up to ``settings.ingest.lock_timeout_s`` for
         another writer.
         """
+        from ragtune.maintenance import adopt_language_default
+
+        adopt_language_default(self, paths)  # Chinese documents, embedder left to the default
         cfg = self.settings.ingest
         with write_lock(self.path, cfg.lock_timeout_s):
             store = self._writable_store()

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import os
 import shutil
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragtune.errors import ConfigError, KnowledgeBaseError
 from ragtune.index.bm25 import BM25Index
 from ragtune.index.ingest import source_name
-from ragtune.index.lancedb_store import LanceDBStore
+from ragtune.index.lancedb_store import TABLE, LanceDBStore
 from ragtune.index.lock import write_lock
-from ragtune.index.manifest import Manifest
+from ragtune.index.reader import ANN_DIR
 from ragtune.index.sources import SourceLog, load_sources, read_history, save_sources
 from ragtune.index.stores import Store, open_store
 from ragtune.index.verify import VerifyReport, check
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from ragtune.knowledge_base import KnowledgeBase
 
 logger = logging.getLogger(__name__)
+SAMPLE_FILES = 20  # files read to decide a new knowledge base's language
+SAMPLE_CHARS = 20_000  # characters of each
 
 
 def verify(kb: KnowledgeBase, *, repair: bool = False) -> VerifyReport:
@@ -164,61 +166,183 @@ def remove_sources(kb: KnowledgeBase, patterns: Sequence[str]) -> list[str]:
 def reembed(kb: KnowledgeBase, embedder: Embedder | str) -> int:
     """Embed every chunk again with another embedder and switch the knowledge base to it.
 
-    The new vectors go into a fresh store beside the old one, which is swapped in only when
-    complete; the manifest then names the new embedder. Chunk boundaries are kept.
+    ``embedder`` is a built embedder or a model name (a bundled name selects its backend).
+    Every stored row is kept as it is (text, provenance, ingest time, chunk boundaries) with
+    only its vector replaced. The new vectors go into a new table (LanceDB) or collection
+    (qdrant) beside the old one, which stays what searches read until the new one is
+    complete; an error on the way removes the new one and leaves the knowledge base as it
+    was. Returns the number of chunks.
     """
-    from dataclasses import replace
-
-    from ragtune.models.components import build_embedder
-
-    if isinstance(embedder, str):
-        settings = replace(kb.settings.embedder, model=embedder,
-                           backend=kb.settings.embedder.backend)
-        backend, emb = settings.backend, build_embedder(settings)
-    else:
-        backend, emb = "custom", embedder
+    emb, backend = _resolve(kb, embedder)
     with write_lock(kb.path, kb.settings.ingest.lock_timeout_s):
-        old = kb._writable_store()
-        chunks = list(old.scan())
-        spec = kb.store_spec
-        tmp = kb.path / "store.reembed"
-        if spec.backend == "lancedb":
-            shutil.rmtree(tmp, ignore_errors=True)
-            new = open_store(kb.path, spec, emb.dimension, suffix=".reembed")
-        else:
-            collection = f"{old.collection}-r{int(time.time())}"  # type: ignore[union-attr]
-            new = open_store(kb.path, spec, emb.dimension, collection=collection)
-        batch = max(1, kb.settings.ingest.batch_chunks)
-        for start in range(0, len(chunks), batch):
-            part = chunks[start:start + batch]
-            new.add(part, emb.embed([c.index_text for c in part]))
-        manifest = Manifest(embedder_backend=backend, embedder_model=emb.name,
-                            dimension=emb.dimension, chunk_max_tokens=kb.manifest.chunk_max_tokens,
-                            chunk_overlap=kb.manifest.chunk_overlap,
-                            created_at=kb.manifest.created_at, store=dict(kb.manifest.store),
-                            embedder_precision=str(getattr(emb, "precision", "")))
-        if spec.backend == "lancedb":
-            # the old store is moved aside first so that a crash leaves one of the two
-            aside = kb.path / "store.old"
-            shutil.rmtree(aside, ignore_errors=True)
-            os.replace(kb.path / "store", aside)
-            os.replace(tmp, kb.path / "store")
-            manifest.save(kb.path)
-            shutil.rmtree(aside, ignore_errors=True)
-            store: Store = open_store(kb.path, spec, emb.dimension)
-        else:
-            manifest.store["collection"] = new.collection  # type: ignore[union-attr]
-            manifest.save(kb.path)
-            old._client.delete_collection(old.collection)  # type: ignore[union-attr]
-            store = new
-            kb._shared = new
-        kb.manifest = manifest
-        kb._embedder = emb
-        log = load_sources(kb.path)
-        log.store_version = store.version
-        save_sources(kb.path, log)
-        kb._after_write(store, "reembed", True, embedder=emb.name, chunks=len(chunks))
+        return _switch_embedder(kb, emb, backend, auto=False)
+
+
+def adopt_language_default(kb: KnowledgeBase, paths: Sequence[str | Path]) -> bool:
+    """Before the first ingest into a knowledge base whose embedder nobody chose: switch
+    it to the multilingual embedder when most of the documents about to be ingested are
+    in Chinese. Returns whether it switched (an empty knowledge base switches instantly)."""
+    from ragtune.models.components import MULTILINGUAL
+
+    if not kb.manifest.embedder_auto or kb.manifest.embedder_model == MULTILINGUAL:
+        return False
+    if load_sources(kb.path).sources or corpus_language(paths, exclude=kb.path) != "zh":
+        return False
+    emb, backend = _resolve(kb, MULTILINGUAL)
+    with write_lock(kb.path, kb.settings.ingest.lock_timeout_s):
+        if load_sources(kb.path).sources:  # another writer got there first
+            return False
+        _switch_embedder(kb, emb, backend, auto=True)
+    logger.info("knowledge base %s: documents mostly in Chinese, embedder %s", kb.path,
+                MULTILINGUAL)
+    return True
+
+
+def corpus_language(paths: Sequence[str | Path], *, exclude: Path | None = None,
+                    files: int = SAMPLE_FILES, chars: int = SAMPLE_CHARS) -> str:
+    """``"zh"`` when at least half of the first ``files`` readable files are in Chinese
+    (by :func:`~ragtune.documents.language.detect_language` on their first ``chars``
+    characters), else ``"en"``."""
+    from ragtune.documents.language import detect_language
+    from ragtune.documents.loaders import load
+    from ragtune.index.ingest import discover
+
+    found, _, _ = discover(paths, exclude=exclude)
+    votes: list[str] = []
+    for path in found:
+        if len(votes) >= files:
+            break
+        try:
+            docs = load(path, source_name(path))
+        except Exception:  # an unreadable file: the ingest itself reports it
+            continue
+        text = "".join(d.text for d in docs)[:chars]
+        if text.strip():
+            votes.append(detect_language(text))
+    return "zh" if votes and 2 * votes.count("zh") >= len(votes) else "en"
+
+
+def _resolve(kb: KnowledgeBase, embedder: Embedder | str) -> tuple[Embedder, str]:
+    """The embedder to switch to and the backend name the manifest records for it."""
+    if not isinstance(embedder, str):
+        return embedder, "custom"
+    from ragtune.models.components import DEFAULT_BACKEND, build_embedder, embedder_settings
+    from ragtune.models.registry import BUNDLED
+
+    settings = replace(kb.settings.embedder, precision="auto")
+    if embedder.lower() in {m.name for m in BUNDLED if m.role == "embedder"}:
+        settings = replace(settings, backend=DEFAULT_BACKEND)  # a bundled name: its backend
+    settings = embedder_settings(settings, embedder)
+    return build_embedder(settings), settings.backend
+
+
+def _switch_embedder(kb: KnowledgeBase, emb: Embedder, backend: str, *, auto: bool) -> int:
+    """Re-embed every row into a new table or collection, then commit (under the lock).
+
+    The commit takes three writes, each leaving a knowledge base that opens correctly:
+    the record first stops naming a store version (a store is then read at its newest
+    version, which under the lock is the committed one), then the manifest names the new
+    embedder and table, then the record names the new table's version.
+    """
+    old = kb._writable_store()
+    spec = kb.store_spec
+    suffix = f"r{int(time.time() * 1000)}"
+    if spec.backend == "lancedb":
+        assert isinstance(old, LanceDBStore)
+        for stale in set(old.tables()) - {old.table}:  # left by a re-embed that crashed
+            old.drop_table(stale)
+        new_spec = replace(spec, table=f"{TABLE}_{suffix}")
+    else:
+        new_spec = replace(spec, collection=f"{old.collection}-{suffix}")  # type: ignore[union-attr]
+    new = open_store(kb.path, new_spec, emb.dimension,
+                     client=None if isinstance(old, LanceDBStore) else old._client)
+    count = 0
+    try:
+        count = _copy_reembedded(old, new, emb, max(1, kb.settings.ingest.batch_chunks))
+        if new.count() != old.count():
+            raise KnowledgeBaseError(f"re-embedding wrote {new.count()} rows for "
+                                     f"{old.count()} chunks; the knowledge base is unchanged")
+    except BaseException:
+        _drop(old, new)
+        raise
+    manifest = replace(kb.manifest, embedder_backend=backend, embedder_model=emb.name,
+                       dimension=emb.dimension, store=new_spec.to_dict(),
+                       embedder_precision=str(getattr(emb, "precision", "")),
+                       embedder_auto=auto)
+    log = load_sources(kb.path)
+    log.store_version = None
+    save_sources(kb.path, log)
+    # the vector index and its score moments describe the old vectors
+    shutil.rmtree(kb.path / ANN_DIR, ignore_errors=True)
+    manifest.save(kb.path)
+    log.store_version = new.version
+    save_sources(kb.path, log)
+    kb.manifest = manifest
+    kb._embedder = emb
+    kb._cached = None
+    if spec.backend == "qdrant":
+        kb._shared = new
+    _drop(new, old)
+    kb._after_write(new, "reembed", True, embedder=emb.name, chunks=count)
+    return count
+
+
+def _copy_reembedded(old: Store, new: Store, emb: Embedder, batch: int) -> int:
+    """Every row of ``old`` into ``new`` with its vector from ``emb``; returns the count."""
+    if isinstance(old, LanceDBStore) and isinstance(new, LanceDBStore):
+        rows = old.rows([c for c in old.columns if c != "vector"])
+        texts = [c.index_text for c in _chunks_in_order(old, rows.column("id").to_pylist())]
+        for start in range(0, rows.num_rows, batch):
+            part = rows.slice(start, batch)
+            vectors = _checked(emb.embed(texts[start:start + batch]), part.num_rows,
+                               emb.dimension)
+            new.add_rows(_with_vectors(part, vectors, new.schema))
+        return int(rows.num_rows)
+    chunks = list(old.scan())
+    for start in range(0, len(chunks), batch):
+        part = chunks[start:start + batch]
+        new.add(part, _checked(emb.embed([c.index_text for c in part]), len(part),
+                               emb.dimension))
     return len(chunks)
+
+
+def _chunks_in_order(store: LanceDBStore, ids: list[str]) -> list[Any]:
+    found = store.get(ids)
+    return [found[i] for i in ids]
+
+
+def _checked(vectors: Any, rows: int, dimension: int) -> Any:
+    import numpy as np
+
+    array = np.asarray(vectors, dtype=np.float32)
+    if array.shape != (rows, dimension) or not np.isfinite(array).all():
+        raise KnowledgeBaseError(f"the new embedder returned vectors of shape {array.shape} "
+                                 f"(expected ({rows}, {dimension})) or non-finite values; "
+                                 "the knowledge base is unchanged")
+    return array
+
+
+def _with_vectors(rows: Any, vectors: Any, schema: Any) -> Any:
+    """``rows`` in the new table's ``schema``, with ``vectors``; a column an older store
+    lacks is left empty."""
+    import pyarrow as pa
+
+    flat = pa.array(vectors.reshape(-1), type=pa.float32())
+    columns = {"vector": pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])}
+    for field in schema:
+        if field.name != "vector":
+            columns[field.name] = (rows.column(field.name).cast(field.type)
+                                   if field.name in rows.column_names
+                                   else pa.nulls(rows.num_rows, type=field.type))
+    return pa.table({f.name: columns[f.name] for f in schema}, schema=schema)
+
+
+def _drop(keep: Store, gone: Store) -> None:
+    """Remove the table or collection ``gone`` (another one of the same store)."""
+    if isinstance(keep, LanceDBStore) and isinstance(gone, LanceDBStore):
+        keep.drop_table(gone.table)
+    elif not isinstance(gone, LanceDBStore):
+        gone._client.delete_collection(gone.collection)
 
 
 def stats(kb: KnowledgeBase) -> dict[str, Any]:

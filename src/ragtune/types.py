@@ -5,6 +5,7 @@ All are frozen dataclasses; ``to_dict`` gives the stable JSON form used by ``--j
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypedDict
 
@@ -29,6 +30,11 @@ class Section:
     page: int | None = None  # 1-based, PDFs only
     heading: str | None = None  # section path, e.g. "Install › From source"
     line: int | None = None  # 1-based line where the section starts (text files, JSONL records)
+    kind: str = "text"  # "table": a Markdown table (header, rule, rows; documents.tables)
+    # PDFs: (start, end, x0, y0, x1, y1) per line of ``text``: its span and its box on the
+    # page, in fractions of the page from its top-left corner (documents.boxes)
+    boxes: tuple[tuple[int, int, float, float, float, float], ...] = field(
+        default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -58,16 +64,21 @@ class Document:
 
     @classmethod
     def from_sections(
-        cls, source: str, parts: list[tuple[str, int | None, str | None, int | None]],
+        cls, source: str, parts: Sequence[tuple[str, int | None, str | None, int | None]]
+        | Sequence[tuple[str, int | None, str | None, int | None, str, tuple[Any, ...]]],
         title: str | None = None, record: int | None = None,
     ) -> Document:
-        """Build from ``(text, page, heading, line)`` tuples, computing each section's offset."""
+        """Build from ``(text, page, heading, line)`` tuples, or ``(text, page, heading,
+        line, kind, boxes)``, computing each section's offset."""
         sections: list[Section] = []
         offset = 0
-        for text, page, heading, line in parts:
+        for text, page, heading, line, *more in parts:
             if not text.strip():
                 continue
-            sections.append(Section(text=text, start=offset, page=page, heading=heading, line=line))
+            kind: Any = more[0] if more else "text"
+            boxes: Any = more[1] if len(more) > 1 else ()
+            sections.append(Section(text=text, start=offset, page=page, heading=heading,
+                                    line=line, kind=kind, boxes=boxes))
             offset += len(text) + 2  # the "\n\n" that Document.text puts between sections
         return cls(source=source, sections=tuple(sections), title=title, record=record)
 
@@ -91,6 +102,10 @@ class Chunk:
     title: str | None = None
     record: int | None = None
     context: str = ""
+    kind: str = "text"  # "table": rows of a table, whose header row ends ``context``
+    # PDFs: one (x0, y0, x1, y1) per line of the chunk on its page, in fractions of the
+    # page from its top-left corner (documents.boxes)
+    boxes: tuple[tuple[float, float, float, float], ...] = ()
 
     @property
     def index_text(self) -> str:
@@ -115,7 +130,8 @@ class Hit:
         return {
             "id": c.id, "source": c.source, "page": c.page, "text": c.text,
             "score": round(self.score, 6), "heading": c.heading, "line": c.line,
-            "start": c.start, "end": c.end,
+            "start": c.start, "end": c.end, "kind": c.kind,
+            "boxes": [list(b) for b in c.boxes],
             "dense_score": None if self.dense_score is None else round(self.dense_score, 6),
             "lexical_score": None if self.lexical_score is None else round(self.lexical_score, 6),
         }
@@ -146,6 +162,7 @@ class Citation:
             "support": round(self.support, 4), "marked": self.marked,
             "suspicious": self.suspicious,
             "sentences": list(self.sentences), "line": c.line, "heading": c.heading,
+            "kind": c.kind, "boxes": [list(b) for b in c.boxes],
         }
 
 
@@ -171,6 +188,7 @@ class Answer:
     context: tuple[Chunk, ...] = ()  # the sources shown to the model, numbered from 1
     unsupported: tuple[str, ...] = ()  # answer sentences that no source supports
     notes: tuple[str, ...] = ()  # what the user should know (a question that was cut, ...)
+    abstain_probability: float | None = None  # see Completion.abstain_probability
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -178,10 +196,11 @@ class Answer:
             "pipeline": self.pipeline,
             "steps": list(self.steps),
             "adapter": self.adapter,
-    abstain_probability: float | None = None  # see Completion.abstain_probability
             "route": self.route,
             "judge": self.judge,
             "abstained": self.abstained,
+            "abstain_probability": (None if self.abstain_probability is None
+                                    else round(self.abstain_probability, 4)),
             "citations": [c.to_dict() for c in self.citations],
             "unsupported": list(self.unsupported),
             "notes": list(self.notes),
@@ -189,8 +208,6 @@ class Answer:
                 {"id": h.chunk.id, "source": h.chunk.source, "page": h.chunk.page,
                  "score": round(h.score, 6)}
                 for h in self.dropped
-            "abstain_probability": (None if self.abstain_probability is None
-                                    else round(self.abstain_probability, 4)),
             ],
             "timings": {k: round(v, 2) for k, v in self.timings.items()},
             "prompt_tokens": self.prompt_tokens,

@@ -1,5 +1,8 @@
 """The embedded default store: LanceDB on disk, one ``chunks`` table, versioned by Lance.
 
+(A re-embedded knowledge base reads another table of the same database, ``chunks_r1``
+and so on, named in its manifest: the new vectors are written beside the old ones.)
+
 Each write (add, delete) makes a new table version; ``version`` is what answers report.
 """
 
@@ -13,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ragtune.documents.boxes import boxes_from_json, boxes_to_json
 from ragtune.errors import KnowledgeBaseError
 from ragtune.types import Chunk
 
@@ -20,7 +24,9 @@ logger = logging.getLogger(__name__)
 
 TABLE = "chunks"
 _FIELDS = ("id", "source", "text", "context", "start", "end", "page", "heading", "line", "title",
-           "record")
+           "record", "kind", "boxes")
+# columns added after the first format, with the SQL value that older rows get
+ADDED = {"kind": "'text'", "boxes": "''"}
 
 
 def _schema(dimension: int) -> Any:
@@ -38,9 +44,17 @@ def _schema(dimension: int) -> Any:
         pa.field("line", pa.int32()),
         pa.field("title", pa.string()),
         pa.field("record", pa.int32()),
+        pa.field("kind", pa.string()),
+        pa.field("boxes", pa.string()),  # JSON, see ragtune.documents.boxes
         pa.field("ingested_at", pa.float64()),
         pa.field("vector", pa.list_(pa.float32(), dimension)),
     ])
+
+
+def pa_strings(values: list[str]) -> Any:
+    import pyarrow as pa
+
+    return pa.array(values, type=pa.string())
 
 
 def _quote(values: Sequence[str]) -> str:
@@ -48,8 +62,10 @@ def _quote(values: Sequence[str]) -> str:
 
 
 def _to_chunk(row: dict[str, Any]) -> Chunk:
-    fields: dict[str, Any] = {k: row.get(k) for k in _FIELDS if k != "context"}
-    return Chunk(**fields, context=row.get("context") or "")
+    fields: dict[str, Any] = {k: row.get(k) for k in _FIELDS
+                              if k not in ("context", "kind", "boxes")}
+    return Chunk(**fields, context=row.get("context") or "", kind=row.get("kind") or "text",
+                 boxes=boxes_from_json(row.get("boxes")))
 
 
 class LanceDBStore:
@@ -60,16 +76,17 @@ class LanceDBStore:
         >>> store.search(vector, k=5)  # doctest: +SKIP
     """
 
-    def __init__(self, path: Path, dimension: int) -> None:
+    def __init__(self, path: Path, dimension: int, *, table: str = TABLE) -> None:
         import lancedb
 
         self.path = path
         self.dimension = dimension
+        self.table = table
         self._db = lancedb.connect(str(path))
         try:
-            self._table = self._db.open_table(TABLE)
+            self._table = self._db.open_table(table)
         except ValueError:  # not found
-            self._table = self._db.create_table(TABLE, schema=_schema(dimension), exist_ok=True)
+            self._table = self._db.create_table(table, schema=_schema(dimension), exist_ok=True)
         else:
             width = self._table.schema.field("vector").type.list_size
             if width != dimension:
@@ -80,6 +97,16 @@ class LanceDBStore:
     @property
     def version(self) -> int:
         return int(self._table.version)
+
+    def tables(self) -> list[str]:
+        """Every table of the database (more than one only during or after a re-embed)."""
+        return sorted(str(t) for t in self._db.list_tables().tables)
+
+    def drop_table(self, name: str) -> None:
+        """Delete another table of the database (an old embedder's vectors)."""
+        if name == self.table:
+            raise KnowledgeBaseError(f"refusing to drop table {name!r}, which this store reads")
+        self._db.drop_table(name)
 
     def versions(self) -> list[dict[str, Any]]:
         return list(self._table.list_versions())
@@ -100,6 +127,11 @@ class LanceDBStore:
     def columns(self) -> list[str]:
         return [f.name for f in self._table.schema]
 
+    @property
+    def schema(self) -> Any:
+        """The table's pyarrow schema."""
+        return self._table.schema
+
     def rows(self, columns: Sequence[str]) -> Any:
         """The given columns of every row, as a pyarrow table (``vector`` included if asked)."""
         n = self.count()
@@ -108,7 +140,11 @@ class LanceDBStore:
 
             return pa.table({c: pa.array([], type=self._table.schema.field(c).type)
                              for c in columns})
-        return self._table.search().select(list(columns)).limit(n).to_arrow()
+        rows = self._table.search().select(self._present(columns)).limit(n).to_arrow()
+        for name in columns:  # a version from before an added column: its default value
+            if name not in rows.column_names and name in ADDED:
+                rows = rows.append_column(name, pa_strings([ADDED[name].strip("'")] * len(rows)))
+        return rows
 
     def ids_and_vectors(self) -> tuple[list[str], np.ndarray]:
         """Every row's id and vector, ``(n, dimension)``; a null vector reads as NaN."""
@@ -128,6 +164,16 @@ class LanceDBStore:
         """Append pyarrow rows already in the table's schema (used by repair and re-embed)."""
         self._table.add(rows)
 
+    def _add_missing_columns(self) -> None:
+        """Give a table written before a column existed that column (a new version)."""
+        missing = {c: v for c, v in ADDED.items() if c not in self.columns}
+        if missing:
+            self._table.add_columns(missing)
+
+    def _present(self, columns: Sequence[str]) -> list[str]:
+        have = set(self.columns)
+        return [c for c in columns if c in have]
+
     def disk_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
 
@@ -143,8 +189,10 @@ class LanceDBStore:
         if vectors.shape != (len(chunks), self.dimension):
             raise ValueError(f"expected vectors of shape ({len(chunks)}, {self.dimension}), "
                              f"got {vectors.shape}")
+        self._add_missing_columns()
         now = time.time()
         columns: dict[str, Any] = {f: [getattr(c, f) for c in chunks] for f in _FIELDS}
+        columns["boxes"] = [boxes_to_json(c.boxes) for c in chunks]
         columns["ingested_at"] = [now] * len(chunks)
         columns["vector"] = pa.FixedSizeListArray.from_arrays(
             pa.array(vectors.reshape(-1)), self.dimension)
@@ -170,7 +218,8 @@ class LanceDBStore:
         ids = list(dict.fromkeys(ids))
         for i in range(0, len(ids), 500):
             rows = (self._table.search().where(f"id IN ({_quote(ids[i:i + 500])})")
-                    .select([*_FIELDS]).limit(len(ids[i:i + 500])).to_arrow().to_pylist())
+                    .select(self._present(_FIELDS)).limit(len(ids[i:i + 500])).to_arrow()
+                    .to_pylist())
             found.update((r["id"], _to_chunk(r)) for r in rows)
         return found
 
@@ -178,7 +227,7 @@ class LanceDBStore:
         n = self.count()
         if n == 0:
             return
-        table = self._table.search().select([*_FIELDS]).limit(n).to_arrow()
+        table = self._table.search().select(self._present(_FIELDS)).limit(n).to_arrow()
         for batch in table.to_batches():
             for row in batch.to_pylist():
                 yield _to_chunk(row)

@@ -13,7 +13,9 @@ from typing import Any
 from ragtune._version import package_version
 from ragtune.errors import EmbedderMismatchError, KnowledgeBaseError
 
-FORMAT_VERSION = 1
+# 2: the store may name its table (a re-embedded knowledge base); 1 otherwise, so that an
+# older ragtune still opens every knowledge base it could open before
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 
 
@@ -43,6 +45,9 @@ class Manifest:
     # how the stored vectors were computed (int8 or fp32); "" for an embedder without the
     # setting; knowledge bases from before the setting existed were built in fp32
     embedder_precision: str = ""
+    # True when nobody chose the embedder (the default one): the first ingest may still
+    # switch an empty knowledge base to the multilingual one for Chinese documents
+    embedder_auto: bool = False
     format_version: int = FORMAT_VERSION
     created_at: float = field(default_factory=time.time)
     ragtune_version: str = field(default_factory=package_version)
@@ -50,13 +55,14 @@ class Manifest:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         return {
-            "format_version": data["format_version"],
+            "format_version": 2 if self.store.get("table") else 1,
             "ragtune_version": data["ragtune_version"],
             "created_at": data["created_at"],
             "embedder": {"backend": self.embedder_backend, "model": self.embedder_model,
                          "dimension": self.dimension,
                          **({"precision": self.embedder_precision}
-                            if self.embedder_precision else {})},
+                            if self.embedder_precision else {}),
+                         **({"auto": True} if self.embedder_auto else {})},
             "chunking": {"max_tokens": self.chunk_max_tokens, "overlap": self.chunk_overlap},
             "store": self.store,
         }
@@ -83,6 +89,7 @@ class Manifest:
                 chunk_overlap=int(data["chunking"]["overlap"]),
                 store=dict(data.get("store") or {"backend": "lancedb"}),
                 embedder_precision=str(data["embedder"].get("precision", "fp32")),
+                embedder_auto=bool(data["embedder"].get("auto", False)),
                 format_version=version,
                 created_at=float(data.get("created_at", 0)),
                 ragtune_version=str(data.get("ragtune_version", "")),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.errors import ConfigError
-from ragtune.index.lancedb_store import LanceDBStore
+from ragtune.index.lancedb_store import TABLE, LanceDBStore
 from ragtune.index.qdrant_store import QdrantStore
 
 BACKENDS = ("lancedb", "qdrant")
@@ -27,6 +27,7 @@ class StoreSpec:
     backend: str = "lancedb"
     url: str | None = None  # qdrant server, e.g. http://qdrant:6333
     collection: str | None = None  # qdrant collection (default: from the folder's name)
+    table: str | None = None  # lancedb table (default: chunks; another after a re-embed)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -47,12 +48,13 @@ def default_collection(folder: Path) -> str:
 
 
 def open_store(folder: Path, spec: StoreSpec, dimension: int, *, suffix: str = "",
-               collection: str | None = None) -> Store:
-    """The store of the knowledge base in ``folder`` (``suffix`` names a sibling store,
-    used while re-embedding)."""
+               collection: str | None = None, client: Any = None) -> Store:
+    """The store of the knowledge base in ``folder`` (``suffix`` names a sibling store;
+    ``client``: an open qdrant client to share, as qdrant's local mode allows one)."""
     if spec.backend == "lancedb":
-        return LanceDBStore(folder / f"store{suffix}", dimension)
+        return LanceDBStore(folder / f"store{suffix}", dimension, table=spec.table or TABLE)
     name = collection or spec.collection or default_collection(folder)
     return QdrantStore(
         dimension, collection=name, counter=folder / "qdrant-version.json", url=spec.url,
+        client=client,
         path=None if spec.url else folder / "qdrant", api_key=os.environ.get("QDRANT_API_KEY"))

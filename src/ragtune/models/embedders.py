@@ -30,9 +30,15 @@ def int8_supported() -> bool:
 
 def resolve_embedder_dir(model: str) -> Path:
     """The folder of a bundled embedder name or of a local sentence-transformers model."""
-    names = [m.name for m in BUNDLED if m.role == "embedder"]
+    names = [m.name for m in BUNDLED if m.role == "embedder"
+             and m.backend == "sentence-transformers"]
     if model.lower() in names:
         return require_files(bundled_model(model))[0]
+    other = [m for m in BUNDLED if m.role == "embedder" and m.name == model.lower()]
+    if other:
+        raise ConfigError(f"embedder {model!r} runs on the {other[0].backend} backend, not "
+                          f"sentence-transformers: set embedder.backend = "
+                          f"\"{other[0].backend}\" (or leave it at its default)")
     path = Path(model).expanduser()
     if path.is_dir() and ((path / "modules.json").exists() or (path / "config.json").exists()):
         return path
@@ -237,6 +243,12 @@ class CachedEmbedder:
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self.inner.count_tokens(texts)  # type: ignore[no-any-return]
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Questions go to the inner embedder uncached (each is asked once)."""
+        from ragtune.models.protocol import embed_queries
+
+        return embed_queries(self.inner, texts)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         with self._lock:

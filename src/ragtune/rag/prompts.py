@@ -6,6 +6,7 @@ import re
 from pathlib import PurePath
 
 from ragtune.documents.language import detect_language
+from ragtune.rag.tables import format_table_source
 from ragtune.types import Chunk, Message
 
 __all__ = ["ABSTAIN", "STYLES", "build_messages", "detect_language", "format_source",
@@ -62,6 +63,8 @@ def source_label(chunk: Chunk, lang: str = "en") -> str:
 
 def format_source(n: int, chunk: Chunk, lang: str = "en", context: bool = True) -> str:
     header = f"[{n}] {source_label(chunk, lang)}"
+    if chunk.kind == "table":  # rows under their header row (ragtune.rag.tables)
+        return format_table_source(header, chunk, context)
     if context and chunk.context:
         header += f" ({chunk.context})"
     return f"{header}\n{chunk.text}"

@@ -15,7 +15,7 @@ from ragtune.documents.language import detect_language
 from ragtune.errors import ConfigError
 from ragtune.index.bm25 import BM25Index
 from ragtune.index.reader import ReadView
-from ragtune.models.protocol import Embedder
+from ragtune.models.protocol import Embedder, embed_queries
 from ragtune.retrieve.filters import Filter
 from ragtune.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion, zscore_fusion
 from ragtune.types import Chunk, Hit
@@ -61,7 +61,7 @@ class DenseRetriever:
 
     def rank(self, query: str, depth: int, mask: np.ndarray | None = None,
              ) -> list[tuple[str, float]]:
-        return self.rank_vector(self.embedder.embed([query])[0], depth, mask)
+        return self.rank_vector(embed_queries(self.embedder, [query])[0], depth, mask)
 
     def rank_vector(self, vector: np.ndarray, depth: int, mask: np.ndarray | None = None,
                     ) -> list[tuple[str, float]]:
@@ -170,7 +170,7 @@ class HybridRetriever:
         if not isinstance(view, ReadView):
             raise ConfigError("zscore fusion needs the knowledge base's read view; search "
                               "through KnowledgeBase.search")
-        vector = self.dense.embedder.embed([query])[0]
+        vector = embed_queries(self.dense.embedder, [query])[0]
         dense = dict(self.dense.rank_vector(vector, depth, mask))
         ids = list(dict.fromkeys([*dense, *(i for i, _ in lexical)]))
         missing = [i for i in ids if i not in dense]
