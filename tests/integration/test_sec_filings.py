@@ -42,7 +42,23 @@ def test_answers_cite_pages_that_hold_the_cited_text(sec_kb, question, company):
         chunk = citation.chunk
         assert chunk.page is not None and chunk.page >= 1
         pages = page_texts(Path(chunk.source))
+        if chunk.kind == "table":  # rows as Markdown: each cell is on that page
+            cells = [c.strip() for line in chunk.text.split("\n")
+                     for c in line.strip("| ").split(" | ")[1:] if c.strip()]
+            page = pages[chunk.page - 1].replace("$ ", "$").replace(" )", ")")
+            assert cells and all(c in page for c in cells), (
+                f"{Path(chunk.source).name} page {chunk.page} does not hold the cited cells")
+            continue
         assert chunk.text in pages[chunk.page - 1], (
             f"{Path(chunk.source).name} page {chunk.page} does not hold the cited text")
     top = kb.search(question, k=3)
     assert company in Path(top[0].chunk.source).name
+
+
+def test_the_income_statement_row_is_found_with_its_columns(sec_kb):
+    kb, _ = sec_kb
+    hits = kb.search("Apple's total net sales for the three months ended June 25, 2022", k=5)
+    rows = [h.chunk for h in hits if h.chunk.kind == "table" and "82,959" in h.chunk.text]
+    assert rows, [h.chunk.text[:80] for h in hits]
+    assert "Three Months Ended June 25, 2022" in rows[0].context
+    assert rows[0].title.startswith("Apple Inc. Form 10-Q")

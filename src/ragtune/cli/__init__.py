@@ -8,7 +8,19 @@ import sys
 
 import typer
 
-from ragtune.cli import advise, ask, evaluate, generate, ingest, kb, models, search, serve, tune
+from ragtune.cli import (
+    advise,
+    ask,
+    chat,
+    evaluate,
+    generate,
+    ingest,
+    kb,
+    models,
+    search,
+    serve,
+    tune,
+)
 from ragtune.cli.common import run_safely
 
 app = typer.Typer(
@@ -27,6 +39,7 @@ app.add_typer(evaluate.raft_app, name="raft")
 app.command("ingest")(ingest.ingest)
 app.command("search")(search.search)
 app.command("ask")(ask.ask)
+app.command("chat")(chat.chat)
 app.command("generate")(generate.generate)
 app.command("compare")(evaluate.compare_command)
 app.command("advise")(advise.advise_command)

@@ -13,6 +13,8 @@ import hashlib
 import re
 from collections.abc import Callable, Sequence
 
+from ragtune.documents.boxes import span_boxes
+from ragtune.documents.tables import chunk_table
 from ragtune.types import Chunk, Document, Section
 
 CountTokens = Callable[[Sequence[str]], list[int]]
@@ -153,8 +155,10 @@ def context_line(title: str | None, heading: str | None, limit: int = 200) -> st
 def chunk_section(doc: Document, section: Section, count: CountTokens, max_tokens: int,
                   overlap: int) -> list[Chunk]:
     text = section.text
-    pieces = _fit(text, split_sentences(text), count, max_tokens)
     context = context_line(doc.title, section.heading)
+    if section.kind == "table":
+        return _table_chunks(doc, section, count, max_tokens, context)
+    pieces = _fit(text, split_sentences(text), count, max_tokens)
     chunks = []
     for (s, e), _ in pack(pieces, max_tokens, overlap):
         body = text[s:e]
@@ -163,7 +167,22 @@ def chunk_section(doc: Document, section: Section, count: CountTokens, max_token
             id=chunk_id(doc.source, doc.record, start, body), source=doc.source, text=body,
             start=start, end=section.start + e, page=section.page, heading=section.heading,
             line=section.line, title=doc.title, record=doc.record, context=context,
+            boxes=span_boxes(section.boxes, s, e),
         ))
+    return chunks
+
+
+def _table_chunks(doc: Document, section: Section, count: CountTokens, max_tokens: int,
+                  context: str) -> list[Chunk]:
+    """Whole rows of a table section, each chunk with the header row in its context."""
+    chunks = []
+    for s, e, full in chunk_table(section.text, count, max_tokens, context):
+        body, start = section.text[s:e], section.start + s
+        chunks.append(Chunk(
+            id=chunk_id(doc.source, doc.record, start, body), source=doc.source, text=body,
+            start=start, end=section.start + e, page=section.page, heading=section.heading,
+            line=section.line, title=doc.title, record=doc.record, context=full,
+            kind="table", boxes=span_boxes(section.boxes, s, e)))
     return chunks
 
 

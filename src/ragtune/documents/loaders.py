@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ragtune.documents.boxes import line_boxes
 from ragtune.documents.protocol import Loader
+from ragtune.documents.tables import Table, filing_title, find_tables, has_table_lines
 from ragtune.documents.text import clean, decode, read_bytes
 from ragtune.errors import DocumentError
 from ragtune.types import Document
@@ -179,8 +181,13 @@ def load_html(path: Path, source: str) -> list[Document]:
 
 # --- PDF -----------------------------------------------------------------------------------
 
-def load_pdf(path: Path, source: str) -> list[Document]:
-    """Text page by page through PDFium; pages are 1-based."""
+def load_pdf(path: Path, source: str, *, tables: bool = True) -> list[Document]:
+    """Text page by page through PDFium; pages are 1-based.
+
+    Tables on a page (:mod:`ragtune.documents.tables`) become sections of kind ``table``
+    between the page's text before and after them (``tables=False``: pages as plain text).
+    An SEC filing is titled by its cover page: company, form and period.
+    """
     import pypdfium2 as pdfium
 
     data = read_bytes(path)
@@ -193,21 +200,69 @@ def load_pdf(path: Path, source: str) -> list[Document]:
         title = (pdf.get_metadata_dict().get("Title") or "").strip()
         if len(re.findall(r"[^\W\d_]{2,}", title)) < 2:  # empty, or an id like 0000320193-22-70
             title = path.stem
-        parts: list[_Part] = []
+        parts: list[_PdfPart] = []
         for number in range(len(pdf)):
             page = pdf[number]
             textpage = page.get_textpage()
             try:
-                text = clean(textpage.get_text_range(), pdf=True)
+                raw = textpage.get_text_range()
+                if number == 0:
+                    title = filing_title(raw) or title
+                size = page.get_size()
+                parts.extend(_page_parts(textpage, raw, number + 1, size) if tables else
+                             [_text_part(textpage, raw, 0, number + 1, size)])
             finally:
                 textpage.close()
                 page.close()
-            parts.append((text, number + 1, None, None))
     except pdfium.PdfiumError as exc:
         raise DocumentError(source, f"PDF page could not be read: {exc}") from None
     finally:
         pdf.close()
     return [Document.from_sections(source, parts, title=title)]
+
+
+_PdfPart = tuple[str, int | None, str | None, int | None, str, tuple[Any, ...]]
+
+
+def _text_part(textpage: Any, raw: str, offset: int, page: int,
+               size: tuple[float, float]) -> _PdfPart:
+    """Page text from character ``offset`` on, cleaned, with the boxes of its lines."""
+    text = clean(raw, pdf=True)
+    return (text, page, None, None, "text",
+            line_boxes(textpage, raw, text, size[0], size[1], offset) if text else ())
+
+
+def _page_parts(textpage: Any, raw: str, page: int,
+                size: tuple[float, float]) -> list[_PdfPart]:
+    """A page's text, cut around its tables, and the tables as Markdown sections."""
+    tables = find_tables(textpage, raw) if has_table_lines(raw) else []
+    parts: list[_PdfPart] = []
+    cursor = 0
+    for table in sorted(tables, key=lambda t: t.chars[0]):
+        start, end = table.chars
+        if start < cursor:  # out of reading order: its text stays text
+            continue
+        parts.append(_text_part(textpage, raw[cursor:start], cursor, page, size))
+        parts.append(_table_part(table, page, size))
+        cursor = end
+    parts.append(_text_part(textpage, raw[cursor:], cursor, page, size))
+    return parts
+
+
+def _table_part(table: Table, page: int, size: tuple[float, float]) -> _PdfPart:
+    """A table as Markdown, each row line with the box of its row on the page."""
+    text = table.markdown()
+    width, height = size
+    lines = text.split("\n")
+    boxes = []
+    position = len(lines[0]) + len(lines[1]) + 2  # after the header and its rule
+    for line, (left, bottom, right, top) in zip(lines[2:], table.boxes, strict=False):
+        if width > 0 and height > 0:
+            boxes.append((position, position + len(line), round(left / width, 4),
+                          round(1 - top / height, 4), round(right / width, 4),
+                          round(1 - bottom / height, 4)))
+        position += len(line) + 1
+    return (text, page, table.title or None, None, "table", tuple(boxes))
 
 
 # --- DOCX ----------------------------------------------------------------------------------

@@ -21,12 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from ragtune.documents.boxes import boxes_from_json
 from ragtune.errors import ConfigError, KnowledgeBaseError
 from ragtune.index.manifest import write_json_atomic
 from ragtune.types import Chunk
 
 _FIELDS = ("id", "source", "text", "context", "start", "end", "page", "heading", "line", "title",
-           "record")
+           "record", "kind", "boxes")
 
 
 def point_id(chunk_id: str) -> str:
@@ -35,8 +36,10 @@ def point_id(chunk_id: str) -> str:
 
 
 def _to_chunk(payload: dict[str, Any]) -> Chunk:
-    fields: dict[str, Any] = {k: payload.get(k) for k in _FIELDS if k != "context"}
-    return Chunk(**fields, context=payload.get("context") or "")
+    fields: dict[str, Any] = {k: payload.get(k) for k in _FIELDS
+                              if k not in ("context", "kind", "boxes")}
+    return Chunk(**fields, context=payload.get("context") or "",
+                 kind=payload.get("kind") or "text", boxes=boxes_from_json(payload.get("boxes")))
 
 
 class QdrantStore:
@@ -92,7 +95,8 @@ class QdrantStore:
         now = time.time()
         points = [self._models.PointStruct(
             id=point_id(c.id), vector=v.tolist(),
-            payload={**{f: getattr(c, f) for f in _FIELDS}, "ingested_at": now})
+            payload={**{f: getattr(c, f) for f in _FIELDS}, "boxes": [list(b) for b in c.boxes],
+                     "ingested_at": now})
             for c, v in zip(chunks, vectors, strict=True)]
         for i in range(0, len(points), 256):
             self._client.upsert(self.collection, points=points[i:i + 256], wait=True)

@@ -21,13 +21,14 @@ from typing import Any
 
 import numpy as np
 
+from ragtune.documents.boxes import boxes_from_json, boxes_to_json
 from ragtune.index.bm25 import top_k
 from ragtune.types import Chunk
 
 logger = logging.getLogger(__name__)
 
 _META = ("id", "source", "text", "context", "start", "end", "page", "heading", "line", "title",
-         "record")
+         "record", "kind", "boxes")
 ANN_DIR = "ann"
 # HNSW parameters (Malkov & Yashunin 2018): graph degree, construction and search beams
 _CONNECTIVITY = 16
@@ -177,7 +178,9 @@ class ReadView:
             import pyarrow as pa
 
             chunks = store.get(ids)
-            meta = pa.table({**{f: [getattr(chunks[i], f) for i in ids] for f in _META},
+            meta = pa.table({**{f: [getattr(chunks[i], f) for i in ids] for f in _META
+                                if f != "boxes"},
+                             "boxes": [boxes_to_json(chunks[i].boxes) for i in ids],
                              "ingested_at": pa.array([None] * len(ids), type=pa.float64())})
         elif vectors is not None:
             # order the vectors like the metadata rows
@@ -226,8 +229,10 @@ class ReadView:
         if not rows:
             return out
         for record in self._meta.take(rows).to_pylist():
-            fields = {k: record[k] for k in _META if k != "context"}
-            out[record["id"]] = Chunk(**fields, context=record["context"] or "")
+            fields = {k: record[k] for k in _META if k not in ("context", "kind", "boxes")}
+            out[record["id"]] = Chunk(**fields, context=record["context"] or "",
+                                      kind=record.get("kind") or "text",
+                                      boxes=boxes_from_json(record.get("boxes")))
         return out
 
     def vectors(self, ids: Sequence[str]) -> np.ndarray:

@@ -157,8 +157,7 @@ def create_app(settings: ServeSettings, kb: KnowledgeBase | None = None) -> Fast
                                   + ", ".join(settings.pipelines), param="model",
                                   code="model_not_found")
         base = the_kb()
-        question, note = chat.cut_question(chat.question_of(request, settings.max_messages),
-                                           settings.max_question_chars)
+        turn = chat.Turn(request, settings.max_messages)  # the follow-up, rewritten
         limit = settings.max_tokens_limit
         max_tokens = chat.max_tokens_of(request, base.settings.generator.max_tokens, limit)
         k = request.k
@@ -173,6 +172,8 @@ def create_app(settings: ServeSettings, kb: KnowledgeBase | None = None) -> Fast
             # every generation streams underneath, so that the deadline and a client that
             # left end it between two tokens
             tuned = chat.Tee(base.tuned_generator(adapter), watch.emit) if adapter else None
+            question, note = chat.cut_question(turn.standalone(base.generator),
+                                               settings.max_question_chars)
             try:
                 answer = base.ask(question, k=k, max_tokens=max_tokens, pipeline=pipeline,
                                   adapter=adapter, generator=chat.Tee(base.generator,
@@ -192,11 +193,12 @@ def create_app(settings: ServeSettings, kb: KnowledgeBase | None = None) -> Fast
             # strict mode drops sentences after generation: its answer is sent once chosen
             live = pipeline in chat.LIVE and base.settings.generator.citations != "strict"
             return chat.SlotStream(
-                slot, chat.stream(run, pipeline, live, settings.request_timeout_s, slot),
+                slot, chat.stream(run, pipeline, live, settings.request_timeout_s, slot,
+                                  turn),
                 media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         try:
             return chat.completion(run(chat.Watch(settings.request_timeout_s)), pipeline,
-                                   max_tokens)
+                                   max_tokens, turn)
         finally:
             slot.release()
 

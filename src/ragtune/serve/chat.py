@@ -1,6 +1,10 @@
 """``POST /v1/chat/completions``: OpenAI's schema, answered by a ragtune pipeline.
 
-The last user message is the question. The response carries the citations in an extra
+The last user message is the question; with earlier turns in ``messages`` it is read as
+a follow-up and rewritten into a standalone question before retrieval
+(:mod:`ragtune.rag.followup`); ``ragtune.question`` in the response is the question that
+was searched, and ``ragtune.rewrite`` says how it came from the one asked. The response
+carries the citations in an extra
 ``citations`` field (OpenAI clients ignore it; ``response.model_extra["citations"]`` reads it)
 and ragtune's timings, route and abstention under ``ragtune``. With ``stream: true`` the
 tokens go out as server-sent events in OpenAI's chunk format as the model writes them
@@ -23,6 +27,7 @@ from typing import Any
 from fastapi.responses import StreamingResponse
 
 from ragtune.models.protocol import Generator
+from ragtune.rag.followup import rewrite
 from ragtune.serve.errors import ApiError
 from ragtune.serve.schemas import ChatRequest
 from ragtune.types import Answer, Completion, Message
@@ -131,12 +136,38 @@ class Tee:
         return self.inner.stream(messages, max_tokens=max_tokens, temperature=temperature)
 
 
+class Turn:
+    """One request's question: the last user message, read as a follow-up of the earlier
+    user messages (each of those read with the rules alone, oldest first).
+
+    The rules run when the request arrives; the generator, for a follow-up the rules do
+    not decide, only in :meth:`standalone`, under the request's slot and deadline.
+    """
+
+    def __init__(self, request: ChatRequest, max_messages: int) -> None:
+        asked = question_of(request, max_messages)
+        self.history: list[str] = []
+        for earlier in [m.text().strip() for m in request.messages if m.role == "user"][:-1]:
+            if earlier:
+                self.history.append(rewrite(earlier, self.history).question)
+        self.rewrite = rewrite(asked, self.history)
+
+    def standalone(self, generator: Generator | None) -> str:
+        if self.rewrite.rule == "kept" and generator is not None:
+            self.rewrite = rewrite(self.rewrite.asked, self.history, generator)
+        return self.rewrite.question
+
+
 def citations(answer: Answer) -> list[dict[str, Any]]:
     return [{**c.to_dict(), "name": basename(c.chunk.source)} for c in answer.citations]
 
 
-def extras(answer: Answer) -> dict[str, Any]:
-    return {"pipeline": answer.pipeline, "steps": list(answer.steps),
+def extras(answer: Answer, turn: Turn | None = None) -> dict[str, Any]:
+    more = {} if turn is None else {
+        "question": answer.question,
+        "rewrite": {"asked": turn.rewrite.asked, "question": turn.rewrite.question,
+                    "rule": turn.rewrite.rule}}
+    return {**more, "pipeline": answer.pipeline, "steps": list(answer.steps),
             "timings": {k: round(v, 2) for k, v in answer.timings.items()},
             "route": answer.route, "judge": answer.judge, "abstained": answer.abstained,
             "adapter": answer.adapter, "kb_version": answer.kb_version,
@@ -172,14 +203,16 @@ def max_tokens_of(request: ChatRequest, default: int, limit: int) -> int:
     return min(asked or default, limit)
 
 
-def completion(answer: Answer, model: str, max_tokens: int) -> dict[str, Any]:
+def completion(answer: Answer, model: str, max_tokens: int,
+               turn: Turn | None = None) -> dict[str, Any]:
     finish = "length" if answer.completion_tokens >= max_tokens else "stop"
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion",
         "created": int(time.time()), "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text},
                      "finish_reason": finish, "logprobs": None}],
-        "usage": usage(answer), "citations": citations(answer), "ragtune": extras(answer)}
+        "usage": usage(answer), "citations": citations(answer),
+        "ragtune": extras(answer, turn)}
 
 
 def _chunk(cid: str, model: str, created: int, delta: dict[str, Any],
@@ -194,7 +227,7 @@ _END = object()
 
 
 def stream(run: Callable[[Watch], Answer], model: str, live: bool, timeout_s: float,
-           slot: Slot | None = None) -> Iterator[str]:
+           slot: Slot | None = None, turn: Turn | None = None) -> Iterator[str]:
     """Server-sent events for one answer; ``run(watch)`` answers, handing each piece to
     ``watch.emit`` (which passes it on to the client when ``live``). When the client goes
     away the generation stops at its next piece; ``slot`` is released when it is over."""
@@ -242,5 +275,5 @@ def stream(run: Callable[[Watch], Answer], model: str, live: bool, timeout_s: fl
         for i, word in enumerate(answer.text.split(" ")):
             yield _chunk(cid, model, created, {"content": word if i == 0 else " " + word})
     yield _chunk(cid, model, created, {}, "stop", usage=usage(answer),
-                 citations=citations(answer), ragtune=extras(answer))
+                 citations=citations(answer), ragtune=extras(answer, turn))
     yield "data: [DONE]\n\n"

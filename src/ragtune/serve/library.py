@@ -92,7 +92,8 @@ def hits(kb: KnowledgeBase, query: str, k: int, mode: str, f: Filters | None) ->
                          kb.display_names())
     return [HitOut(id=h.chunk.id, source=h.chunk.source, name=basename(h.chunk.source),
                    page=h.chunk.page, text=h.chunk.text, score=round(h.score, 6),
-                   heading=h.chunk.heading) for h in found]
+                   heading=h.chunk.heading, kind=h.chunk.kind,
+                   boxes=[list(b) for b in h.chunk.boxes]) for h in found]
 
 
 def restore(previous: dict[Path, bytes | None]) -> None:

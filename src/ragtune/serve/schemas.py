@@ -69,6 +69,12 @@ class HitOut(BaseModel):
     text: str
     score: float
     heading: str | None = None
+    kind: str = Field("text", description="table: rows of a table under its header row "
+                                          "(the header is the last line of the context).")
+    boxes: list[list[float]] = Field(
+        default_factory=list, description="PDFs: one [x0, y0, x1, y1] per line of the "
+        "passage on its page, in fractions of the page's width and height from its "
+        "top-left corner.")
 
 
 class RetrieveResponse(BaseModel):

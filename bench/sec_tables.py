@@ -1,0 +1,200 @@
+"""Tables and follow-ups on the three shared SEC 10-Q filings, before and after.
+
+Before: each PDF page read as plain text (``load_pdf(tables=False)``, titled by its file
+name, as ragtune read PDFs before tables) and every question searched as asked. After:
+tables found on the pages and chunked row-wise with their header row (``load_pdf``), and a
+follow-up rewritten into a standalone question by the rules of ``ragtune.rag.followup``
+(no generator, so the run is deterministic). Both sides are real knowledge bases with the
+bundled embedder, searched hybrid (dense + BM25) as ``ragtune search`` does.
+
+1. Cells with their row and column: for one statement per filing, the cells copied by
+   hand (``bench/sec_questions.json``) are looked for in the chunks as the model is shown
+   them (:func:`ragtune.rag.prompts.format_source`). A cell counts when one chunk shows it
+   with its row label and its column's header: for a table, in that row under that header;
+   for text, on one line with the row label while the chunk holds the header's words in
+   order (generous to plain text: it need not say which number is under which header).
+2. Top-5 retrieval hit rate on the 20 questions of ``bench/sec_questions.json`` (10 ask
+   afresh, 10 follow one of those): a hit is a top-5 chunk of the right filing that holds
+   the figure. Each of the four combinations of chunks and question handling is shown.
+3. Load time (``load``, median of 5) of each filing and of a 40-page prose PDF without
+   tables, before and after.
+
+Usage: python bench/sec_tables.py [--k 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ragtune import KnowledgeBase  # noqa: E402
+from ragtune.documents import loaders  # noqa: E402
+from ragtune.documents.tables import split_context  # noqa: E402
+from ragtune.rag.followup import rewrite  # noqa: E402
+from ragtune.rag.prompts import format_source  # noqa: E402
+from ragtune.types import Chunk, Document  # noqa: E402
+
+from _common import ROOT, data_dir, require, write_result  # noqa: E402
+
+QUESTIONS = ROOT / "bench" / "sec_questions.json"
+
+
+def text_only(path: Path, source: str) -> list[Document]:
+    """PDFs as ragtune read them before tables: plain page text, titled by file name."""
+    return [replace(d, title=path.stem) for d in loaders.load_pdf(path, source, tables=False)]
+
+
+def build(folder: Path, where: Path, before: bool) -> KnowledgeBase:
+    original = loaders.LOADERS[".pdf"]
+    loaders.LOADERS[".pdf"] = text_only if before else original
+    try:
+        kb = KnowledgeBase.create(where)
+        kb.ingest([folder])
+    finally:
+        loaders.LOADERS[".pdf"] = original
+    return kb
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.replace("$", " ").split()).lower()
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def landed(chunk: Chunk, label: str, column: str, value: str) -> bool:
+    shown = format_source(1, chunk)
+    if chunk.kind == "table":
+        _, header = split_context(chunk.context)
+        heads = [_norm(h) for h in _cells(header)]
+        if _norm(column) not in heads:
+            return False
+        j = heads.index(_norm(column))
+        for line in chunk.text.split("\n"):
+            cells = _cells(line)
+            if len(cells) > j and _norm(cells[0]).endswith(_norm(label)) and \
+                    _norm(cells[j]) == _norm(value):
+                return True
+        return False
+    words = _norm(shown)
+    if _norm(column) not in words:
+        return False
+    return any(_norm(label) in _norm(line) and re.search(
+        rf"(?<![\d,.]){re.escape(value)}(?![\d,]|\.\d)", line) for line in shown.split("\n"))
+
+
+def coverage(kb: KnowledgeBase, statements: dict[str, Any]) -> tuple[int, int]:
+    chunks = list(kb.store.scan())
+    found = total = 0
+    for filing, spec in statements.items():
+        if filing == "about":
+            continue
+        mine = [c for c in chunks if filing in Path(c.source).name and c.page == spec["page"]]
+        for label, *values in spec["rows"]:
+            for column, value in zip(spec["columns"], values, strict=True):
+                total += 1
+                found += any(landed(c, label, column, value) for c in mine)
+    return found, total
+
+
+def questions_as(data: list[dict[str, Any]], rewritten: bool) -> list[str]:
+    standalone: dict[int, str] = {}
+    out = []
+    for q in data:
+        history = [standalone[q["follows"]]] if "follows" in q else []
+        read = rewrite(q["q"], history).question if rewritten else q["q"]
+        standalone[q["id"]] = rewrite(q["q"], history).question
+        out.append(read)
+    return out
+
+
+def hits(kb: KnowledgeBase, data: list[dict[str, Any]], asked: list[str], k: int) -> list[bool]:
+    out = []
+    for q, question in zip(data, asked, strict=True):
+        top = kb.search(question, k=k)
+        out.append(any(q["filing"] in Path(h.chunk.source).name and q["figure"] in h.chunk.text
+                       for h in top))
+    return out
+
+
+def prose_pdf(path: Path, pages: int = 40) -> Path:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=11)
+    sentence = ("The committee met in 2022 to review the plan, and the board approved it after "
+                "a long discussion of the risks and the schedule. ")
+    for n in range(pages):
+        pdf.add_page()
+        pdf.multi_cell(0, 5, f"Chapter {n + 1}. " + sentence * 30)
+    pdf.output(str(path))
+    return path
+
+
+def load_ms(path: Path, before: bool, repeat: int = 5) -> float:
+    load = partial(text_only, path, path.name) if before else partial(loaders.load, path)
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        load()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--k", type=int, default=5)
+    args = parser.parse_args()
+    folder = require(data_dir() / "sec10q_pdfs")
+    spec = json.loads(QUESTIONS.read_text())
+    data = spec["questions"]
+    follow = [("follows" in q) for q in data]
+    result: dict[str, Any] = {"k": args.k, "questions": len(data)}
+    with tempfile.TemporaryDirectory() as tmp:
+        kbs = {side: build(folder, Path(tmp) / side, side == "before")
+               for side in ("before", "after")}
+        print("1. cells that land in a chunk with their row label and column header")
+        for side, kb in kbs.items():
+            found, total = coverage(kb, spec["statements"])
+            chunks = sum(1 for _ in kb.store.scan())
+            result[f"cells_{side}"] = [found, total]
+            result[f"chunks_{side}"] = chunks
+            print(f"   {side:6} {found:3d} / {total} = {found / total:.2f}   ({chunks} chunks)")
+        print(f"\n2. top-{args.k} retrieval hit rate, 20 questions (10 follow-ups)")
+        print(f"   {'chunks':7} {'questions':12} {'all':>5} {'fresh':>6} {'follow-ups':>11}")
+        for side, kb in kbs.items():
+            for rewritten in (False, True):
+                got = hits(kb, data, questions_as(data, rewritten), args.k)
+                fresh = [g for g, f in zip(got, follow, strict=True) if not f]
+                ups = [g for g, f in zip(got, follow, strict=True) if f]
+                name = "rewritten" if rewritten else "as asked"
+                result[f"hits_{side}_{name.replace(' ', '_')}"] = [int(g) for g in got]
+                print(f"   {side:7} {name:12} {sum(got) / len(got):5.2f} "
+                      f"{sum(fresh) / len(fresh):6.2f} {sum(ups) / len(ups):11.2f}")
+        for kb in kbs.values():
+            kb.close()
+        print("\n3. load time, median of 5 (ms)")
+        prose = prose_pdf(Path(tmp) / "prose.pdf")
+        for path in [*sorted(folder.glob("*.pdf")), prose]:
+            before, after = load_ms(path, True), load_ms(path, False)
+            result[f"load_ms_{path.stem}"] = [round(before, 1), round(after, 1)]
+            name = path.name if path != prose else "40-page prose PDF (no tables)"
+            print(f"   {name:32} before {before:7.1f}  after {after:7.1f}  "
+                  f"ratio {after / before:.2f}")
+    print(f"\nwrote {write_result('sec_tables', result)}")
+
+
+if __name__ == "__main__":
+    main()
