@@ -28,7 +28,6 @@ import argparse
 import json
 import re
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -36,16 +35,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ragtune import KnowledgeBase
+from ragtune.documents import loaders
+from ragtune.documents.tables import split_context
+from ragtune.rag.followup import rewrite
+from ragtune.rag.prompts import format_source
+from ragtune.types import Chunk, Document
 
-from ragtune import KnowledgeBase  # noqa: E402
-from ragtune.documents import loaders  # noqa: E402
-from ragtune.documents.tables import split_context  # noqa: E402
-from ragtune.rag.followup import rewrite  # noqa: E402
-from ragtune.rag.prompts import format_source  # noqa: E402
-from ragtune.types import Chunk, Document  # noqa: E402
-
-from _common import ROOT, data_dir, require, write_result  # noqa: E402
+from _common import ROOT, data_dir, require, write_result
 
 QUESTIONS = ROOT / "bench" / "sec_questions.json"
 

@@ -78,3 +78,45 @@ def test_a_hostile_document_does_not_run_script(page):
     assert "<script>" in turn.locator(".answer").inner_text()
     assert page.evaluate("window.__pwned") is None
     assert page.locator("#source-text script, #source-text img, .answer img").count() == 0
+
+
+def test_a_follow_up_is_read_in_the_conversation(page):
+    ask(page, "When was the Eiffel Tower completed?")
+    turn = ask(page, "How tall is it?")
+    assert turn.locator(".rewrite").inner_text() == "searched for: How tall is Eiffel Tower?"
+    page.click("#new-chat")
+    assert page.locator(".turn").count() == 0
+    turn = ask(page, "How tall is it?")  # a new conversation: nothing to read it with
+    assert turn.locator(".rewrite").count() == 0
+
+
+@pytest.fixture
+def pdf_page(tmp_path):
+    from tests.unit.documents.test_tables import statement_kb
+
+    base, _ = statement_kb(tmp_path)
+    app = create_app(ServeSettings(kb=base.path), kb=base)
+    with LiveServer(app) as server, playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--no-sandbox"])
+        tab = browser.new_page(viewport={"width": 1280, "height": 900})
+        tab.goto(server.url + "/")
+        tab.set_default_timeout(15_000)
+        tab.wait_for_selector("#doc-list li")
+        yield tab
+        browser.close()
+
+
+def test_a_citation_opens_its_pdf_page_with_the_passage_highlighted(pdf_page, tmp_path):
+    turn = ask(pdf_page, "What were total net sales?")
+    turn.locator(".cite").first.click()
+    pdf_page.locator("#source-view img").wait_for()
+    pdf_page.wait_for_function(
+        "document.querySelector('#source-view img').naturalWidth > 0")
+    marks = pdf_page.locator("#source-view .highlight")
+    assert marks.count() >= 1
+    image = pdf_page.locator("#source-view img").bounding_box()
+    mark = marks.first.bounding_box()
+    assert mark["width"] > 20 and mark["height"] > 3  # drawn, not collapsed
+    assert image["x"] <= mark["x"] and mark["x"] + mark["width"] <= image["x"] + image["width"] + 1
+    pdf_page.screenshot(path=str(tmp_path / "highlight.png"))

@@ -27,14 +27,14 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Request, UploadFile
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ragtune._version import package_version
 from ragtune.config import load_settings
 from ragtune.display import relabel_answer
 from ragtune.knowledge_base import KnowledgeBase
-from ragtune.serve import chat, errors
+from ragtune.serve import chat, errors, pages
 from ragtune.serve.keys import ApiKey
 from ragtune.serve.library import Library, hits
 from ragtune.serve.schemas import (
@@ -242,6 +242,14 @@ def create_app(settings: ServeSettings, kb: KnowledgeBase | None = None) -> Fast
                 tags=["ragtune"])
     def delete(doc_id: str, caller: ApiKey = Depends(writer)) -> DocumentOut:
         return state["library"].delete(doc_id, caller)  # type: ignore[no-any-return]
+
+    @app.get("/v1/chunks/{chunk_id}/page.png", dependencies=guard, responses=ERRORS,
+             tags=["ragtune"], response_class=Response)
+    def chunk_page(chunk_id: str, scale: float = 1.5) -> Response:
+        """The PDF page of a chunk (a hit's or a citation's ``id``) as a PNG, to draw its
+        ``boxes`` on."""
+        return Response(pages.page_image(the_kb(), chunk_id, scale), media_type="image/png",
+                        headers={"Cache-Control": "private, max-age=300"})
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

@@ -3,12 +3,10 @@ the API."""
 
 import pytest
 
-from ragtune import KnowledgeBase
 from ragtune.documents.boxes import boxes_from_json, boxes_to_json, span_boxes
 from ragtune.documents.chunking import chunk_document
 from ragtune.documents.loaders import load
-from ragtune.testing import FakeEmbedder, FakeGenerator
-from tests.unit.documents.test_tables import statement_pdf, words
+from tests.unit.documents.test_tables import statement_kb, statement_pdf, words
 
 A4 = (210.0, 297.0)  # millimetres, as the test PDF places its text
 
@@ -43,13 +41,7 @@ def test_a_span_inside_a_line_gets_that_part_of_the_line():
 
 @pytest.fixture
 def pdf_kb(tmp_path):
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    statement_pdf(folder / "q3.pdf")
-    base = KnowledgeBase.create(tmp_path / "kb", embedder=FakeEmbedder(),
-                                generator=FakeGenerator())
-    base.ingest([folder])
-    return base
+    return statement_kb(tmp_path)[0]
 
 
 def test_kind_and_boxes_survive_the_store_and_reach_the_api(pdf_kb):

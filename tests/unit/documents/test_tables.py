@@ -48,6 +48,22 @@ def statement_pdf(path, *, table=True):
     return path
 
 
+def statement_kb(tmp_path, notes=False):
+    """A knowledge base with the fake models over the statement PDF (and a text file)."""
+    from ragtune import KnowledgeBase
+    from ragtune.testing import FakeEmbedder, FakeGenerator
+
+    folder = tmp_path / "filings"
+    folder.mkdir()
+    statement_pdf(folder / "q3.pdf")
+    if notes:
+        (folder / "notes.txt").write_text("Plain notes have no pages.")
+    base = KnowledgeBase.create(tmp_path / "kb", embedder=FakeEmbedder(),
+                                generator=FakeGenerator())
+    base.ingest([folder])
+    return base, folder
+
+
 def test_a_statement_becomes_a_table_section_between_the_page_text(tmp_path):
     doc = load(statement_pdf(tmp_path / "q3.pdf"))[0]
     kinds = [s.kind for s in doc.sections]

@@ -4,6 +4,9 @@
 
 const $ = (id) => document.getElementById(id);
 let authRequired = false;
+// the conversation so far, sent with each question so that a follow-up ("and the quarter
+// before?") is read as one; the server rewrites it and says how (ragtune.rewrite)
+let history = [];
 
 function headers(extra) {
   const h = Object.assign({}, extra || {});
@@ -41,6 +44,48 @@ function showSource(c) {
   $("source-support").textContent = c.supported ? "supports the answer"
     : "does not clearly support the answer";
   $("source-text").textContent = c.text;
+  showPage(c);
+}
+
+// The cited PDF page, rendered by the server, with the passage's line boxes over it
+// (fractions of the page from its top-left corner, so they fit any rendered size).
+async function showPage(c) {
+  const view = $("source-view");
+  view.replaceChildren();
+  view.hidden = true;
+  if (!c.page || !c.boxes || !c.boxes.length) return;
+  let url;
+  try {
+    const blob = await (await api("/v1/chunks/" + encodeURIComponent(c.id) + "/page.png")).blob();
+    url = await new Promise((resolve, reject) => {  // a data: URL, which the page's CSP allows
+      const reader = new FileReader();
+      reader.onload = () => resolve(reader.result);
+      reader.onerror = () => reject(new Error("could not read the page image"));
+      reader.readAsDataURL(blob);
+    });
+  } catch (error) {
+    status(error.message);
+    return;
+  }
+  const sheet = el("div", "page");  // the image and its marks, the same size
+  const img = el("img");
+  img.alt = (c.source || c.name) + ", page " + c.page;
+  sheet.appendChild(img);
+  for (const [x0, y0, x1, y1] of c.boxes) {
+    const mark = el("div", "highlight");
+    mark.style.left = (100 * x0) + "%";
+    mark.style.top = (100 * y0) + "%";
+    mark.style.width = (100 * (x1 - x0)) + "%";
+    mark.style.height = (100 * (y1 - y0)) + "%";
+    sheet.appendChild(mark);
+  }
+  view.appendChild(sheet);
+  view.hidden = false;
+  img.addEventListener("load", () => {
+    const first = sheet.querySelector(".highlight");
+    view.scrollTop = Math.max(0, first.offsetTop - view.clientHeight / 3);
+  }, { once: true });
+  img.src = url;
 }
 
 function renderCitations(turn, citations) {
@@ -67,7 +112,8 @@ async function ask(question) {
     const response = await api("/v1/chat/completions", {
       method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ model: $("model").value || "rag", stream: true,
-                             messages: [{ role: "user", content: question }] }) });
+                             messages: history.concat([{ role: "user", content: question }]) })
+    });
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
     let buffer = "";
@@ -94,6 +140,12 @@ async function ask(question) {
     if (final) {
       const r = final.ragtune || {};
       if (r.answer) answer.textContent = r.answer;  // with the [n] markers ragtune added
+      const rw = r.rewrite;
+      if (rw && rw.question !== rw.asked) {
+        turn.insertBefore(el("div", "rewrite", "searched for: " + rw.question), answer);
+      }
+      history.push({ role: "user", content: question },
+                   { role: "assistant", content: answer.textContent });
       renderCitations(turn, final.citations);
       const ms = r.timings && r.timings.total_ms ? Math.round(r.timings.total_ms) + " ms" : "";
       turn.appendChild(el("div", "meta", [r.pipeline, ms].filter(Boolean).join(" · ")));
@@ -164,6 +216,11 @@ async function start() {
     event.preventDefault();
     const q = $("question").value.trim();
     if (q) { $("question").value = ""; ask(q); }
+  });
+  $("new-chat").addEventListener("click", () => {
+    history = [];
+    $("log").replaceChildren();
+    $("source").hidden = true;
   });
   $("upload").addEventListener("submit", (event) => {
     event.preventDefault();
