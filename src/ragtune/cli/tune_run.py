@@ -28,7 +28,8 @@ def lora(
     max_steps: int = typer.Option(0, "--max-steps",
                                   help="Optimizer steps (overrides epochs; with --resume, "
                                        "the new total)."),
-    batch_size: int = typer.Option(8, "--batch-size", help="Records per micro-batch."),
+    batch_size: int = typer.Option(8, "--batch-size",
+                                   help="Records per micro-batch (per process under torchrun)."),
     grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per step."),
     max_length: int = typer.Option(2048, "--max-length", help="Tokens kept per record."),
     pack_length: int = typer.Option(512, "--pack-length", help="Tokens per packed row."),
@@ -50,7 +51,11 @@ def lora(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Train a LoRA (or QLoRA) adapter on prepared data; `--resume RUN` continues one."""
+    """Train a LoRA (or QLoRA) adapter on prepared data; `--resume RUN` continues one.
+
+    Data-parallel on several processes under a launcher: `torchrun --nproc-per-node N -m
+    ragtune tune lora ...` (--batch-size is then per process).
+    """
     from ragtune.tune.train import TrainConfig, resume, train
 
     if resume_run is not None:
@@ -71,6 +76,10 @@ def lora(
             eval_every=eval_every, eval_samples=eval_samples, max_new_tokens=max_new_tokens,
             best_metric=best_metric, save_every=save_every)
         info = train(config, progress=not quiet)
+    from ragtune.tune.distributed import is_main_process
+
+    if not is_main_process():  # under torchrun every rank runs this; rank 0 reports
+        return
     if as_json:
         print_json(info)
         return

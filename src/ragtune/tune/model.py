@@ -130,7 +130,7 @@ def load_lora_model(base_path: Path, cfg: TrainConfig, device: str, precision: s
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=dtype)
-        kwargs["device_map"] = {"": 0}
+        kwargs["device_map"] = {"": torch.cuda.current_device()}  # a DDP rank's own GPU
     model: Any = AutoModelForCausalLM.from_pretrained(str(base_path), **kwargs)
     if cfg.qlora:
         model = prepare_model_for_kbit_training(

@@ -19,6 +19,9 @@ A run folder holds:
   ``--adapter RUN`` loads); ``last/``: the adapter after the final step;
 - ``checkpoints/step-N/``: adapter, optimizer, scheduler and random states, for
   ``--resume``; ``eval/step-N.jsonl``: the generated evaluation answers.
+
+Under ``torchrun`` / ``accelerate launch`` the same loop runs data-parallel (see
+:mod:`ragtune.tune.distributed`): one run folder, which rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ragtune.errors import ConfigError, RagtuneError
+from ragtune.tune import distributed
 from ragtune.tune.encode import Encoded, encode_record, pack, row_tensors
 from ragtune.tune.formats import Example
 from ragtune.tune.metrics import exact_match, rouge_l
@@ -194,8 +198,6 @@ class Trainer:
                     "the data or start a new run")
         if not self.train_records:
             raise RagtuneError(f"{cfg.data}: no training records")
-        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" \
-            else cfg.device
         if cfg.qlora:
             check_qlora(self.device)
         self.precision = resolve_precision(cfg.precision, self.device)
@@ -205,12 +207,15 @@ class Trainer:
         np.random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
         self.model = load_lora_model(self.base_path, cfg, self.device, self.precision)
+        if self.world.distributed:  # dropout differs per rank; rank 0 keeps the 1-process seed
+            torch.manual_seed(cfg.seed + self.world.rank)
+        self.forward = distributed.data_parallel(self.world, self.model, self._loss_sum)
         self.encoded = [encode_record(self.tokenizer, chat(r), cfg.max_length, r["id"])
                         for r in self.train_records]
         self.encoded_eval = [encode_record(self.tokenizer, chat(r), cfg.max_length,
                                            r["id"])
                              for r in self.eval_records[: cfg.eval_max_records]]
-        per_step = cfg.batch_size * cfg.grad_accum
+        per_step = cfg.batch_size * cfg.grad_accum * self.world.size
         self.steps_per_epoch = math.ceil(len(self.encoded) / per_step)
         self.total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * self.steps_per_epoch))
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -227,14 +232,20 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
 
     def step_records(self, step: int) -> list[list[int]]:
-        """The micro-batches (record indices) of optimizer ``step``: the same on a resume."""
+        """This process's micro-batches (record indices) of optimizer ``step``: the same on
+        a resume. With several processes every rank gets ``grad_accum`` micro-batches
+        (some may be empty at the end of an epoch), so that all take part in each
+        gradient reduction."""
         import numpy as np
 
-        per_step = self.config.batch_size * self.config.grad_accum
+        cfg = self.config
+        per_step = cfg.batch_size * cfg.grad_accum * self.world.size
         epoch, at = divmod(step, self.steps_per_epoch)
-        order = np.random.default_rng(self.config.seed + epoch).permutation(len(self.encoded))
-        chosen = order[at * per_step:(at + 1) * per_step].tolist()
-        size = self.config.batch_size
+        order = np.random.default_rng(cfg.seed + epoch).permutation(len(self.encoded))
+        chosen = distributed.share(self.world, order[at * per_step:(at + 1) * per_step].tolist())
+        size = cfg.batch_size
+        if self.world.distributed:
+            return [chosen[i:i + size] for i in range(0, size * cfg.grad_accum, size)]
         return [chosen[i:i + size] for i in range(0, len(chosen), size)]
 
     # -- loss -------------------------------------------------------------------------
@@ -284,7 +295,7 @@ class Trainer:
             result["eval_samples"] = len(sample)
             lines = [json.dumps({"id": r["id"], "answer": a, "reference": g}, ensure_ascii=False)
                      for r, a, g in zip(sample, answers, refs, strict=True)]
-            (self.out / "eval").mkdir(exist_ok=True)
+            (self.out / "eval").mkdir(exist_ok=True)  # evaluate runs on rank 0 only
             (self.out / "eval" / f"step-{step}.jsonl").write_text("\n".join(lines) + "\n")
         self.model.train()
         return result
@@ -306,6 +317,11 @@ class Trainer:
         import numpy as np
         import torch
 
+        rng = {"python": random.getstate(), "numpy": np.random.get_state(),
+               "torch": torch.get_rng_state()}
+        ranks = distributed.gather(self.world, rng)  # every rank's dropout state
+        if not self.world.is_main:
+            return
         folder = self.out / "checkpoints"
         tmp = folder / f".step-{step}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -315,8 +331,9 @@ class Trainer:
             "step": step,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "rng": {"python": random.getstate(), "numpy": np.random.get_state(),
-                    "torch": torch.get_rng_state()},
+            "rng": rng,
+            "rank_rng": ranks,
+            "world_size": self.world.size,
             "best": self.best,
             "tokens": self.tokens_seen,
             "elapsed": self.train_seconds,
@@ -342,27 +359,102 @@ class Trainer:
         weights = load_file(str(last / "adapter" / "adapter_model.safetensors"))
         set_peft_model_state_dict(self.model, weights)
         state = torch.load(last / "state.pt", weights_only=False)
+        self._check_world(int(state.get("world_size", 1)), f"{last}/state.pt")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        random.setstate(state["rng"]["python"])
-        np.random.set_state(state["rng"]["numpy"])
-        torch.set_rng_state(state["rng"]["torch"])
+        rng = state.get("rank_rng", [state["rng"]])[self.world.rank]
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
         self.best = state["best"]
         self.tokens_seen = state["tokens"]
         self.train_seconds = state["elapsed"]
         logger.info("resuming %s at step %d", self.out, state["step"])
         return int(state["step"])
 
+    def _check_world(self, recorded: int, where: str) -> None:
+        """A resume keeps the run's number of processes: another would change the global
+        batch and which records each rank trains on."""
+        if recorded == self.world.size:
+            return
+        per = self.config.batch_size * self.config.grad_accum
+        how = (f"`torchrun --nproc-per-node {recorded} -m ragtune tune lora --resume "
+               f"{self.out}`" if recorded > 1 else
+               f"`ragtune tune lora --resume {self.out}` without a launcher")
+        raise RagtuneError(
+            f"{self.out} was trained by {recorded} process(es) ({where}: {per * recorded} "
+            f"records per step) and this resume runs {self.world.size}: the global batch "
+            "and the data each process sees would change mid-run. Resume with the same "
+            f"number, {how}, or start a new run")
+
     # -- the loop ---------------------------------------------------------------------
 
-    def run(self) -> dict[str, Any]:
+    def _step(self, batches: list[list[Encoded]]) -> tuple[float, int, int]:
+        """Forward and backward of one optimizer step's micro-batches; returns the summed
+        answer loss, the tokens and the answer tokens, over all processes."""
+        from contextlib import nullcontext
+
+        answer = sum(e.answer_tokens for mb in batches for e in mb)
+        step_tokens = 0
+        loss_value = 0.0
+        if not self.world.distributed:
+            for mb in batches:
+                loss, tokens = self._loss_sum(mb)
+                step_tokens += tokens
+                if loss is None:
+                    continue
+                (loss / max(1, answer)).backward()
+                loss_value += float(loss.detach())
+            return loss_value, step_tokens, answer
+        # divide by the answer tokens of all ranks, times the world size because DDP
+        # averages the ranks' gradients: the reduced gradient is the one-process one
+        total = distributed.sum_over_ranks(self.world, [answer], self.device)[0]
+        scale = self.world.size / max(1.0, total)
+        for i, mb in enumerate(batches):
+            last = i == len(batches) - 1
+            with nullcontext() if last else self.forward.no_sync():
+                loss, tokens = self.forward(mb)
+                (loss * scale).backward()
+            loss_value += float(loss.detach())
+            step_tokens += int(tokens)
+        loss_value, step_tokens_f = distributed.sum_over_ranks(
+            self.world, [loss_value, step_tokens], self.device)
+        return loss_value, int(step_tokens_f), int(total)
+
+    def _start(self) -> None:
+        """Join the launcher's process group (if any) and check the run folder, on every
+        rank before rank 0 creates anything."""
         import torch
 
         cfg = self.config
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" \
+            else cfg.device
+        self.world = distributed.join(self.device.split(":")[0])
+        if self.world.distributed:
+            self.device = self.device.split(":")[0]  # the rank's own GPU is the current one
         if not self.resume and self.out.exists() and any(self.out.iterdir()):
             raise RagtuneError(f"{self.out} already holds a run: pick another --out, or "
                                f"continue it with `ragtune tune lora --resume {self.out}`")
-        self.out.mkdir(parents=True, exist_ok=True)
+        if self.resume:
+            recorded = load_run(self.out).get("distributed") or {}
+            self._check_world(int(recorded.get("world_size", 1)), f"{self.out}/run.json")
+        distributed.barrier(self.world)
+        if self.world.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        distributed.barrier(self.world)
+
+    def run(self) -> dict[str, Any]:
+        self._start()
+        try:
+            return self._run()
+        finally:
+            distributed.leave(self.world)
+
+    def _run(self) -> dict[str, Any]:
+        import torch
+
+        cfg = self.config
+        main = self.world.is_main
         self._load()
         self.best = None
         self.tokens_seen = 0
@@ -370,28 +462,20 @@ class Trainer:
         start = self._restore() if self.resume else 0
         self.start_step = start
         info = self._run_info(status="running")
-        atomic_json(self.out / "run.json", info)
-        metrics = (self.out / "metrics.jsonl").open("a", encoding="utf-8")
-        if self.resume:  # drop lines written after the checkpoint we resumed from
-            metrics.close()
-            truncate_metrics(self.out / "metrics.jsonl", start)
+        metrics: Any = _NoFile()
+        if main:
+            atomic_json(self.out / "run.json", info)
+            if self.resume:  # drop lines written after the checkpoint we resumed from
+                truncate_metrics(self.out / "metrics.jsonl", start)
             metrics = (self.out / "metrics.jsonl").open("a", encoding="utf-8")
-        bar = _progress(self.total_steps, start, enabled=self.progress)
+        bar = _progress(self.total_steps, start, enabled=self.progress and main)
         self.model.train()
         try:
             for step in range(start, self.total_steps):
                 began = time.perf_counter()
-                batches = [[self.encoded[i] for i in mb] for mb in self.step_records(step)]
-                answer = sum(e.answer_tokens for mb in batches for e in mb)
-                step_tokens = 0
-                loss_value = 0.0
-                for mb in batches:
-                    loss, tokens = self._loss_sum(mb)
-                    step_tokens += tokens
-                    if loss is None:
-                        continue
-                    (loss / max(1, answer)).backward()
-                    loss_value += float(loss.detach())
+                mine = self.step_records(step)
+                batches = [[self.encoded[i] for i in mb] for mb in mine]
+                loss_value, step_tokens, answer = self._step(batches)
                 norm = torch.nn.utils.clip_grad_norm_(
                     [p for p in self.model.parameters() if p.requires_grad], cfg.max_grad_norm)
                 self.optimizer.step()
@@ -404,13 +488,17 @@ class Trainer:
                        "loss": loss_value / max(1, answer), "lr": self.scheduler.get_last_lr()[0],
                        "grad_norm": float(norm), "tokens": step_tokens, "answer_tokens": answer,
                        "tokens_per_s": step_tokens / seconds, "elapsed_s": self.train_seconds}
+                if self.world.distributed:  # which records each rank trained on
+                    row["rank_records"] = distributed.gather(
+                        self.world, [self.encoded[i].record_id for mb in mine for i in mb])
                 metrics.write(json.dumps(row) + "\n")
                 metrics.flush()
                 bar.update(1)
                 bar.set_postfix(loss=f"{row['loss']:.3f}",
                                 tok_s=f"{self.tokens_seen / self.train_seconds:,.0f}")
                 done = step + 1
-                if (cfg.eval_every and done % cfg.eval_every == 0) or done == self.total_steps:
+                if main and ((cfg.eval_every and done % cfg.eval_every == 0)
+                             or done == self.total_steps):
                     result = self.evaluate(done)
                     metrics.write(json.dumps(result) + "\n")
                     metrics.flush()
@@ -423,10 +511,12 @@ class Trainer:
         finally:
             bar.close()
             metrics.close()
-        replace_dir(self.out / "last", self.model)
-        self.tokenizer.save_pretrained(str(self.out / "adapter"))
         info = self._run_info(status="finished")
-        atomic_json(self.out / "run.json", info)
+        if main:
+            replace_dir(self.out / "last", self.model)
+            self.tokenizer.save_pretrained(str(self.out / "adapter"))
+            atomic_json(self.out / "run.json", info)
+        distributed.barrier(self.world)  # no rank leaves before the run folder is complete
         return info
 
     def _run_info(self, status: str) -> dict[str, Any]:
@@ -446,6 +536,9 @@ class Trainer:
             "device_name": (torch.cuda.get_device_name() if self.device == "cuda"
                             else platform.processor() or platform.machine()),
             "precision": self.precision,
+            "distributed": {**self.world.to_dict(),
+                            "records_per_step": (self.config.batch_size * self.config.grad_accum
+                                                 * self.world.size)},
             "steps": self.total_steps,
             "started_at_step": self.start_step,
             "steps_per_epoch": self.steps_per_epoch,
@@ -469,6 +562,12 @@ def _eval_line(result: dict[str, Any]) -> str:
         if key in result:
             parts.append(f"{key} {result[key]:.4f}")
     return "eval: " + ", ".join(parts)
+
+
+class _NoFile:  # metrics of a rank other than 0: written by rank 0 only
+    def write(self, text: str) -> None: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class _NoBar:
