@@ -426,10 +426,15 @@ class KnowledgeBase:
         return out
 
     def tuned_generator(self, adapter: str | Path) -> Generator:
-        """The local generator with a LoRA ``adapter`` (a run folder), loaded once."""
+        """The generator with a LoRA ``adapter`` (a run folder), loaded once. With the
+        openai backend it is the same server asked for the adapter by name (vLLM's
+        ``--lora-modules NAME=DIR``; see :func:`ragtune.models.openai_generator.served_name`)."""
         key = str(Path(adapter).resolve())
         if key not in self._tuned:
-            settings = replace(self.settings.generator, backend="local", adapter=key)
+            if self.settings.generator.backend == "openai":
+                settings = replace(self.settings.generator, adapter=str(adapter))
+            else:
+                settings = replace(self.settings.generator, backend="local", adapter=key)
             self._tuned[key] = build_generator(settings)
         return self._tuned[key]
 

@@ -38,7 +38,15 @@ def key_entries(options: list[str] | None, environment: str, path: Path | None
 def serve(
     kb: Path = KB_OPTION,
     adapter: Path = typer.Option(None, "--adapter", help="LoRA run: adds the serial, parallel "
-                                 "and layered pipelines with the fine-tuned model."),
+                                 "and layered pipelines with the fine-tuned model. With "
+                                 "--generator openai: the adapter's name on that server "
+                                 "(vLLM --lora-modules NAME=DIR) or its export folder."),
+    generator: str = typer.Option(None, "--generator", help="local (default), llamacpp or "
+                                  "openai (an OpenAI-compatible server such as vLLM)."),
+    model: str = typer.Option(None, "--model", help="Generator model: bundled name, folder, "
+                              ".gguf file, or the base model's name on the server."),
+    base_url: str = typer.Option(None, "--base-url",
+                                 help="With --generator openai: http://HOST:PORT/v1."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for "
                              "every interface; set --api-key then)."),
     port: int = typer.Option(8000, "--port"),
@@ -67,6 +75,11 @@ def serve(
     from ragtune.serve import ServeSettings, create_app
     from ragtune.serve.app import SETTINGS_ENV
 
+    # the app (and each worker process) reads its generator from the settings: the
+    # options are passed as the RAGTUNE_GENERATOR_* variables they stand for
+    for name, value in (("BACKEND", generator), ("MODEL", model), ("BASE_URL", base_url)):
+        if value:
+            os.environ[f"RAGTUNE_GENERATOR_{name}"] = value
     entries = key_entries(api_key, os.environ.get("RAGTUNE_API_KEYS", ""), api_key_file)
     keys = tuple(k for k, _ in entries)
     settings = ServeSettings(kb=kb, adapter=adapter, api_keys=keys,

@@ -108,10 +108,12 @@ def export_run(
     dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16."),
     gguf: bool = typer.Option(False, "--gguf",
                               help="Write the adapter as one GGUF LoRA file (llama.cpp)."),
+    name: str = typer.Option(None, "--name", help="The adapter's name on a vLLM server "
+                             "(--lora-modules NAME=DIR; default: the run folder's name)."),
 ) -> None:
     """Write the adapter in PEFT's layout, with --merge the merged model, or with --gguf
     a GGUF LoRA file for llama.cpp."""
-    from ragtune.tune.export import export
+    from ragtune.tune.export import export, vllm_command
 
     if gguf:
         from ragtune.models.gguf_lora import write_gguf_lora
@@ -126,11 +128,13 @@ def export_run(
                    f"llama-server -m BASE.gguf --lora {out}, or in ragtune with "
                    f"--generator llamacpp --adapter {run}")
         return
-    result = export(run, out, merge=merge, dtype=dtype)
+    result = export(run, out, merge=merge, dtype=dtype, name=name)
     if merge:
         typer.echo(f"merged model written to {result['out']} (base {result['base']}); "
                    "load it with AutoModelForCausalLM.from_pretrained or "
                    f"`vllm serve {result['out']}`")
     else:
-        typer.echo(f"adapter written to {result['out']}; serve it with vLLM: "
-                   f"vllm serve BASE --enable-lora --lora-modules tuned={result['out']}")
+        typer.echo(f"adapter {result['name']!r} written to {result['out']}; serve it with "
+                   f"vLLM:\n  {vllm_command(result)}\nand ask for it with --generator openai "
+                   f"--base-url http://HOST:8000/v1 --model {result['base_path']} "
+                   f"--adapter {result['name']}")

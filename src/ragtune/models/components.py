@@ -58,11 +58,13 @@ def build_generator(settings: GeneratorSettings) -> Generator:
     names = available("generators")
     if settings.backend not in names:
         raise UnknownComponentError("generator backend", settings.backend, names)
-    if not is_choice(settings.adapter) and settings.backend not in ("local", "llamacpp"):
+    if not is_choice(settings.adapter) and settings.backend not in ("local", "llamacpp",
+                                                                     "openai"):
         raise ConfigError(
-            f"a LoRA adapter runs with the local generator, not {settings.backend!r}: for a "
-            "server, serve the adapter (vllm serve BASE --enable-lora --lora-modules "
-            "tuned=DIR) and pass --model tuned")
+            f"a LoRA adapter runs with the local, llamacpp or openai generator, not "
+            f"{settings.backend!r}: for a server, serve the adapter (vllm serve BASE "
+            "--enable-lora --lora-modules tuned=DIR) and use --generator openai "
+            "--adapter tuned")
     return _load_target(names[settings.backend])(settings)  # type: ignore[no-any-return]
 
 

@@ -1,6 +1,12 @@
 """A generator behind any OpenAI-compatible ``/v1/chat/completions`` endpoint.
 
 Works with vLLM, Ollama, llama.cpp's server, ragtune's own server and hosted APIs.
+
+A LoRA adapter on such a server is chosen per request by the request's ``model``: vLLM
+started with ``--enable-lora --lora-modules legal=DIR`` answers ``"model": "legal"`` with
+the base model plus that adapter, and ``"model": BASE`` with the base alone. So a
+generator built with an adapter sends the adapter's served name (:func:`served_name`)
+instead of the base model's.
 """
 
 from __future__ import annotations
@@ -9,11 +15,14 @@ import json
 import os
 import re
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from ragtune.config import GeneratorSettings
 from ragtune.errors import ConfigError, GenerationError
 from ragtune.types import Completion, Message
+
+EXPORT_RECORD = "ragtune-export.json"  # written by ``ragtune tune export``
 
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]")
 
@@ -26,6 +35,28 @@ def estimate_tokens(text: str) -> int:
     """
     cjk = len(_CJK.findall(text))
     return cjk + (len(text) - cjk + 3) // 4
+
+
+def served_name(adapter: str | Path) -> str:
+    """The model name that selects ``adapter`` on an OpenAI-compatible server.
+
+    An export folder of ``ragtune tune export`` carries its name (``--name``, default the
+    run folder's name); another run or PEFT folder is named by its folder; anything else is
+    taken as the name the server was given (``--lora-modules NAME=DIR``).
+    """
+    path = Path(adapter).expanduser()
+    if path.is_dir():
+        record = path / EXPORT_RECORD
+        if record.exists():
+            try:
+                name = json.loads(record.read_text(encoding="utf-8")).get("name")
+            except ValueError as exc:
+                raise ConfigError(f"{record} is not valid JSON ({exc}): export the adapter "
+                                  "again with `ragtune tune export RUN --out DIR`") from None
+            if name:
+                return str(name)
+        return path.resolve().name
+    return str(adapter)
 
 
 class OpenAIGenerator:
@@ -63,8 +94,14 @@ class OpenAIGenerator:
 
     @classmethod
     def from_settings(cls, settings: GeneratorSettings) -> OpenAIGenerator:
+        """The generator of ``settings``; with an adapter (a name or an exported folder,
+        not ``auto``/``none``) each request asks for that adapter instead of the base."""
+        from ragtune.models.adapters import is_choice
+
         window = settings.context_window or settings.max_context
-        return cls(settings.base_url or "", settings.model, api_key=settings.api_key,
+        model = settings.model if is_choice(settings.adapter) else served_name(
+            str(settings.adapter))
+        return cls(settings.base_url or "", model, api_key=settings.api_key,
                    context_window=window, timeout_s=settings.timeout_s)
 
     def count_tokens(self, messages: Sequence[Message]) -> int:

@@ -152,7 +152,11 @@ def test_export_merged_is_a_plain_transformers_model(trained, tmp_path, tiny_mod
 def test_export_adapter_names_the_base_folder(trained, tmp_path, tiny_model):
     result = invoke("tune", "export", trained[1], "--out", tmp_path / "adapter")
     assert result.exit_code == 0, result.output
-    assert "--enable-lora --lora-modules tuned=" in result.output
+    served = f"--enable-lora --lora-modules run={(tmp_path / 'adapter').resolve()}"
+    assert f"vllm serve {tiny_model} {served}" in result.output.replace("\n", " ")
+    assert json.loads((tmp_path / "adapter" / "ragtune-export.json").read_text())["name"] == "run"
+    named = invoke("tune", "export", trained[1], "--out", tmp_path / "b", "--name", "legal v2")
+    assert named.exit_code == 1 and "adapter name 'legal v2'" in str(named.exception)
     config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == str(tiny_model)
     assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
