@@ -14,7 +14,16 @@ sampled every 50 ms and the peak reported.
 
 The knowledge base is the one ``bench/retrieval_beir.py`` builds (``--kb`` to choose).
 
+``--engines local,llamacpp`` first compares the generator engines end to end, with the
+default settings (the bundled grounded adapter, its answer lengths): every question is
+answered by each engine in turn (A B A B, one warm-up answer each), on the demo knowledge
+base (``make demo``'s, built from ``docs/``, with ``DEMO_QUESTIONS``) and on SciFact.
+Each answer is streamed through the generator, so time to first token, decode tokens/s
+after it and the total of ``ask`` are measured the same way for every engine; the share
+of answers identical to the first engine's is reported.
+
     python bench/ask_latency.py [--questions 30] [--max-tokens 64] [--decoder auto]
+        [--engines local,llamacpp] [--engines-only]
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ from ragtune.models.embedders import SentenceTransformerEmbedder
 from ragtune.models.local_generator import LocalGenerator
 from serve_load import KEY, start_server
 
-from _common import RESULTS, data_dir, require, write_result
+from _common import RESULTS, ROOT, data_dir, require, write_result
 
 ARTICLE = {"retrieval": 100.0, "llm": 200.0}  # ms, the article's RAG call
 
@@ -75,6 +84,94 @@ class TimedDecoder:
             if i == 0:
                 self.prefill_ms = (time.perf_counter() - start) * 1e3
             yield token
+
+
+DEMO_QUESTIONS = (
+    "How do I install the bundled models?", "Which file formats can ragtune ingest?",
+    "How do I start the server?", "What does ragtune kb verify check?",
+    "How are PDF files read?", "Which vector stores can ragtune use?",
+    "How do I fine-tune a LoRA adapter?", "What does the compare command report?",
+)
+
+
+class StreamedGenerator:
+    """A generator answering through its own ``stream``, timing the first piece
+    (``ttft_ms``) and the whole answer (``total_ms``); everything else is the inner one's."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.ttft_ms = self.total_ms = 0.0
+        self.tokens = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def generate(self, messages: Any, *, max_tokens: int, temperature: float = 0.0) -> Any:
+        from ragtune.types import Completion
+
+        start = time.perf_counter()
+        pieces = []
+        for piece in self.inner.stream(messages, max_tokens=max_tokens,
+                                       temperature=temperature):
+            if not pieces:
+                self.ttft_ms = (time.perf_counter() - start) * 1e3
+            pieces.append(piece)
+        self.total_ms = (time.perf_counter() - start) * 1e3
+        text = "".join(pieces).strip()
+        self.tokens = len(self.inner.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return Completion(text=text, prompt_tokens=self.inner.count_tokens(messages),
+                          completion_tokens=self.tokens)
+
+
+def compare_engines(kb_path: str, questions: list[str], engines: list[str],
+                    max_tokens: int) -> dict[str, dict[str, Any]]:
+    """Per engine: p50/p95 of time to first token, total ``ask`` seconds, decode tokens/s,
+    and the answers, each question asked of every engine in turn."""
+    from ragtune import load_settings
+    from ragtune.models.components import build_generator
+
+    settings = load_settings()
+    generators = {e: StreamedGenerator(build_generator(replace(settings.generator,
+                                                                backend=e)))
+                  for e in engines}
+    kb = KnowledgeBase.open(kb_path, settings)
+    rows: dict[str, list[dict[str, Any]]] = {e: [] for e in engines}
+    for e in engines:  # warm: index loaded, first-call costs paid
+        kb.ask(questions[0], generator=generators[e], max_tokens=max_tokens)  # type: ignore[arg-type]
+    for q in questions:
+        for e, gen in generators.items():
+            answer = kb.ask(q, generator=gen, max_tokens=max_tokens)  # type: ignore[arg-type]
+            rows[e].append({"ttft": gen.ttft_ms, "generate": gen.total_ms,
+                            "total": answer.timings["total_ms"], "tokens": gen.tokens,
+                            "prompt_tokens": answer.prompt_tokens, "answer": answer.text})
+    kb.close()
+    first = rows[engines[0]]
+    out = {}
+    for e, r in rows.items():
+        decode_s = sum(max(0.0, x["generate"] - x["ttft"]) for x in r) / 1e3
+        decoded = sum(max(0, x["tokens"] - 1) for x in r)
+        out[e] = {"ttft_ms": percentiles([x["ttft"] for x in r]),
+                  "total_ms": percentiles([x["total"] for x in r]),
+                  "decode_tokens_per_s": decoded / decode_s if decode_s else None,
+                  "tokens_p50": float(np.percentile([x["tokens"] for x in r], 50)),
+                  "prompt_tokens_p50": float(np.percentile([x["prompt_tokens"] for x in r], 50)),
+                  "same_answer": sum(a["answer"] == b["answer"] for a, b in
+                                     zip(r, first, strict=True)) / len(r),
+                  "answers": [x["answer"] for x in r]}
+    return out
+
+
+def print_engines(label: str, results: dict[str, dict[str, Any]]) -> None:
+    base = next(iter(results.values()))["total_ms"][0]
+    print(f"{label}\n| engine | time to first token p50 ms | decode tokens/s | ask p50 s | "
+          f"ask p95 s | x first engine (p50) | answer tokens p50 | same answer |\n"
+          f"|{'---|' * 8}")
+    for e, r in results.items():
+        rate = r["decode_tokens_per_s"]
+        print(f"| {e} | {r['ttft_ms'][0]:.0f} | {'–' if rate is None else f'{rate:.1f}'} | "
+              f"{r['total_ms'][0] / 1e3:.2f} | {r['total_ms'][1] / 1e3:.2f} | "
+              f"{base / r['total_ms'][0]:.2f} | {r['tokens_p50']:.0f} | "
+              f"{r['same_answer']:.0%} |")
 
 
 def percentiles(values: list[float]) -> tuple[float, float]:
@@ -141,6 +238,11 @@ def serve_memory(kb_path: str, questions: list[str], requests: int, max_tokens: 
             "rss_peak_mb": max(rss) / mb, "rss_end_mb": rss[-1] / mb}
 
 
+def scifact_questions(n: int) -> list[str]:
+    _, queries, qrels = load_beir(require(data_dir() / "scifact"), "test")
+    return [queries[q] for q in qrels if q in queries][:n]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--kb", default=str(RESULTS / "scifact-kb"))
@@ -148,12 +250,34 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--decoder", default="auto")
     parser.add_argument("--serve-requests", type=int, default=10)
+    parser.add_argument("--engines", default="",
+                        help="Compare these generator engines end to end first, e.g. "
+                             "local,llamacpp.")
+    parser.add_argument("--engines-only", action="store_true")
+    parser.add_argument("--demo-kb", default=str(ROOT / ".ragtune" / "demo-kb"))
     args = parser.parse_args()
+    if args.engines:
+        from answer_quality import cpu_flags
+
+        engines = args.engines.split(",")
+        compared = {}
+        print(f"CPU: {cpu_flags()}")
+        for label, path, qs in (
+                ("demo knowledge base", args.demo_kb, list(DEMO_QUESTIONS)),
+                ("SciFact", args.kb, scifact_questions(args.questions))):
+            if not (Path(path) / "manifest.json").exists():
+                print(f"skipped {label}: no knowledge base at {path}")
+                continue
+            compared[label] = compare_engines(path, qs, engines, args.max_tokens)
+            print_engines(f"{label}, {len(qs)} questions", compared[label])
+        write_result("ask_latency_engines", {"cpu": cpu_flags(), "max_tokens": args.max_tokens,
+                                             "engines": compared})
+        if args.engines_only:
+            return
     if not (Path(args.kb) / "manifest.json").exists():
         raise SystemExit(f"no knowledge base at {args.kb}; build the SciFact one with: "
                          "python bench/retrieval_beir.py")
-    _, queries, qrels = load_beir(require(data_dir() / "scifact"), "test")
-    questions = [queries[q] for q in qrels if q in queries][: args.questions]
+    questions = scifact_questions(args.questions)
 
     steps = ask_steps(args.kb, questions, args.max_tokens, args.decoder)
     print(f"{len(questions)} SciFact questions, k=5, up to {args.max_tokens} new tokens, "

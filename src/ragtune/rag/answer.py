@@ -19,6 +19,7 @@ from ragtune.rag.prompts import (
     detect_language,
     is_abstention,
 )
+from ragtune.rag.spans import complete_list
 from ragtune.retrieve.protocol import Retriever
 from ragtune.types import Answer, Hit
 
@@ -118,6 +119,9 @@ def answer_from_hits(
     completion = generator.generate(messages, max_tokens=max_tokens, temperature=temperature)
     t2 = time.perf_counter()
     text, abstained = completion.text, is_abstention(completion.text)
+    if not abstained and getattr(generator, "one_answer", False):
+        # a grounded adapter's one span, completed to the list it begins (rag.spans)
+        text = complete_list(text, [h.chunk.text for h in kept], question)
     unsupported: list[str] = []
     if abstained:
         citations = []

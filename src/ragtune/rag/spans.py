@@ -1,0 +1,64 @@
+"""Short answers quoted from a source, completed where the quote stops too early.
+
+A grounded adapter answers with one span of its source and that source's ``[n]``. Asked
+for several things ("Which file formats can it read?"), a small model often quotes only the
+first item of the source's enumeration ("plain text"). Where the span is followed in the
+source by the rest of its list in the same sentence (", Markdown, HTML and PDF"), and the
+question asks for more than one thing, the answer is the whole list.
+
+Example:
+    >>> complete_list("plain text [1]", ["It reads plain text, Markdown and PDF (.txt)."],
+    ...               "Which formats does it read?")
+    'plain text, Markdown and PDF [1]'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+__all__ = ["asks_for_several", "complete_list"]
+
+# the rest of an enumeration after its first item: ", B, C and D" up to the end of the
+# clause; items are short and hold no clause punctuation
+_ITEM = r"[^,;:.()\[\]\n]{1,48}?"
+_REST = re.compile(rf"^((?:,\s*{_ITEM})*,?\s+(?:and|or)\s+{_ITEM})(?=\s*(?:[,;:.()\[\]\n]|$))")
+_MARKERS = re.compile(r"\s*(\[\d+(?:\s*,\s*\d+)*\])+\s*$")
+# "Which file formats", "What countries", "What are", "List", "Name the": a word in -s
+# after which/what that is not a verb or one of the singulars in -ss, -us, -is
+_NOT_PLURAL = r"(?:was|does|is|has|this|its|his|us|thus|plus|yes)"
+_SEVERAL = re.compile(
+    r"^\s*(?:(?:which|what)\s+(?:\w+\s+){0,2}?(?!" + _NOT_PLURAL + r"\b)"
+    r"\w+s\b(?<!ss)(?<!us)(?<!is)"
+    r"|(?:which|what)\s+(?:are|were)\b|list\b|name\s+(?:the|all)\b)", re.IGNORECASE)
+
+
+def asks_for_several(question: str) -> bool:
+    """Whether ``question`` asks for several things (a plural after which/what, ``what
+    are``, ``list``, ``name the``).
+
+    >>> asks_for_several("Which file formats can ragtune ingest?"), asks_for_several("Who won?")
+    (True, False)
+    """
+    return bool(_SEVERAL.search(question))
+
+
+def complete_list(answer: str, sources: Sequence[str], question: str) -> str:
+    """``answer`` (``span [n]``) with its span extended to the rest of the enumeration it
+    begins in source ``n`` (1-based in ``sources``), when ``question`` asks for several
+    things; else ``answer`` unchanged."""
+    markers = _MARKERS.search(answer)
+    if markers is None or not asks_for_several(question):
+        return answer
+    span = answer[:markers.start()].strip()
+    numbers = [int(n) for n in re.findall(r"\d+", markers.group(0))]
+    if not span or len(span.split()) > 6 or not 1 <= numbers[0] <= len(sources):
+        return answer
+    source = sources[numbers[0] - 1]
+    at = source.find(span)
+    if at < 0 or source[:at].rstrip().endswith(","):  # absent, or not the list's start
+        return answer
+    rest = _REST.match(source[at + len(span):])
+    if rest is None:
+        return answer
+    return f"{span}{rest.group(1).rstrip()} {markers.group(0).strip()}"

@@ -1,0 +1,50 @@
+"""A grounded span completed to the enumeration it begins, only where the question asks
+for several things and the source goes on with the list."""
+
+import pytest
+
+from ragtune.rag.spans import asks_for_several, complete_list
+
+SOURCE = ("The file formats ragtune can ingest are plain text, Markdown, HTML, PDF, Word "
+          "and JSON (`.txt`, `.md`). Text is cleaned first.")
+
+
+@pytest.mark.parametrize("question", [
+    "Which file formats can ragtune ingest?", "What countries border France?",
+    "What are the colours of the flag?", "List the steps.", "Name the members.",
+])
+def test_questions_asking_for_several_things(question: str) -> None:
+    assert asks_for_several(question)
+
+
+@pytest.mark.parametrize("question", [
+    "Who won the game?", "What was the address?", "What genus is it?",
+    "Which class was it in?", "What does the compare command report?", "What is the name?",
+])
+def test_questions_asking_for_one_thing(question: str) -> None:
+    assert not asks_for_several(question)
+
+
+def test_the_first_item_becomes_the_whole_list_of_its_sentence() -> None:
+    got = complete_list("plain text [1]", [SOURCE], "Which file formats can ragtune ingest?")
+    assert got == "plain text, Markdown, HTML, PDF, Word and JSON [1]"
+
+
+def test_the_cited_source_is_the_one_read() -> None:
+    other = "Nothing about formats here: plain text is simple."
+    question = "Which file formats can ragtune ingest?"
+    assert complete_list("plain text [2]", [other, SOURCE], question).startswith(
+        "plain text, Markdown")
+    assert complete_list("plain text [1]", [other, SOURCE], question) == "plain text [1]"
+
+
+@pytest.mark.parametrize("answer, question", [
+    ("plain text [1]", "Who reads plain text?"),  # one thing asked
+    ("Markdown [1]", "Which file formats can ragtune ingest?"),  # mid-list: not its start
+    ("cleaned [1]", "Which steps come first?"),  # no list follows
+    ("plain text", "Which file formats can ragtune ingest?"),  # no marker: not a grounded span
+    ("plain text [3]", "Which file formats can ragtune ingest?"),  # no such source
+    ("JSON files [1]", "Which file formats can ragtune ingest?"),  # not in the source
+])
+def test_anything_else_is_left_as_it_is(answer: str, question: str) -> None:
+    assert complete_list(answer, [SOURCE], question) == answer
