@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from ragtune.config import Settings
+from ragtune.config import EmbedderSettings, Settings
 from ragtune.errors import ConfigError, EmbedderMismatchError, KnowledgeBaseError
 from ragtune.index.bm25 import BM25Index
 from ragtune.index.ingest import Ingestor, IngestReport, source_name
@@ -182,13 +182,26 @@ class KnowledgeBase:
                     f"({self.manifest.embedder_model}); pass it: KnowledgeBase.open(path, "
                     "embedder=...)"
                 )
-            emb = build_embedder(replace(self.settings.embedder,
-                                         backend=self.manifest.embedder_backend,
-                                         model=self.manifest.embedder_model,
-                                         precision=self._precision()))
+            emb = build_embedder(self._embedder_settings())
             self._check_embedder(emb)
             self._embedder = emb
         return self._embedder
+
+    def _embedder_settings(self) -> EmbedderSettings:
+        """The settings that build this knowledge base's embedder (its manifest's)."""
+        return replace(self.settings.embedder, backend=self.manifest.embedder_backend,
+                       model=self.manifest.embedder_model, precision=self._precision())
+
+    def _embedder_recipe(self) -> Callable[[], Embedder]:
+        """How another process builds this embedder (ingest workers): by its settings, or
+        a custom embedder sent as it is."""
+        from functools import partial
+
+        from ragtune.index.embed_workers import given
+
+        if self.manifest.embedder_backend == "custom":
+            return partial(given, self.embedder)
+        return partial(build_embedder, self._embedder_settings())
 
     def _precision(self) -> str:
         """The embedder precision to use: the setting when it names one, else the one the
@@ -335,23 +348,30 @@ class KnowledgeBase:
 
     def ingest(self, paths: Sequence[str | Path], *, prune: bool = True,
                progress: Callable[[int, int], None] | None = None,
-               collection: str | None = None) -> IngestReport:
+               collection: str | None = None, workers: int = 1,
+               ray: str | None = None) -> IngestReport:
         """Add, update and (for folders, with ``prune``) remove files; see :mod:`.index.ingest`.
 
         ``collection`` is recorded as the owner of the files (the server's uploads); without
         it a file keeps the owner it had. Waits up to ``settings.ingest.lock_timeout_s`` for
-        another writer.
+        another writer. ``workers`` embeds in that many processes, ``ray`` (an address,
+        or ``local``) on Ray actors; this process still writes (see
+        :mod:`ragtune.index.embed_workers`).
         """
+        from ragtune.index.embed_workers import RAY_MIN_BATCH, embedding
         from ragtune.maintenance import adopt_language_default
 
         adopt_language_default(self, paths)  # Chinese documents, embedder left to the default
         cfg = self.settings.ingest
-        with write_lock(self.path, cfg.lock_timeout_s):
+        batch = max(cfg.batch_chunks, RAY_MIN_BATCH) if ray else cfg.batch_chunks
+        with write_lock(self.path, cfg.lock_timeout_s), embedding(
+                lambda: self.embedder, self._embedder_recipe(), workers=workers,
+                ray=ray) as embedder:
             store = self._writable_store()
             ingestor = Ingestor(
-                self.path, store, lambda: self.embedder, load_sources(self.path),
+                self.path, store, embedder, load_sources(self.path),
                 max_tokens=self.manifest.chunk_max_tokens, overlap=self.manifest.chunk_overlap,
-                batch_chunks=cfg.batch_chunks, max_file_bytes=int(cfg.max_file_mb * 1e6),
+                batch_chunks=batch, max_file_bytes=int(cfg.max_file_mb * 1e6),
                 version=lambda: store.version, progress=progress, collection=collection)
             report = ingestor.run(paths, prune=prune)
             changed = bool(report.added or report.updated or report.removed)

@@ -28,6 +28,11 @@ def ingest(
     overlap: int = typer.Option(None, "--overlap", help="Overlap tokens between chunks."),
     wait: float = typer.Option(None, "--wait",
                                help="Seconds to wait for another writer (default 600)."),
+    workers: int = typer.Option(1, "--workers", help="Embed in N processes on this machine "
+                                "(this one still reads, chunks and writes)."),
+    ray: str = typer.Option(None, "--ray", help="Embed on Ray actors with Ray Data: local "
+                            "(a Ray instance on this machine), auto, or ray://HOST:10001; "
+                            "--workers actors (pip install 'ragtune[ray]')."),
     config: Path = CONFIG_OPTION,
     as_json: bool = JSON_OPTION,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -36,6 +41,8 @@ def ingest(
 
     Exit status: 0 all files ingested, 2 some files skipped (listed), 1 nothing done.
     """
+    if workers < 1:
+        raise typer.BadParameter(f"must be at least 1, got {workers}", param_hint="--workers")
     settings = settings_from(config, embedder={"model": embedder},
                              chunking={"max_tokens": chunk_tokens, "overlap": overlap},
                              ingest={"lock_timeout_s": wait},
@@ -60,7 +67,7 @@ def ingest(
             bar.set_postfix(chunks=chunks, chunks_per_s=f"{rate:.1f}")
 
     with base:
-        report = base.ingest(paths, prune=prune, progress=progress)
+        report = base.ingest(paths, prune=prune, progress=progress, workers=workers, ray=ray)
         version = base.version
     if bar is not None:
         bar.close()
