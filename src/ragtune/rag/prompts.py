@@ -47,9 +47,9 @@ def is_abstention(text: str) -> bool:
     language, with or without punctuation or markers ("The sources do not say when it
     opened, but ..." goes on to claim something, so it is an answer)."""
     plain = re.sub(r"[\s\[\]【】\d.。,，!！]+", " ", text).strip().lower()
-    return any(plain == re.sub(r"[\s.。]+", " ", a).strip().lower() for a in ABSTAIN.values())
     # "The source does not say.": the same refusal in the singular
     plain = re.sub(r"^the source does not", "the sources do not", plain)
+    return any(plain == re.sub(r"[\s.。]+", " ", a).strip().lower() for a in ABSTAIN.values())
 
 
 def source_label(chunk: Chunk, lang: str = "en") -> str:
