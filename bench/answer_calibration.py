@@ -1,20 +1,24 @@
-"""Choose the bundled grounded adapter's abstention threshold on a validation split of the
+"""Choose the thresholds at which a grounded answer abstains, on a validation split of the
 training articles, never on the held-out articles that ``answer_quality.py`` reports on.
 
 Validation questions are questions of ``answer_adapters.TRAIN_ARTICLES`` that were not
 among the ``--examples`` sampled for training. Answerable: asked of a knowledge base of
 every paragraph of the training articles. Unanswerable: asked of a knowledge base of the
 other half of the training articles (alphabetical positions 0, 2, ... against 1, 3, ...),
-without their own article. Each question is answered once, with the abstention weighed and
-never chosen (threshold 1), which records the probability the model gives the abstention
-and the answer it writes otherwise; every threshold is then scored from those two:
+without their own article. Each question is answered once with neither threshold (the
+abstention weighed and never chosen), which records the best cosine similarity of a
+retrieved chunk, the probability the model gives the abstention, and the answer it writes
+otherwise; every pair of thresholds is then scored from those:
 
-- false abstention: answerable questions whose abstention probability reaches it;
-- F1: SQuAD token F1 of the answers not abstained (an abstention scores 0);
-- abstention on the unanswerable questions.
+- abstained: best similarity below ``retrieval.min_similarity``, or abstention
+  probability at ``generator.abstain_threshold`` or above;
+- false abstention: answerable questions abstained on; F1 and EM (SQuAD) of the answers
+  to the others (an abstention scores 0); abstention on the unanswerable questions.
 
-The threshold chosen is the lowest (the most abstention) whose false abstention stays at
-``--max-false`` or below; ``--write`` stores it in the adapter's ``calibration.json``.
+The pair chosen abstains most on unanswerable questions while false abstention stays at
+``--max-false`` or below (ties: the higher F1). ``--write`` stores the abstention threshold
+in the adapter's ``calibration.json``; the similarity threshold is the embedder's default
+in ``ragtune.rag.relevance`` (written by hand from this output).
 
     python bench/answer_calibration.py [--questions 300] [--unanswerable 150] [--write]
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 from dataclasses import replace
 from typing import Any
@@ -34,19 +39,24 @@ from ragtune.models.components import build_generator
 
 from _common import RESULTS, machine, paragraph_kb, write_result
 
-GRID = [round(0.05 * i, 2) for i in range(1, 20)]
+ABSTAIN_GRID = [round(0.05 * i, 2) for i in range(1, 21)]  # 1.0: never
+SIMILARITY_GRID = [round(0.025 * i, 3) for i in range(0, 25)]  # 0: off
+
+
+def abstains(row: dict[str, Any], similarity: float, threshold: float) -> bool:
+    return bool(row["similarity"] < similarity or row["p_abstain"] >= threshold)
 
 
 def scores(answerable: list[dict[str, Any]], unanswerable: list[dict[str, Any]],
-           threshold: float) -> dict[str, float]:
-    """The validation figures if the abstention were chosen at ``threshold``."""
-    kept = [r for r in answerable if r["p_abstain"] < threshold]
+           similarity: float, threshold: float) -> dict[str, float]:
+    """The validation figures if answers abstained at these thresholds."""
+    kept = [r for r in answerable if not abstains(r, similarity, threshold)]
     return {
-        "threshold": threshold,
+        "min_similarity": similarity, "threshold": threshold,
         "f1": sum(r["f1"] for r in kept) / len(answerable),
         "em": sum(r["em"] for r in kept) / len(answerable),
         "false_abstain": 1 - len(kept) / len(answerable),
-        "abstain_unanswerable": (sum(r["p_abstain"] >= threshold for r in unanswerable)
+        "abstain_unanswerable": (sum(abstains(r, similarity, threshold) for r in unanswerable)
                                  / max(1, len(unanswerable))),
     }
 
@@ -73,6 +83,7 @@ def main() -> None:
     print(f"{len(left)} training-article questions not trained on; {len(questions)} "
           f"validation questions; CPU: {cpu_flags()}")
     work = RESULTS / "answer-adapter"
+    os.environ["RAGTUNE_RETRIEVAL_MIN_SIMILARITY"] = "-1"  # every question answered
     kb = paragraph_kb(work / "train", docs)
     gen = replace(load_settings().generator, adapter="auto", abstain_threshold=1.0)
     generator = build_generator(gen)
@@ -92,21 +103,26 @@ def main() -> None:
         unanswerable += run_arm(other, generator, asked, out / f"unanswerable-{h}.jsonl",
                                 f"unanswerable {h + 1}/2")
         other.close()
-    curve = [scores(answerable, unanswerable, t) for t in GRID]
-    allowed = [c for c in curve if c["false_abstain"] <= args.max_false]
-    chosen = min(allowed, key=lambda c: c["threshold"]) if allowed else curve[-1]
+    grid = [scores(answerable, unanswerable, c, t)
+            for c in SIMILARITY_GRID for t in ABSTAIN_GRID]
+    allowed = [g for g in grid if g["false_abstain"] <= args.max_false]
+    chosen = max(allowed, key=lambda g: (g["abstain_unanswerable"], g["f1"]))
     greedy = [r for r in answerable if r["abstained"]]
-    print(f"\n| threshold | F1 | EM | false abstention | abstains, unanswerable |\n"
-          f"|{'---|' * 5}")
-    for c in curve:
-        mark = " (chosen)" if c is chosen else ""
-        print(f"| {c['threshold']:.2f}{mark} | {c['f1']:.3f} | {c['em']:.3f} | "
-              f"{c['false_abstain']:.1%} | {c['abstain_unanswerable']:.1%} |")
+    print("\n| min_similarity | abstain_threshold | F1 | EM | false abstention | abstains, "
+          f"unanswerable |\n|{'---|' * 6}")
+    model_only = [g for g in grid if g["min_similarity"] == 0]
+    similarity_only = [g for g in grid if g["threshold"] == 1.0]
+    best = {id(max((g for g in allowed if g["min_similarity"] == c), default=None,
+                   key=lambda g: (g["abstain_unanswerable"], g["f1"]))) for c in SIMILARITY_GRID}
+    for g in [*model_only, *similarity_only, *(g for g in grid if id(g) in best)]:
+        mark = " (chosen)" if g is chosen else ""
+        print(f"| {g['min_similarity']:.3f} | {g['threshold']:.2f}{mark} | {g['f1']:.3f} | "
+              f"{g['em']:.3f} | {g['false_abstain']:.1%} | {g['abstain_unanswerable']:.1%} |")
     print(f"{len(greedy)} forced answers still came out as the abstention")
     path = write_result("answer_calibration", {
         "machine": machine(), "cpu": cpu_flags(), "questions": len(answerable),
         "unanswerable": len(unanswerable), "max_false": args.max_false,
-        "chosen": chosen, "curve": curve})
+        "chosen": chosen, "grid": grid})
     print(f"wrote {path}")
     if args.write:
         target = PACKAGE / NAME / "calibration.json"
@@ -116,8 +132,10 @@ def main() -> None:
             "threshold": chosen["threshold"],
             "chosen_on": (f"{len(answerable)} answerable and {len(unanswerable)} unanswerable "
                           "questions of the training articles not trained on "
-                          "(bench/answer_calibration.py): the lowest threshold with false "
-                          f"abstention at most {args.max_false:.0%}"),
+                          "(bench/answer_calibration.py), together with retrieval."
+                          f"min_similarity {chosen['min_similarity']}: the most abstention "
+                          "on unanswerable questions with false abstention at most "
+                          f"{args.max_false:.0%}"),
             "validation": {k: round(v, 4) for k, v in chosen.items()},
         })
         target.write_text(json.dumps(record, indent=2) + "\n")

@@ -84,7 +84,7 @@ def record(item: QAItem, answer: Any) -> dict[str, Any]:
     return {
         "id": item.id, "question": item.question, "gold": list(item.answers),
         "answer": answer.text, "abstained": answer.abstained,
-        "p_abstain": answer.abstain_probability,
+        "p_abstain": answer.abstain_probability, "similarity": answer.similarity,
         "em": 0.0 if answer.abstained else exact_match(text, item.answers),
         "f1": 0.0 if answer.abstained else token_f1(text, item.answers),
         "repeat": repeat_share(text),

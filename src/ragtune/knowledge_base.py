@@ -475,6 +475,7 @@ class KnowledgeBase:
         """
         from ragtune.judge import Judge
         from ragtune.pipelines import Pipelines
+        from ragtune.rag.relevance import min_similarity
         from ragtune.router import ROUTER_FILE, load_router
 
         if not question.strip():
@@ -499,6 +500,8 @@ class KnowledgeBase:
             k=k or self.settings.retrieval.k, max_tokens=max_tokens or g.max_tokens,
             temperature=g.temperature, kb_version=self.version, prompt_style=g.prompt,
             source_order=g.source_order, citations_mode=g.citations,
+            min_similarity=min_similarity(self.settings.retrieval.min_similarity,
+                                          self.manifest.embedder_model),
             adapter=str(adapter) if adapter else None,
             router=load_router(Path(router) if router else self.path / ROUTER_FILE),
             judge=Judge(threshold=0.5 if judge_threshold is None else judge_threshold,

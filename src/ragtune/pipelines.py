@@ -64,6 +64,7 @@ class Pipelines:
     prompt_style: str | None = None
     source_order: str = "best-last"
     citations_mode: str = "inline"  # see ragtune.rag.answer.answer_from_hits
+    min_similarity: float | None = None  # see ragtune.rag.relevance
     adapter: str | None = None
     router: Router = field(default_factory=RuleRouter)
     judge: Judge | None = None  # default: Judge(embedder=self.embedder)
@@ -90,7 +91,7 @@ class Pipelines:
         return {"max_tokens": self.max_tokens, "temperature": self.temperature,
                 "embedder": self.embedder, "kb_version": self.kb_version,
                 "prompt_style": self.prompt_style, "source_order": self.source_order,
-                "citations_mode": self.citations_mode}
+                "citations_mode": self.citations_mode, "min_similarity": self.min_similarity}
 
     def _closed(self, question: str) -> Answer:
         t0 = time.perf_counter()

@@ -189,6 +189,7 @@ class Answer:
     unsupported: tuple[str, ...] = ()  # answer sentences that no source supports
     notes: tuple[str, ...] = ()  # what the user should know (a question that was cut, ...)
     abstain_probability: float | None = None  # see Completion.abstain_probability
+    similarity: float | None = None  # best cosine similarity of a retrieved chunk
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -201,6 +202,7 @@ class Answer:
             "abstained": self.abstained,
             "abstain_probability": (None if self.abstain_probability is None
                                     else round(self.abstain_probability, 4)),
+            "similarity": None if self.similarity is None else round(self.similarity, 4),
             "citations": [c.to_dict() for c in self.citations],
             "unsupported": list(self.unsupported),
             "notes": list(self.notes),

@@ -94,10 +94,24 @@ def test_an_answer_the_sources_do_not_hold_is_flagged_and_strict_mode_abstains(
     assert "40" in strict.ask("How much does a parking permit cost?").text
 
 
+def test_a_question_no_source_is_close_to_abstains_before_generating(kb):
+    off_topic = kb.ask("What is the boiling point of mercury?")
+    assert off_topic.abstained and off_topic.steps == ("retrieve", "relevance")
+    assert off_topic.similarity is not None and "min_similarity" in off_topic.notes[0]
+    on_topic = kb.ask("How much does a parking permit cost?")
+    assert not on_topic.abstained and on_topic.similarity > off_topic.similarity
+
+
 @shipped
-def test_the_abstention_is_weighed_and_chosen_at_the_calibrated_threshold(kb, tuned):
+def test_the_abstention_is_weighed_and_chosen_at_the_calibrated_threshold(kb, tuned,
+                                                                          embedder):
+    from ragtune import load_settings
+
     threshold = tuned.abstain_threshold
     assert threshold is not None and 0 < threshold < 1  # the adapter's calibration.json
+    kb = KnowledgeBase.open(kb.path, load_settings(  # every question reaches the model
+        env={}, overrides={"retrieval": {"min_similarity": -1}}), embedder=embedder,
+        generator=tuned)
     answered = kb.ask("How much does a parking permit cost?")
     missing = kb.ask("What is the boiling point of mercury?")
     assert answered.abstain_probability < threshold < 1

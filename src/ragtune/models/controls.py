@@ -158,3 +158,17 @@ def until_marker(pieces: Iterable[str]) -> Iterator[str]:
             return
         yield text[sent:]
         sent = len(text)
+
+
+def abstention_tokens(tokenizer: Any, text: str) -> tuple[list[int], list[int]]:
+    """The token ids of an abstention ``text`` (``The sources do not say.``) and the ids
+    that, after its first token, begin the same refusal: the one-token forms of its second
+    word with its leading space, lower case and capitalised, singular and plural
+    (`` sources``, `` Source``, ...). Empty lists for an empty ``text``."""
+    ids: list[int] = tokenizer.encode(text, add_special_tokens=False) if text else []
+    if len(ids) < 2:
+        return ids, []
+    stem = str(tokenizer.decode(ids[1:2])).strip().lower().removesuffix("s")
+    forms = {f" {w}" for b in (stem, stem + "s") for w in (b, b.capitalize())}
+    encoded = [tokenizer.encode(f, add_special_tokens=False) for f in forms]
+    return ids, sorted({e[0] for e in encoded if len(e) == 1} | {ids[1]})

@@ -342,9 +342,9 @@ class Decoder:
 
         ``abstain`` (greedy decoding only) weighs an abstention before the answer: its
         probability is measured in one step and recorded in it; at its ``threshold`` or
-        above the abstention's tokens are the output, below it the answer may begin as the
-        abstention does but not go on as it (its ``starts`` are banned after its first
-        token). ``ban_first`` are ids the answer may not begin with.
+        above the abstention's tokens are the output, below it the answer may not begin
+        with the abstention's first token. ``ban_first`` are ids the answer may not begin
+        with.
         """
         if not prompt or max_new_tokens <= 0:
             return
@@ -359,25 +359,23 @@ class Decoder:
             # rows of ``states``: row 0 follows the text so far, row i follows draft[i - 1]
             states = self.forward(torch.tensor(prompt), 0, cache)[-1:]
             position = len(prompt) - 1  # of the last token that went through the model
-            banned_after: list[int] = []  # after the abstention's first token: its starts
+            first_bans = list(ban_first)
             if check is not None:
                 check.probability = self._probability(states[0], check, len(prompt), cache)
                 if check.threshold is not None:
                     if check.probability >= check.threshold:
                         yield from check.ids[:max_new_tokens]
                         return
-                    banned_after = check.starts
-            answer: list[int] = []
+                    # refused: the answer does not begin as the abstention does (after
+                    # its first word alone the model has nothing left to say)
+                    first_bans.append(check.ids[0])
             draft: list[int] = []
             while True:
                 # row i follows draft[:i]: eos is banned while the answer is too short,
-                # and so is whatever would repeat one of its n-grams (or go on as the
-                # abstention that was weighed and not chosen)
+                # and so is whatever would repeat one of its n-grams
                 bans = [(eos_ids if produced + i < min_new_tokens else [])
                         + guard.banned(draft[:i])
-                        + (banned_after if check and banned_after
-                           and answer + draft[:i] == check.ids[:1] else [])
-                        + (list(ban_first) if produced + i == 0 else [])
+                        + (first_bans if produced + i == 0 else [])
                         for i in range(len(draft) + 1)]
                 if temperature > 0:
                     picked = [self._sample(states[0], temperature, top_p, bans[0], generator)]
@@ -394,8 +392,6 @@ class Decoder:
                 for token in accepted:
                     yield token
                     produced += 1
-                    if banned_after and produced <= 1:
-                        answer.append(token)
                     guard.append(token)
                     if token in eos or produced == max_new_tokens:
                         return

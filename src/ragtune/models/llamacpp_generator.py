@@ -7,12 +7,16 @@ sequences; repetition is held back with llama.cpp's DRY sampler over the answer.
 
 LoRA adapters (the bundled grounded-answer adapter, ``ragtune tune lora`` runs) are PEFT
 folders; they are written once as GGUF LoRA files (:mod:`ragtune.models.gguf_lora`) and
-applied by llama.cpp over the quantised base.
+applied by llama.cpp over the quantised base. A bundled adapter's abstention is weighed
+before each greedy answer as the local generator weighs it, from llama.cpp's token
+probabilities (two one-token requests over the cached prompt): at the adapter's threshold
+or above the answer is the abstention, below it the abstention's first token is banned.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
 import threading
@@ -22,14 +26,15 @@ from typing import Any
 
 from ragtune.config import GeneratorSettings
 from ragtune.errors import ConfigError, GenerationError, RagtuneError
-from ragtune.models.adapters import ADAPTERS, resolve_adapter
-from ragtune.models.controls import cut_after_marker, until_marker
+from ragtune.models.adapters import ADAPTERS, calibration, resolve_adapter
+from ragtune.models.controls import abstention_tokens, cut_after_marker, until_marker
 from ragtune.models.gguf_cache import bundled_gguf
 from ragtune.models.gguf_lora import gguf_lora
 from ragtune.models.registry import BUNDLED, bundled_model
 from ragtune.types import Completion, Message
 
 INSTALL = "pip install xllamacpp"
+TOP = 40  # token probabilities asked for when weighing the abstention
 
 
 def gguf_path(model: str) -> Path:
@@ -50,7 +55,8 @@ class LlamaCppGenerator:
 
     def __init__(self, model: str = "smollm2-135m-instruct", *, max_context: int = 2048,
                  threads: int | None = None, parallel: int = 1, no_repeat: int = 6,
-                 stop: Sequence[str] = (), adapter: str | Path | None = None) -> None:
+                 stop: Sequence[str] = (), adapter: str | Path | None = None,
+                 abstain_threshold: float | None = None) -> None:
         try:
             import xllamacpp
         except ImportError as exc:
@@ -86,6 +92,13 @@ class LlamaCppGenerator:
             lora.scale = 1.0
             params.lora_adapters = [lora]
         self._server = xllamacpp.Server(params)
+        calibrated = calibration(self.adapter) if self.one_answer and self.adapter else {}
+        text = str(calibrated.get("abstain") or "")
+        self.abstain_text = text
+        self.abstain_threshold = (abstain_threshold if abstain_threshold is not None
+                                  else calibrated.get("threshold"))
+        ids, self._abstain_seconds = abstention_tokens(self.tokenizer, text)
+        self._abstain_first = ids[0] if ids else None
 
     @staticmethod
     def _adapter(adapter: str | Path | None, model: str, base: Path) -> Path | None:
@@ -104,7 +117,8 @@ class LlamaCppGenerator:
     @classmethod
     def from_settings(cls, settings: GeneratorSettings) -> LlamaCppGenerator:
         return cls(settings.model, max_context=settings.max_context, adapter=settings.adapter,
-                   no_repeat=settings.no_repeat, stop=settings.stop.split("|"))
+                   no_repeat=settings.no_repeat, stop=settings.stop.split("|"),
+                   abstain_threshold=settings.abstain_threshold)
 
     @property
     def adapter_name(self) -> str | None:
@@ -123,12 +137,38 @@ class LlamaCppGenerator:
     def count_tokens(self, messages: Sequence[Message]) -> int:
         return len(self.tokenizer(self._prompt(messages), add_special_tokens=False)["input_ids"])
 
+    def _probabilities(self, prompt: list[int]) -> dict[int, float]:
+        """The ``TOP`` likeliest next tokens after ``prompt`` (token ids) and their
+        probabilities, from one one-token request (the prompt's cache is kept)."""
+        out = self._check(self._server.handle_completions({
+            "prompt": prompt, "max_tokens": 1, "n_probs": TOP, "temperature": 0.0,
+            "top_k": 1, "cache_prompt": True, "post_sampling_probs": False}))
+        content = (out["choices"][0].get("logprobs") or {}).get("content") or [{}]
+        return {int(t["id"]): math.exp(t["logprob"])
+                for t in content[0].get("top_logprobs", [])}
+
+    def abstain_probability(self, messages: Sequence[Message]) -> float | None:
+        """The probability of the abstention's first token followed by any form of its
+        second word (a token outside the ``TOP`` likeliest counts 0); ``None`` without a
+        bundled adapter's abstention."""
+        first = self._abstain_first
+        if first is None:
+            return None
+        prompt = self.tokenizer(self._prompt(messages), add_special_tokens=False)["input_ids"]
+        p_first = self._probabilities(prompt).get(first, 0.0)
+        if p_first == 0.0 or not self._abstain_seconds:
+            return p_first
+        after = self._probabilities([*prompt, first])
+        return p_first * sum(after.get(i, 0.0) for i in self._abstain_seconds)
+
     def _request(self, messages: Sequence[Message], max_tokens: int, temperature: float,
-                 stream: bool) -> dict[str, Any]:
+                 stream: bool, ban: Sequence[int] = ()) -> dict[str, Any]:
         body: dict[str, Any] = {
             "prompt": self._prompt(messages), "max_tokens": max_tokens, "stream": stream,
             "temperature": temperature, "stop": self.stop, "cache_prompt": True,
         }
+        if ban:
+            body["logit_bias"] = [[i, False] for i in ban]
         if temperature <= 0:
             body["top_k"] = 1
         if self.no_repeat:
@@ -146,16 +186,29 @@ class LlamaCppGenerator:
             raise GenerationError(f"llama.cpp failed: {response}")
         return response
 
+    def _weigh(self, messages: Sequence[Message], temperature: float
+               ) -> tuple[float | None, bool, list[int]]:
+        """The abstention's probability, whether it is the answer, and the ids to ban
+        in the answer when it is not: its first token (``The`` without a space before it
+        starts nothing else a short answer needs; llama.cpp bans for the whole answer)."""
+        if temperature > 0 or self._abstain_first is None:
+            return None, False, []
+        p = self.abstain_probability(messages)
+        if self.abstain_threshold is None or p is None:
+            return p, False, []
+        return p, p >= self.abstain_threshold, [self._abstain_first]
+
     def generate(self, messages: Sequence[Message], *, max_tokens: int,
                  temperature: float = 0.0) -> Completion:
         if self.one_answer:  # streamed, so decoding ends at the first marker
-            text = "".join(self.stream(messages, max_tokens=max_tokens,
-                                       temperature=temperature))
+            p, abstain, ban = self._weigh(messages, temperature)
+            text = self.abstain_text if abstain else "".join(
+                until_marker(self._pieces(messages, max_tokens, temperature, ban)))
             written = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
             return Completion(text=text.strip(), prompt_tokens=self.count_tokens(messages),
                               completion_tokens=written, finish_reason="stop"
                               if cut_after_marker(text)[1] or written < max_tokens
-                              else "length")
+                              else "length", abstain_probability=p)
         out = self._check(self._server.handle_completions(
             self._request(messages, max_tokens, temperature, stream=False)))
         choice, usage = out["choices"][0], out["usage"]
@@ -166,11 +219,15 @@ class LlamaCppGenerator:
 
     def stream(self, messages: Sequence[Message], *, max_tokens: int,
                temperature: float = 0.0) -> Iterator[str]:
-        pieces = self._pieces(messages, max_tokens, temperature)
-        return until_marker(pieces) if self.one_answer else pieces
+        if not self.one_answer:
+            return self._pieces(messages, max_tokens, temperature)
+        _, abstain, ban = self._weigh(messages, temperature)
+        if abstain:
+            return iter([self.abstain_text])
+        return until_marker(self._pieces(messages, max_tokens, temperature, ban))
 
     def _pieces(self, messages: Sequence[Message], max_tokens: int,
-                temperature: float) -> Iterator[str]:
+                temperature: float, ban: Sequence[int] = ()) -> Iterator[str]:
         chunks: queue.Queue[Any] = queue.Queue()
         done = object()
         stopped = threading.Event()
@@ -182,7 +239,8 @@ class LlamaCppGenerator:
         def run() -> None:
             try:
                 self._server.handle_completions(
-                    self._request(messages, max_tokens, temperature, stream=True), on_chunk)
+                    self._request(messages, max_tokens, temperature, stream=True, ban=ban),
+                    on_chunk)
             except Exception as exc:  # surfaced in the caller's thread
                 chunks.put(exc)
             chunks.put(done)

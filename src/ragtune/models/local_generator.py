@@ -17,6 +17,7 @@ from ragtune.config import GeneratorSettings
 from ragtune.errors import ConfigError, GenerationError
 from ragtune.models.adapters import ADAPTERS, calibration, resolve_adapter
 from ragtune.models.controls import (
+    abstention_tokens,
     cut_after_marker,
     cut_at_stop,
     no_repeat_processor,
@@ -139,11 +140,9 @@ class LocalGenerator:
         # a bundled adapter's abstention, weighed before each greedy answer (fast decoder)
         calibrated = calibration(adapter_path) if self.one_answer and adapter_path else {}
         text = str(calibrated.get("abstain") or "")
-        self._abstain_ids: list[int] = (
-            self.tokenizer.encode(text, add_special_tokens=False) if text else [])
+        self._abstain_ids, self._abstain_seconds = abstention_tokens(self.tokenizer, text)
         self.abstain_threshold = (abstain_threshold if abstain_threshold is not None
                                   else calibrated.get("threshold"))
-        self._abstain_seconds: list[int] | None = None  # found on first use
         # ... and an answer that is only a citation says nothing: it may not begin with one
         self._ban_first: list[int] = [
             i for t, i in self.tokenizer.get_vocab().items()
@@ -218,15 +217,10 @@ class LocalGenerator:
     def _check(self) -> AbstainCheck | None:
         """The abstention to weigh before one answer, if the adapter names one: its tokens,
         and the one-token case and number variants of its second word (``The source``)."""
-        ids = self._abstain_ids
-        if not ids:
+        if not self._abstain_ids:
             return None
-        if self._abstain_seconds is None:
-            stem = self.tokenizer.decode(ids[1:2]).strip().lower().removesuffix("s")
-            forms = {f" {w}" for b in (stem, stem + "s") for w in (b, b.capitalize())}
-            encoded = [self.tokenizer.encode(f, add_special_tokens=False) for f in forms]
-            self._abstain_seconds = sorted({e[0] for e in encoded if len(e) == 1})
-        return AbstainCheck(ids, self.abstain_threshold, seconds=self._abstain_seconds)
+        return AbstainCheck(self._abstain_ids, self.abstain_threshold,
+                            seconds=self._abstain_seconds)
 
     def _tokens(self, inputs: Any, max_tokens: int, temperature: float,
                 check: AbstainCheck | None = None) -> Iterator[int]:

@@ -19,6 +19,7 @@ from ragtune.rag.prompts import (
     detect_language,
     is_abstention,
 )
+from ragtune.rag.relevance import best_similarity
 from ragtune.rag.spans import complete_list
 from ragtune.retrieve.protocol import Retriever
 from ragtune.types import Answer, Hit
@@ -47,6 +48,7 @@ def answer(
     prompt_style: str | None = None,
     source_order: str = "best-last",
     citations_mode: str = "inline",
+    min_similarity: float | None = None,
 ) -> Answer:
     """Answer ``question`` from the top ``k`` retrieved chunks, with checked citations.
 
@@ -62,7 +64,8 @@ def answer(
     result = answer_from_hits(
         question, hits, generator, max_tokens=max_tokens, temperature=temperature,
         embedder=embedder, kb_version=kb_version, prompt_style=prompt_style,
-        source_order=source_order, citations_mode=citations_mode)
+        source_order=source_order, citations_mode=citations_mode,
+        min_similarity=min_similarity)
     timings = {"retrieve_ms": retrieve_ms, **result.timings}
     timings["total_ms"] = (time.perf_counter() - t0) * 1e3
     return replace(result, timings=timings, steps=("retrieve", *result.steps))
@@ -81,6 +84,7 @@ def answer_from_hits(
     source_order: str = "best-last",
     draft: str | None = None,
     citations_mode: str = "inline",
+    min_similarity: float | None = None,
 ) -> Answer:
     """Answer from hits already retrieved: pack, generate, cite.
 
@@ -94,9 +98,22 @@ def answer_from_hits(
 
     ``draft`` (a closed-book answer from the fine-tuned model) is shown after the question
     for the generator to keep what the sources support and correct the rest.
+
+    ``min_similarity``: when no hit's dense (cosine) score reaches it, the answer abstains
+    without generating (:mod:`ragtune.rag.relevance`); ``similarity`` records the best.
     """
     t1 = time.perf_counter()
     lang = detect_language(question)
+    similarity = best_similarity(hits)
+    if min_similarity is not None and similarity is not None and similarity < min_similarity:
+        return Answer(
+            question=question, text=ABSTAIN[lang], citations=(), abstained=True,
+            adapter=getattr(generator, "adapter_name", None), language=lang,
+            kb_version=kb_version, steps=("relevance",), similarity=similarity,
+            timings={"total_ms": (time.perf_counter() - t1) * 1e3},
+            notes=(f"no source is close enough to the question to answer from (best "
+                   f"similarity {similarity:.2f}, below retrieval.min_similarity "
+                   f"{min_similarity:.2f})",))
     style = prompt_style or str(getattr(generator, "prompt_style", "full"))
     if style not in STYLES:
         raise ConfigError(f"unknown prompt style {style!r}; valid choices: {', '.join(STYLES)}")
@@ -155,4 +172,5 @@ def answer_from_hits(
         language=lang, kb_version=kb_version, steps=("prompt", "generate", "cite"),
         context=tuple(h.chunk for h in kept),
         abstain_probability=getattr(completion, "abstain_probability", None),
+        similarity=similarity,
     )

@@ -52,7 +52,8 @@ def complete_list(answer: str, sources: Sequence[str], question: str) -> str:
         return answer
     span = answer[:markers.start()].strip()
     numbers = [int(n) for n in re.findall(r"\d+", markers.group(0))]
-    if not span or len(span.split()) > 6 or not 1 <= numbers[0] <= len(sources):
+    if (not span or len(span.split()) > 6 or "," in span or " and " in span
+            or not 1 <= numbers[0] <= len(sources)):  # already a list, or no such source
         return answer
     source = sources[numbers[0] - 1]
     at = source.find(span)

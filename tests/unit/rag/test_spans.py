@@ -45,6 +45,7 @@ def test_the_cited_source_is_the_one_read() -> None:
     ("plain text", "Which file formats can ragtune ingest?"),  # no marker: not a grounded span
     ("plain text [3]", "Which file formats can ragtune ingest?"),  # no such source
     ("JSON files [1]", "Which file formats can ragtune ingest?"),  # not in the source
+    ("plain text, Markdown [1]", "Which file formats can ragtune ingest?"),  # a list already
 ])
 def test_anything_else_is_left_as_it_is(answer: str, question: str) -> None:
     assert complete_list(answer, [SOURCE], question) == answer
