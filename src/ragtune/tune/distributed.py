@@ -71,7 +71,7 @@ def join(device: str) -> World:
         raise ConfigError(
             f"WORLD_SIZE is {size} but {', '.join(missing)} is not set: start distributed "
             "training with a launcher: `torchrun --nproc-per-node N -m ragtune tune lora ...` "
-            "(or, on GPUs, `accelerate launch --multi_gpu --num_processes N -m ragtune ...`)")
+            "(or `accelerate launch --multi_gpu --num_processes N -m ragtune ...`)")
     import torch
     import torch.distributed as dist
 
@@ -160,4 +160,4 @@ def data_parallel(world: World, model: Any, loss_of: Callable[[Any], tuple[Any, 
         return module
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(module, device_ids=None, broadcast_buffers=False)
+    return DistributedDataParallel(module, device_ids=None)

@@ -93,6 +93,31 @@ def test_a_one_process_run_is_not_resumed_by_two(tiny_model, tmp_path):
     assert len(steps(run)) == 2  # nothing was trained or rewritten
 
 
+def test_accelerate_launch_runs_the_same_recipe(tiny_model, tmp_path):
+    pytest.importorskip("accelerate", reason="accelerate is not installed")
+    data = write_prepared(tmp_path / "data", qa_records(16), [])
+    one = tmp_path / "one"
+    train(TrainConfig(data=str(data), out=str(one), base=str(tiny_model), batch_size=8,
+                      **{**RECIPE, "max_steps": 2}), progress=False)
+    run = tmp_path / "run"
+    # --multi_gpu is accelerate's multi-process launcher (torchrun underneath); on a
+    # machine without GPUs its processes train on the CPU over gloo
+    done = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+         "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+         "--dynamo_backend", "no", "-m", "ragtune", "tune", "lora", "--data", str(data),
+         "--out", str(run), "--base", str(tiny_model), "--batch-size", "4",
+         *FLAGS[:FLAGS.index("--max-steps")], "--max-steps", "2",
+         *FLAGS[FLAGS.index("--max-steps") + 2:]],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+        timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    info = json.loads((run / "run.json").read_text())
+    assert info["distributed"]["world_size"] == 2
+    for x, y in zip(steps(one), steps(run), strict=True):
+        assert y["loss"] == pytest.approx(x["loss"], rel=TOLERANCE)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(),
                     reason="QLoRA (4-bit bitsandbytes) and bf16 training need a CUDA GPU; "
                            "this machine has none")
