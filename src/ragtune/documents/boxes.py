@@ -58,8 +58,11 @@ def line_boxes(textpage: Any, raw_text: str, cleaned: str, width: float, height:
         last = match.start() + len(text.rstrip()) - 1
         if last < first:
             continue
-        line = clean(text)
+        line = " ".join(text.split())  # what cleaning makes of a line, mostly
         at = cleaned.find(line, cursor)
+        if at < 0:  # control characters, composed accents: clean it as the page was
+            line = clean(text)
+            at = cleaned.find(line, cursor)
         if at < 0 and line.endswith("-"):  # a hyphen that cleaning joined to the next line
             line = line[:-1]
             at = cleaned.find(line, cursor)

@@ -34,8 +34,8 @@ __all__ = ["Table", "chunk_table", "filing_title", "find_tables", "has_table_lin
 _NUMBER = re.compile(r"^\(?-?\$?\(?\d[\d,]*(\.\d+)?\)?%?\)?$|^\(?\.\d+\)?%?$")
 _DASH = {"—", "–", "-", "$—", "$–", "$-"}
 _YEAR = re.compile(r"^(19|20)\d\d$")
-# a line of page text ending in at least two numbers: a quick sign a page holds a table
-_TABLE_LINE = re.compile(r"[A-Za-z][^\n]*?(?:\s+\(?\$?\s?(?:\d[\d,.]*|—)\)?%?){2,}[ \t\r]*$", re.M)
+# the tokens that end a table's line of page text: a quick sign a page holds a table
+_CELL_TOKEN = re.compile(r"\(?\$?\d[\d,.]*\)?%?|—|\$|\)")
 _LABEL_GAP = 8.0  # points between a row's label and its first value, at least
 _COLUMN_GAP = 8.0  # points between the right edges of two value columns, at least
 
@@ -356,8 +356,21 @@ def _is_label_line(line: _Line, rows: list[_Line]) -> bool:
 
 
 def has_table_lines(text: str, at_least: int = 3) -> bool:
-    """Whether a page's text has ``at_least`` lines ending in two or more numbers."""
-    return len(_TABLE_LINE.findall(text)) >= at_least
+    """Whether a page's text has ``at_least`` lines of words ending in two or more numbers
+    (token by token: a regular expression over whole lines backtracks on long prose)."""
+    found = 0
+    for line in text.splitlines():
+        tokens = line.split()
+        numbers = 0
+        for n, token in enumerate(reversed(tokens)):
+            if not _CELL_TOKEN.fullmatch(token):
+                if numbers >= 2 and any(c.isalpha() for c in tokens[len(tokens) - 1 - n]):
+                    found += 1
+                break
+            numbers += token not in ("$", ")")
+        if found >= at_least:
+            return True
+    return False
 
 
 def find_tables(textpage: Any, text: str | None = None) -> list[Table]:
