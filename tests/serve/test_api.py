@@ -1,6 +1,7 @@
 """The API through ``create_app`` with the fake models: OpenAI schema, documents, limits."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -100,6 +101,24 @@ def test_retrieve_with_filters(client):
     assert r.status_code == 400 and r.json()["error"]["param"] == "k"
     r = client.post("/v1/retrieve", json={"query": "x", "filters": {"pages": "seven"}})
     assert r.status_code == 400 and r.json()["error"]["param"] == "filters"
+
+
+def test_a_source_filter_matches_shown_names_never_server_paths(client, kb):
+    # a glob over the server's own folders finds nothing, so it cannot tell which of its
+    # files exist; the name a citation shows matches
+    stored, name = next((s, n) for s, n in kb.display_names().items() if "vacation" in s)
+    assert stored.startswith("/") and not name.startswith("/")
+
+    def found(glob: str) -> list[str]:
+        r = client.post("/v1/retrieve", json={"query": "vacation days", "k": 3,
+                                              "filters": {"source": glob}})
+        assert r.status_code == 200
+        return [h["source"] for h in r.json()["data"]]
+
+    assert found(stored) == [] and found(str(Path(stored).parent) + "/*") == []
+    assert found("/*") == [] and found(stored[:2] + "*") == []
+    assert found(name) and set(found(name)) == {name}
+    assert set(found("vacation*")) == {name}
 
 
 def test_upload_list_ask_and_delete(client, kb):

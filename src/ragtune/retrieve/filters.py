@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,17 +26,20 @@ class Filter:
     ``source`` is a glob matched against the stored path (``*handbook*.pdf``), its file
     name, or its last folders and name, so that a name as citations show it
     (``docs/guide/*.md``, ``uploads/alice/*``) matches; ``pages`` an inclusive range of
-    1-based pages; ``since``/``until`` Unix times of ingest.
+    1-based pages; ``since``/``until`` Unix times of ingest. ``sources``: exact stored
+    paths (a server resolves a client's glob against the names it shows, so that a glob
+    over its own folders matches nothing: :func:`shown_sources`).
 
     Example:
         >>> Filter(source="*.pdf", pages=(3, 7))
-        Filter(source='*.pdf', pages=(3, 7), since=None, until=None)
+        Filter(source='*.pdf', pages=(3, 7), since=None, until=None, sources=None)
     """
 
     source: str | None = None
     pages: tuple[int, int] | None = None
     since: float | None = None
     until: float | None = None
+    sources: frozenset[str] | None = None
 
     @property
     def empty(self) -> bool:
@@ -52,6 +56,10 @@ class Filter:
                         or fnmatch.fnmatch(s.rsplit("/", 1)[-1], self.source)
                         or fnmatch.fnmatch(s, "*/" + self.source)}
             keep &= np.fromiter((s in matching for s in sources), dtype=bool, count=n)
+        if self.sources is not None:
+            allowed = self.sources
+            keep &= np.fromiter((s in allowed for s in view.column("source").to_pylist()),
+                                dtype=bool, count=n)
         if self.pages:
             low, high = self.pages
             pages = view.column("page").to_numpy(zero_copy_only=False)
@@ -86,3 +94,16 @@ def parse_time(text: str) -> float:
     except ValueError:
         raise ConfigError(f"time {text!r}: expected an ISO date like 2026-01-31 or "
                           "2026-01-31T12:00") from None
+
+
+def shown_sources(glob: str, names: Mapping[str, str]) -> frozenset[str]:
+    """The stored paths whose shown name (``names``: stored -> shown, see
+    :mod:`ragtune.display`) or its file name matches ``glob``.
+
+    >>> sorted(shown_sources("docs/*.md", {"/srv/kb/docs/a.md": "docs/a.md",
+    ...                                     "/srv/kb/b.txt": "b.txt"}))
+    ['/srv/kb/docs/a.md']
+    """
+    return frozenset(stored for stored, name in names.items()
+                     if fnmatch.fnmatch(name, glob)
+                     or fnmatch.fnmatch(name.rsplit("/", 1)[-1], glob))

@@ -30,7 +30,7 @@ from ragtune.documents.loaders import LOADERS
 from ragtune.index.ingest import source_name
 from ragtune.index.sources import SourceRecord
 from ragtune.knowledge_base import KnowledgeBase
-from ragtune.retrieve.filters import Filter, parse_pages, parse_time
+from ragtune.retrieve.filters import Filter, parse_pages, parse_time, shown_sources
 from ragtune.serve.errors import ApiError
 from ragtune.serve.keys import DEFAULT_COLLECTION, ApiKey
 from ragtune.serve.schemas import DocumentOut, Filters, HitOut
@@ -75,11 +75,14 @@ def describe(record: SourceRecord, names: Mapping[str, str], owner: str | None
         collection=owner)
 
 
-def make_filter(f: Filters | None) -> Filter | None:
+def make_filter(f: Filters | None, names: Mapping[str, str]) -> Filter | None:
+    """The search filter of a request; its ``source`` glob matches the names the server
+    shows (``names``: stored -> shown), never the stored paths of this machine."""
     if f is None:
         return None
     try:
-        out = Filter(source=f.source, pages=parse_pages(f.pages) if f.pages else None,
+        out = Filter(sources=shown_sources(f.source, names) if f.source else None,
+                     pages=parse_pages(f.pages) if f.pages else None,
                      since=parse_time(f.since) if f.since else None,
                      until=parse_time(f.until) if f.until else None)
     except Exception as exc:  # the parsers raise ConfigError naming the expected form
@@ -88,8 +91,9 @@ def make_filter(f: Filters | None) -> Filter | None:
 
 
 def hits(kb: KnowledgeBase, query: str, k: int, mode: str, f: Filters | None) -> list[HitOut]:
-    found = relabel_hits(kb.search(query, k=k, mode=mode, filter=make_filter(f)),
-                         kb.display_names())
+    names = kb.display_names()
+    found = relabel_hits(kb.search(query, k=k, mode=mode, filter=make_filter(f, names)),
+                         names)
     return [HitOut(id=h.chunk.id, source=h.chunk.source, name=basename(h.chunk.source),
                    page=h.chunk.page, text=h.chunk.text, score=round(h.score, 6),
                    heading=h.chunk.heading, kind=h.chunk.kind,
