@@ -86,7 +86,11 @@ def join(device: str) -> World:
         torch.cuda.set_device(local)
     owns = not dist.is_initialized()
     if owns:
-        dist.init_process_group(backend)
+        from datetime import timedelta
+
+        # the other ranks wait in a collective while rank 0 evaluates (generation) and
+        # saves: the backends' default limits (10 to 30 minutes) are too short for that
+        dist.init_process_group(backend, timeout=timedelta(hours=2))
     return World(rank=rank, size=size, local_rank=local, backend=backend, owns_group=owns)
 
 
