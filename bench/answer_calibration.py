@@ -17,8 +17,8 @@ otherwise; every pair of thresholds is then scored from those:
 
 The pair chosen abstains most on unanswerable questions while false abstention stays at
 ``--max-false`` or below (ties: the higher F1). ``--write`` stores the abstention threshold
-in the adapter's ``calibration.json``; the similarity threshold is the embedder's default
-in ``ragtune.rag.relevance`` (written by hand from this output).
+in the adapter's ``calibration.json``; the similarity threshold becomes the embedder's
+default in ``ragtune/rag/min_similarity.json``.
 
     python bench/answer_calibration.py [--questions 300] [--unanswerable 150] [--write]
 """
@@ -140,6 +140,18 @@ def main() -> None:
         })
         target.write_text(json.dumps(record, indent=2) + "\n")
         print(f"wrote {target}")
+        from ragtune.rag.relevance import DEFAULTS
+
+        defaults = json.loads(DEFAULTS.read_text()) if DEFAULTS.exists() else {}
+        defaults[kb.manifest.embedder_model.lower()] = {
+            "min_similarity": chosen["min_similarity"],
+            "chosen_on": (f"bench/answer_calibration.py: {len(answerable)} answerable and "
+                          f"{len(unanswerable)} unanswerable SQuAD questions of the training "
+                          f"articles not trained on, with abstain_threshold "
+                          f"{chosen['threshold']}"),
+            "validation": {k: round(v, 4) for k, v in chosen.items()}}
+        DEFAULTS.write_text(json.dumps(defaults, indent=2) + "\n")
+        print(f"wrote {DEFAULTS}")
 
 
 if __name__ == "__main__":

@@ -10,26 +10,39 @@ generating (LlamaIndex's ``SimilarityPostprocessor(similarity_cutoff=...)`` and 
 similarity threshold do the same before generation).
 
 Cosine scales differ between embedders, so the default is per embedder, measured on that
-validation split; an embedder without one has no default (no threshold).
+validation split and stored in ``min_similarity.json`` beside this module (written by
+``bench/answer_calibration.py --write``); an embedder without one has no default.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
 
 from ragtune.types import Hit
 
-__all__ = ["MIN_SIMILARITY", "best_similarity", "min_similarity"]
+__all__ = ["best_similarity", "default_min_similarity", "min_similarity"]
 
-# embedder name -> the threshold chosen by bench/answer_calibration.py (the lowest false
-# abstention ... see BENCHMARKS.md, "Answer quality")
-MIN_SIMILARITY: dict[str, float] = {"all-minilm-l6-v2": 0.40}
+DEFAULTS = Path(__file__).with_name("min_similarity.json")
+
+
+@cache
+def _defaults() -> dict[str, float]:
+    data = json.loads(DEFAULTS.read_text(encoding="utf-8")) if DEFAULTS.exists() else {}
+    return {name.lower(): float(entry["min_similarity"]) for name, entry in data.items()}
+
+
+def default_min_similarity(embedder: str) -> float | None:
+    """The threshold measured for ``embedder`` (a registry name), if one was."""
+    return _defaults().get(embedder.lower())
 
 
 def min_similarity(setting: float | None, embedder: str) -> float | None:
     """The threshold in force: the setting, else the embedder's default; ``None``: none
     (``-1`` in the setting turns it off)."""
-    value = MIN_SIMILARITY.get(embedder.lower()) if setting is None else setting
+    value = default_min_similarity(embedder) if setting is None else setting
     return None if value is None or value <= -1 else value
 
 

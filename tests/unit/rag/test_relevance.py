@@ -2,7 +2,7 @@
 question, at the embedder's own threshold or the setting's."""
 
 from ragtune.rag.answer import answer_from_hits
-from ragtune.rag.relevance import MIN_SIMILARITY, best_similarity, min_similarity
+from ragtune.rag.relevance import best_similarity, default_min_similarity, min_similarity
 from ragtune.testing import FakeGenerator
 from ragtune.types import Chunk, Hit
 
@@ -43,7 +43,9 @@ def test_at_or_above_it_or_without_dense_scores_the_model_answers() -> None:
 
 
 def test_the_threshold_is_the_setting_else_the_embedders_own() -> None:
-    assert min_similarity(None, "all-MiniLM-L6-v2") == MIN_SIMILARITY["all-minilm-l6-v2"]
+    measured = default_min_similarity("all-minilm-l6-v2")
+    assert measured is not None and 0 < measured < 1  # min_similarity.json
+    assert min_similarity(None, "all-MiniLM-L6-v2") == measured
     assert min_similarity(None, "some-other-embedder") is None
     assert min_similarity(0.55, "all-minilm-l6-v2") == 0.55
     assert min_similarity(-1, "all-minilm-l6-v2") is None
