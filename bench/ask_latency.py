@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -261,7 +262,8 @@ def main() -> None:
 
         engines = args.engines.split(",")
         compared = {}
-        print(f"CPU: {cpu_flags()}")
+        print(f"CPU: {cpu_flags()}; torch CPU capability "
+              f"{os.environ.get('ATEN_CPU_CAPABILITY', 'native')}")
         for label, path, qs in (
                 ("demo knowledge base", args.demo_kb, list(DEMO_QUESTIONS)),
                 ("SciFact", args.kb, scifact_questions(args.questions))):
@@ -270,8 +272,13 @@ def main() -> None:
                 continue
             compared[label] = compare_engines(path, qs, engines, args.max_tokens)
             print_engines(f"{label}, {len(qs)} questions", compared[label])
-        write_result("ask_latency_engines", {"cpu": cpu_flags(), "max_tokens": args.max_tokens,
-                                             "engines": compared})
+        # ATEN_CPU_CAPABILITY=avx2 (with the native kernels off) runs torch as on an AVX2
+        # machine: the result is kept apart
+        capability = os.environ.get("ATEN_CPU_CAPABILITY", "")
+        write_result("ask_latency_engines" + (f"_{capability}" if capability else ""),
+                     {"cpu": cpu_flags(), "aten_cpu_capability": capability or None,
+                      "native_kernels": os.environ.get("RAGTUNE_NATIVE_KERNELS", "1"),
+                      "max_tokens": args.max_tokens, "engines": compared})
         if args.engines_only:
             return
     if not (Path(args.kb) / "manifest.json").exists():
