@@ -45,7 +45,8 @@ def test_answers_cite_pages_that_hold_the_cited_text(sec_kb, question, company):
         if chunk.kind == "table":  # rows as Markdown: each cell is on that page
             cells = [c.strip() for line in chunk.text.split("\n")
                      for c in line.strip("| ").split(" | ")[1:] if c.strip()]
-            page = pages[chunk.page - 1].replace("$ ", "$").replace(" )", ")")
+            page = (pages[chunk.page - 1].replace("$ ", "$").replace(" )", ")")
+                    .replace(" %", "%"))  # the cells join "$ 5", "(5 )", "5 %"
             assert cells and all(c in page for c in cells), (
                 f"{Path(chunk.source).name} page {chunk.page} does not hold the cited cells")
             continue
