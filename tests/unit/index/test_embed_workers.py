@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from ragtune import KnowledgeBase
-from ragtune.config import ChunkSettings, EmbedderSettings, IngestSettings, Settings
+from ragtune.config import (
+    ChunkSettings,
+    EmbedderSettings,
+    IngestSettings,
+    Settings,
+    StoreSettings,
+)
 from ragtune.errors import ConfigError
 from ragtune.testing import FakeEmbedder
 
@@ -30,11 +36,11 @@ def docs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def settings() -> Settings:
+def settings(store: str = "lancedb") -> Settings:
     # the fake embedder by its registered name, so worker processes build it by name too
     return Settings(embedder=EmbedderSettings(backend="fake", model="fake-hash"),
                     chunking=ChunkSettings(max_tokens=64, overlap=8),
-                    ingest=IngestSettings(batch_chunks=32))
+                    ingest=IngestSettings(batch_chunks=32), store=StoreSettings(backend=store))
 
 
 def vectors(kb: KnowledgeBase) -> dict[str, np.ndarray]:
@@ -66,6 +72,19 @@ def test_workers_embed_in_other_processes_and_store_the_same(docs, plain, tmp_pa
         check_same(kb, plain)
         again = kb.ingest([docs], workers=2)  # a sync: nothing to embed, no workers started
         assert again.chunks_embedded == 0 and len(again.unchanged) == 24
+
+
+def test_one_writer_into_qdrant_too(docs, tmp_path):
+    pytest.importorskip("qdrant_client", reason="qdrant-client is not installed")
+    # against a plain ingest into qdrant: it normalises vectors again as it stores them
+    with KnowledgeBase.create(tmp_path / "plain", settings("qdrant")) as kb:
+        kb.ingest([docs])
+        reference = vectors(kb)
+    with KnowledgeBase.create(tmp_path / "kb", settings("qdrant")) as kb:
+        assert kb.store_spec.backend == "qdrant"
+        kb.ingest([docs], workers=2)
+        assert kb.embedder.calls == 0
+        check_same(kb, reference)
 
 
 def test_the_cli_takes_workers(docs, plain, tmp_path):
