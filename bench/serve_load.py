@@ -54,8 +54,9 @@ def start_server(kb: str, generator: str) -> tuple[subprocess.Popen[str], int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "RAGTUNE_GENERATOR_BACKEND": generator,
-           "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    backend, _, parallel = generator.partition(":")  # llamacpp:4: four slots
+    env = {**os.environ, "RAGTUNE_GENERATOR_BACKEND": backend,
+           "RAGTUNE_GENERATOR_PARALLEL": parallel or "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "ragtune", "serve", "--kb", kb, "--port",
                              str(port), "--api-key", KEY], stderr=subprocess.PIPE, text=True,
                             env=env, stdout=subprocess.DEVNULL)
@@ -150,7 +151,8 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--warmup", type=float, default=20)
     parser.add_argument("--generators", default="fake,local",
-                        help="Runs to make, in order; the summary line needs both.")
+                        help="Runs to make, in order (llamacpp:4: llama.cpp with 4 slots); "
+                             "the summary line needs fake and local.")
     args = parser.parse_args()
     BODY["max_tokens"] = args.max_tokens
     kb = build_kb()

@@ -161,6 +161,9 @@ class GeneratorSettings:
     citations: str = "inline"
     source_order: str = "best-last"  # best-last (best source next to the question) | best-first
     timeout_s: float = 120.0
+    # llamacpp: requests decoded together in one loaded model (llama.cpp's slots, each with
+    # the whole max_context); ragtune serve answers that many chat requests at once
+    parallel: int = 1
 
     def __post_init__(self) -> None:
         _check("generator", self.max_tokens, "max_tokens", 1)
@@ -169,6 +172,7 @@ class GeneratorSettings:
         if self.context_window is not None:
             _check("generator", self.context_window, "context_window", 64)
         _check("generator", self.prompt_lookup, "prompt_lookup", 0, note=" (0: off)")
+        _check("generator", self.parallel, "parallel", 1, 64)
         if self.abstain_threshold is not None:
             _check("generator", self.abstain_threshold, "abstain_threshold", 0, 1)
         _check("generator", self.no_repeat, "no_repeat", 0, note=" (0: off)")

@@ -88,6 +88,36 @@ def test_the_bundled_adapter_runs_on_llama_cpp_as_a_gguf_lora() -> None:
     assert "".join(tuned.stream(GROUNDED, max_tokens=32)).strip() == answer
 
 
+def test_the_bundled_adapters_abstention_is_weighed_as_on_the_local_engine() -> None:
+    tuned = LlamaCppGenerator("smollm2-135m-instruct", adapter="auto")
+    local = LocalGenerator("smollm2-135m-instruct", adapter="auto")
+    unanswered = [{"role": m["role"], "content": m["content"].replace(
+        "When did the Harbor Bridge open?", "Who designed the Harbor Bridge?")}
+        for m in GROUNDED]
+    for messages in (GROUNDED, unanswered):
+        p_llama = tuned.abstain_probability(messages)
+        p_local = local.generate(messages, max_tokens=8).abstain_probability
+        assert p_llama is not None and p_local is not None
+        assert abs(p_llama - p_local) < 0.05  # a quantised base: close, not equal
+    tuned.abstain_threshold = 0.0  # every answer abstains
+    assert tuned.generate(GROUNDED, max_tokens=16).text == "The sources do not say."
+    assert "".join(tuned.stream(GROUNDED, max_tokens=16)) == "The sources do not say."
+    tuned.abstain_threshold = 1.0  # none does
+    assert "1932" in tuned.generate(GROUNDED, max_tokens=16).text
+
+
+def test_parallel_slots_answer_concurrent_requests_as_they_answer_one_at_a_time() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    slots = LlamaCppGenerator("smollm2-135m-instruct", parallel=2)
+    questions = [[{"role": "user", "content": f"What is {a} plus {a}? Answer with a number."}]
+                 for a in (2, 3, 4, 5)]
+    alone = [slots.generate(q, max_tokens=12).text for q in questions]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda q: slots.generate(q, max_tokens=12).text, questions))
+    assert together == alone
+
+
 def test_tune_export_gguf_writes_the_lora_file_llama_cpp_loads(tmp_path: Path) -> None:
     import gguf
     from typer.testing import CliRunner

@@ -118,7 +118,7 @@ class LlamaCppGenerator:
     def from_settings(cls, settings: GeneratorSettings) -> LlamaCppGenerator:
         return cls(settings.model, max_context=settings.max_context, adapter=settings.adapter,
                    no_repeat=settings.no_repeat, stop=settings.stop.split("|"),
-                   abstain_threshold=settings.abstain_threshold)
+                   abstain_threshold=settings.abstain_threshold, parallel=settings.parallel)
 
     @property
     def adapter_name(self) -> str | None:
