@@ -25,6 +25,8 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ragtune.config import EmbedderSettings, Settings
 from ragtune.errors import ConfigError, EmbedderMismatchError, KnowledgeBaseError
 from ragtune.index.bm25 import BM25Index
@@ -52,6 +54,7 @@ from ragtune.models.embedders import int8_supported
 from ragtune.models.protocol import Embedder, Generator
 from ragtune.retrieve.diversity import merge_spans
 from ragtune.retrieve.filters import Filter
+from ragtune.retrieve.languages import SAMPLE, corpus_languages
 from ragtune.retrieve.pipeline import SearchPipeline
 from ragtune.retrieve.protocol import Retriever
 from ragtune.retrieve.rerank import CrossEncoderReranker
@@ -90,6 +93,7 @@ class KnowledgeBase:
         self._reader: ReadView | None = None
         self._reranker: CrossEncoderReranker | None = None
         self._cached: Embedder | None = None
+        self._languages: tuple[ReadView, tuple[str, ...]] | None = None
         if embedder is not None:
             self._check_embedder(embedder)
 
@@ -412,7 +416,21 @@ class KnowledgeBase:
         r = self.settings.retrieval
         return HybridRetriever(dense, LexicalRetriever(self.lexical, self.reader),
                                candidates=r.candidates, rrf_k=r.rrf_k, fusion=r.fusion,
-                               dense_weight=r.dense_weight)
+                               dense_weight=r.dense_weight,
+                               corpus_languages=self._corpus_languages())
+
+    def _corpus_languages(self) -> tuple[str, ...]:
+        """The languages of the committed version's chunks (a sample), once per version."""
+        reader = self.reader
+        if self._languages is None or self._languages[0] is not reader:
+            import pyarrow as pa
+
+            texts = reader.column("text")
+            picked = sorted({int(i) for i in np.linspace(0, len(texts) - 1, SAMPLE)}
+                            if len(texts) else set())
+            self._languages = (reader, corpus_languages(
+                texts.take(pa.array(picked, type=pa.int64())).to_pylist()))
+        return self._languages[1]
 
     def searcher(self, mode: str | None = None) -> SearchPipeline:
         """The retriever of ``mode`` with the configured reranker and MMR around it."""

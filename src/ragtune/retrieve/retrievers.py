@@ -31,6 +31,10 @@ class Searchable(Protocol):
 
 MODES = ("hybrid", "dense", "lexical")
 FUSIONS = ("zscore", "score", "rrf", "minmax")
+# the dense weight for a question in a language the knowledge base is not written in, where
+# BM25 can match only its numbers and Latin names: chosen on XQuAD's dev half (even
+# articles), Chinese questions over English paragraphs and English over Chinese
+CROSS_LINGUAL_WEIGHT = 0.9
 
 
 def _mask(source: Searchable, filter: Filter | None) -> np.ndarray | None:
@@ -121,10 +125,15 @@ class HybridRetriever:
     * ``"minmax"``: like ``score`` with each list scaled to [0, 1].
 
     The default was chosen on SciFact's train queries (``bench/tune_retrieval.py``).
+    ``corpus_languages`` (see :func:`ragtune.retrieve.languages.corpus_languages`): a
+    question in none of them gets at least ``cross_lingual_weight`` on the dense list,
+    when the embedder knows its language (see :meth:`weight`).
     """
 
     def __init__(self, dense: DenseRetriever, lexical: LexicalRetriever, *, candidates: int = 300,
-                 rrf_k: int = 60, fusion: str = "zscore", dense_weight: float = 0.75) -> None:
+                 rrf_k: int = 60, fusion: str = "zscore", dense_weight: float = 0.75,
+                 corpus_languages: Sequence[str] = (),
+                 cross_lingual_weight: float = CROSS_LINGUAL_WEIGHT) -> None:
         if fusion not in FUSIONS:
             raise ConfigError(f"unknown fusion {fusion!r}; valid choices: {', '.join(FUSIONS)}")
         if not 0.0 <= dense_weight <= 1.0:
@@ -136,15 +145,26 @@ class HybridRetriever:
         self.rrf_k = rrf_k
         self.fusion = fusion
         self.dense_weight = dense_weight
+        self.corpus_languages = tuple(corpus_languages)
+        self.cross_lingual_weight = cross_lingual_weight
+
+    def weight(self, query: str) -> float:
+        """The dense list's weight for ``query``: ``dense_weight``, except 0 when the
+        embedder does not know the query's language (it would only add noise), and at
+        least ``cross_lingual_weight`` when the knowledge base is not written in it (BM25
+        then matches only numbers and names, which outweighed meaning at 0.75)."""
+        language = detect_language(query)
+        known = getattr(self.dense.embedder, "languages", None)
+        if known and language not in known:
+            return 0.0
+        if self.corpus_languages and language not in self.corpus_languages:
+            return max(self.dense_weight, self.cross_lingual_weight)
+        return self.dense_weight
 
     def rank(self, query: str, depth: int, mask: np.ndarray | None = None,
              ) -> tuple[list[tuple[str, float]], dict[str, float], dict[str, float]]:
         depth = max(depth, self.candidates)
-        dense_weight = self.dense_weight
-        languages = getattr(self.dense.embedder, "languages", None)
-        if languages and detect_language(query) not in languages:
-            # an embedder that does not know the query's language only adds noise
-            dense_weight = 0.0
+        dense_weight = self.weight(query)
         if self.fusion == "zscore":
             return self._zscore(query, depth, mask, dense_weight)
         lexical = self.lexical.rank(query, depth, mask)
