@@ -36,7 +36,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["ProcessEmbedder", "RayEmbedder", "embedding"]
 
 RAY_MIN_BATCH = 4096  # chunks a Ray dataset: its actors start (and load the model) per batch
-_RAY_ROWS = 64  # texts per map_batches call
+# texts per map_batches call: the embedder tokenizes and sorts up to 512 texts at a time
+_RAY_ROWS = 512
 
 
 def given(embedder: Embedder) -> Embedder:
@@ -168,18 +169,27 @@ class RayEmbedder(_Delegating):
     def _join(self) -> None:
         """Connect on the first batch (not while files are being read, whose errors are
         reported per file)."""
+        import warnings
+
         import ray
+        import ray.data
 
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves the machine
         self._owns = not ray.is_initialized()
         if self._owns:
             try:
-                ray.init(address=None if self.address == "local" else self.address,
-                         include_dashboard=False, log_to_driver=False,
-                         logging_level=logging.WARNING)
+                with warnings.catch_warnings():  # Ray's processes are forked and exec'd at
+                    warnings.filterwarnings(  # once, which LanceDB's warning is not about
+                        "ignore", message="lancedb fork support", category=RuntimeWarning)
+                    ray.init(address=None if self.address == "local" else self.address,
+                             include_dashboard=False, log_to_driver=False,
+                             logging_level=logging.WARNING)
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 raise ConfigError(f"cannot join the Ray cluster at {self.address!r} ({exc}); "
                                   "give --ray local, auto, or ray://HOST:10001") from None
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False  # the ingest has its own progress bar
+        context.print_on_execution_start = False
         self._joined = True
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -191,8 +201,8 @@ class RayEmbedder(_Delegating):
             self._join()
         rows = ray.data.from_items([{"row": i, "text": t} for i, t in enumerate(texts)])
         mapped = rows.map_batches(_RayEmbed, fn_constructor_args=(self.build,),
-                                  concurrency=self.workers, batch_size=_RAY_ROWS,
-                                  batch_format="numpy")
+                                  compute=ray.data.ActorPoolStrategy(size=self.workers),
+                                  batch_size=_RAY_ROWS, batch_format="numpy")
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         done = 0
         for batch in mapped.iter_batches(batch_size=None, batch_format="numpy"):
