@@ -444,8 +444,9 @@ class Trainer:
         distributed.barrier(self.world)
 
     def run(self) -> dict[str, Any]:
-        self._start()
+        self.world = distributed.World()
         try:
+            self._start()
             return self._run()
         finally:
             distributed.leave(self.world)
