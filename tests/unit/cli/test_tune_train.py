@@ -159,6 +159,13 @@ def test_export_adapter_names_the_base_folder(trained, tmp_path, tiny_model):
     assert named.exit_code == 1 and "adapter name 'legal v2'" in str(named.exception)
     config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == str(tiny_model)
+    # what vLLM's LoRA loader refuses: bias, DoRA, extra saved modules, rank over the limit
+    assert config["bias"] == "none" and not config.get("use_dora")
+    assert not config.get("modules_to_save") and config["r"] <= 16
+    from ragtune.tune.export import vllm_command
+
+    wide = vllm_command({"base_path": "B", "name": "n", "out": "o", "rank": 32})
+    assert wide.endswith("--max-lora-rank 32")
     assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
 
 
