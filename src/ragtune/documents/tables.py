@@ -435,11 +435,17 @@ def split_context(context: str) -> tuple[str, str]:
     return (line, header) if header.startswith("|") else (context, "")
 
 
-def chunk_table(text: str, count: Any, max_tokens: int,
-                context: str) -> list[tuple[int, int, str]]:
+ROWS_PER_CHUNK = 8  # at most; see chunk_table
+
+
+def chunk_table(text: str, count: Any, max_tokens: int, context: str,
+                max_rows: int | None = None) -> list[tuple[int, int, str]]:
     """Row-wise pieces of a table section's ``text`` (its Markdown, :meth:`Table.markdown`):
     ``(start, end, context)`` spans of whole rows, as many as fit ``max_tokens`` together
-    with the context (the context line and the header row, which every piece repeats)."""
+    with the context (the context line and the header row, which every piece repeats), and
+    at most ``max_rows`` (default :data:`ROWS_PER_CHUNK`): a row among many others in one
+    chunk ranks below a few rows that share one of its words."""
+    max_rows = ROWS_PER_CHUNK if max_rows is None else max_rows
     lines = text.split("\n")
     header = lines[0]
     full = table_context(context, header)
@@ -455,7 +461,7 @@ def chunk_table(text: str, count: Any, max_tokens: int,
     pieces: list[tuple[int, int, str]] = []
     first, used = rows[0], 0
     for r, size in zip(rows, sizes, strict=True):
-        if used and used + size > budget:
+        if used and (used + size > budget or r - first >= max_rows):
             pieces.append((offsets[first][0], offsets[r - 1][1], full))
             first, used = r, 0
         used += size

@@ -123,3 +123,12 @@ def test_a_page_without_a_table_is_read_as_before(tmp_path):
 ])
 def test_filing_title_from_the_cover_page(cover, title):
     assert filing_title(cover) == title
+
+
+def test_a_table_chunk_holds_at_most_max_rows_rows():
+    from ragtune.documents.tables import chunk_table
+
+    text = "\n".join(["|  | 2022 |", "|---|---|", *(f"| row {n} | {n} |" for n in range(5))])
+    pieces = chunk_table(text, words, max_tokens=1000, context="T", max_rows=2)
+    assert [text[s:e].count("\n") + 1 for s, e, _ in pieces] == [2, 2, 1]
+    assert all(c == "T\n|  | 2022 |" for _, _, c in pieces)
