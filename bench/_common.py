@@ -60,9 +60,10 @@ def squad_corpus(name: str, articles: int = 4, seed: int = 0,
     return docs, questions
 
 
-def paragraph_kb(folder: Path, docs: dict[str, str]) -> Any:
+def paragraph_kb(folder: Path, docs: dict[str, str], settings: Any = None) -> Any:
     """A knowledge base of one file per paragraph (``doc`` -> text) under ``folder``,
-    built with the default settings the first time and opened after that."""
+    built with the default settings the first time and opened after that (with
+    ``settings`` when given)."""
     from ragtune import KnowledgeBase
 
     if not (folder / "kb").exists():
@@ -71,4 +72,4 @@ def paragraph_kb(folder: Path, docs: dict[str, str]) -> Any:
             (folder / "docs" / f"{doc}.txt").write_text(text, encoding="utf-8")
         with KnowledgeBase.create(folder / "kb") as kb:
             print(kb.ingest([folder / "docs"]).summary())
-    return KnowledgeBase.open(folder / "kb")
+    return KnowledgeBase.open(folder / "kb", settings)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 from dataclasses import replace
 from typing import Any
@@ -83,9 +82,10 @@ def main() -> None:
     print(f"{len(left)} training-article questions not trained on; {len(questions)} "
           f"validation questions; CPU: {cpu_flags()}")
     work = RESULTS / "answer-adapter"
-    os.environ["RAGTUNE_RETRIEVAL_MIN_SIMILARITY"] = "-1"  # every question answered
-    kb = paragraph_kb(work / "train", docs)
-    gen = replace(load_settings().generator, adapter="auto", abstain_threshold=1.0)
+    settings = load_settings()
+    settings = replace(settings, retrieval=replace(settings.retrieval, min_similarity=-1.0))
+    kb = paragraph_kb(work / "train", docs, settings)  # every question reaches the model
+    gen = replace(settings.generator, adapter="auto", abstain_threshold=1.0)
     generator = build_generator(gen)
     out = work / "calibration"
     out.mkdir(parents=True, exist_ok=True)
@@ -98,7 +98,7 @@ def main() -> None:
     asked_all = questions[:args.unanswerable]
     for h in (0, 1):
         other = paragraph_kb(work / f"train-half-{1 - h}",
-                             {d: t for d, t in docs.items() if half[d] == 1 - h})
+                             {d: t for d, t in docs.items() if half[d] == 1 - h}, settings)
         asked = [i for i in asked_all if half[i.doc or ""] == h]
         unanswerable += run_arm(other, generator, asked, out / f"unanswerable-{h}.jsonl",
                                 f"unanswerable {h + 1}/2")
