@@ -97,9 +97,16 @@ def _embed_in_worker(texts: list[str]) -> np.ndarray:
     return _WORKER["embedder"].embed(texts)
 
 
+def _cores() -> int:
+    """The cores this process may run on (a container's limit, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class ProcessEmbedder(_Delegating):
     """``embed`` split over ``workers`` spawned processes, each with its own embedder and
-    ``cpu_count // workers`` threads; vectors come back in the texts' order.
+    ``cores // workers`` threads; vectors come back in the texts' order.
 
     Example:
         >>> build = functools.partial(build_embedder, settings)  # doctest: +SKIP
@@ -116,7 +123,7 @@ class ProcessEmbedder(_Delegating):
         super().__init__(local)
         _check_picklable(build)
         self.workers = workers
-        threads = threads or max(1, (os.cpu_count() or 1) // workers)
+        threads = threads or max(1, _cores() // workers)
         self._pool = ProcessPoolExecutor(
             workers, mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker, initargs=(build, threads))
