@@ -151,13 +151,15 @@ class HybridRetriever:
     def weight(self, query: str) -> float:
         """The dense list's weight for ``query``: ``dense_weight``, except 0 when the
         embedder does not know the query's language (it would only add noise), and at
-        least ``cross_lingual_weight`` when the knowledge base is not written in it (BM25
-        then matches only numbers and names, which outweighed meaning at 0.75)."""
+        least ``cross_lingual_weight`` when the knowledge base is not written in it and the
+        embedder knows the knowledge base's languages too (BM25 then matches only numbers
+        and names, which outweighed meaning at 0.75)."""
         language = detect_language(query)
         known = getattr(self.dense.embedder, "languages", None)
         if known and language not in known:
             return 0.0
-        if self.corpus_languages and language not in self.corpus_languages:
+        bridges = not known or set(self.corpus_languages) <= set(known)  # both sides known
+        if self.corpus_languages and language not in self.corpus_languages and bridges:
             return max(self.dense_weight, self.cross_lingual_weight)
         return self.dense_weight
 

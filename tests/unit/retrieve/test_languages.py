@@ -56,6 +56,19 @@ def test_an_embedder_that_does_not_know_the_language_gets_no_weight(english_kb):
     assert retriever.weight("What were Apple's net sales?") == 0.75
 
 
+def test_no_boost_for_an_embedder_that_cannot_read_the_knowledge_base(tmp_path):
+    docs = tmp_path / "zh"
+    docs.mkdir()
+    for i in range(3):
+        (docs / f"{i}.txt").write_text(f"第{i}份报告：苹果公司的净销售额增长了百分之{i}。")
+    kb = KnowledgeBase.create(tmp_path / "kb", embedder=EnglishFake())
+    kb.ingest([docs])
+    retriever = kb.retriever("hybrid")
+    assert isinstance(retriever, HybridRetriever) and retriever.corpus_languages == ("zh",)
+    # an English question over Chinese text: the English-only embedder cannot bridge them
+    assert retriever.weight("What were Apple's net sales?") == 0.75
+
+
 def test_a_mixed_knowledge_base_keeps_the_configured_weight(english_kb, tmp_path):
     kb = english_kb(MultilingualFake())
     extra = tmp_path / "zh"
