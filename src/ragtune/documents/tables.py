@@ -435,7 +435,8 @@ def split_context(context: str) -> tuple[str, str]:
     return (line, header) if header.startswith("|") else (context, "")
 
 
-ROWS_PER_CHUNK = 8  # at most; see chunk_table
+# at most, see chunk_table: with 2, bench/sec_tables.py's questions found 19 of 20; 4, 8: 18
+ROWS_PER_CHUNK = 2
 
 
 def chunk_table(text: str, count: Any, max_tokens: int, context: str,
