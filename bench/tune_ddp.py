@@ -11,7 +11,7 @@ Reported for each: tokens per second (``run.json``, non-padding tokens over the 
 steps, every rank's tokens counted), the loss of the last step, the largest relative
 difference of any step's loss between the two runs, and the eval loss at the end.
 
-    python bench/tune_ddp.py [--steps 12] [--base smollm2-135m-instruct]
+    python bench/tune_ddp.py [--steps 20] [--base smollm2-135m-instruct]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -36,14 +37,18 @@ def run(command: list[str], env: dict[str, str]) -> None:
         sys.exit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
 
 
-def losses(folder: Path) -> list[float]:
+def step_rows(folder: Path) -> list[dict]:
     rows = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
-    return [r["loss"] for r in rows if "loss" in r]
+    return [r for r in rows if "loss" in r]
+
+
+def losses(folder: Path) -> list[float]:
+    return [r["loss"] for r in step_rows(folder)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--base", default="smollm2-135m-instruct")
     args = parser.parse_args()
     work = RESULTS / "tune_ddp"
@@ -70,6 +75,9 @@ def main() -> None:
                         "train_seconds": info["train_seconds"],
                         "final_loss": losses(work / name)[-1],
                         "eval_loss": (info.get("best") or {}).get("eval_loss"),
+                        # robust to a step slowed by start-up or by other work
+                        "median_step_tokens_per_s": statistics.median(
+                            r["tokens_per_s"] for r in step_rows(work / name)),
                         "precision": info["precision"]}
     a, b = losses(work / "one"), losses(work / "two")
     result["max_relative_loss_difference"] = max(abs(x - y) / x for x, y in zip(a, b,
@@ -77,11 +85,16 @@ def main() -> None:
     one, two = result["one"], result["two"]
     assert isinstance(one, dict) and isinstance(two, dict)
     result["speedup"] = two["tokens_per_s"] / one["tokens_per_s"]
-    print(f"{'processes':<10} {'tokens/s':>9} {'final loss':>11} {'eval loss':>10}")
+    result["median_speedup"] = (two["median_step_tokens_per_s"]
+                                / one["median_step_tokens_per_s"])
+    print(f"{'processes':<10} {'tokens/s':>9} {'median step':>12} {'final loss':>11} "
+          f"{'eval loss':>10}")
     for row in (one, two):
-        print(f"{row['processes']:<10} {row['tokens_per_s']:>9.0f} {row['final_loss']:>11.4f} "
+        print(f"{row['processes']:<10} {row['tokens_per_s']:>9.0f} "
+              f"{row['median_step_tokens_per_s']:>12.0f} {row['final_loss']:>11.4f} "
               f"{row['eval_loss'] or float('nan'):>10.4f}")
-    print(f"2 processes / 1: {result['speedup']:.2f}x tokens/s; largest per-step loss "
+    print(f"2 processes / 1: {result['speedup']:.2f}x tokens/s over the run, "
+          f"{result['median_speedup']:.2f}x at the median step; largest per-step loss "
           f"difference {result['max_relative_loss_difference']:.1e} (relative)")
     print(f"wrote {write_result('tune_ddp', result)}")
 
