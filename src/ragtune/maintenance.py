@@ -20,6 +20,7 @@ from ragtune.index.bm25 import BM25Index
 from ragtune.index.ingest import source_name
 from ragtune.index.lancedb_store import TABLE, LanceDBStore
 from ragtune.index.lock import write_lock
+from ragtune.index.manifest import Manifest
 from ragtune.index.reader import ANN_DIR
 from ragtune.index.sources import SourceLog, load_sources, read_history, save_sources
 from ragtune.index.stores import Store, open_store
@@ -196,6 +197,17 @@ def adopt_language_default(kb: KnowledgeBase, paths: Sequence[str | Path]) -> bo
     logger.info("knowledge base %s: documents mostly in Chinese, embedder %s", kb.path,
                 MULTILINGUAL)
     return True
+
+
+def keep_embedder(kb: KnowledgeBase) -> None:
+    """Record that the knowledge base's embedder was chosen on purpose (``--embedder``
+    naming the default model), so that the first ingest keeps it whatever the documents'
+    language."""
+    if not kb.manifest.embedder_auto:
+        return
+    with write_lock(kb.path, kb.settings.ingest.lock_timeout_s):
+        kb.manifest = replace(Manifest.load(kb.path), embedder_auto=False)
+        kb.manifest.save(kb.path)
 
 
 def corpus_language(paths: Sequence[str | Path], *, exclude: Path | None = None,

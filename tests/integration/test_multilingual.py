@@ -85,6 +85,16 @@ def test_chinese_documents_get_the_multilingual_embedder(tmp_path):
         hit = kb.search("When was the Eiffel Tower finished?", k=1, mode="dense")[0]
         assert hit.chunk.source.endswith("1.txt")
         assert kb.verify().ok
+    # naming the English model on the command line keeps it
+    from typer.testing import CliRunner
+
+    from ragtune.cli import app
+
+    result = CliRunner().invoke(app, ["ingest", str(docs), "--kb", str(tmp_path / "kb3"),
+                                      "--embedder", "all-minilm-l6-v2"])
+    assert result.exit_code == 0, result.output
+    kept = json.loads((tmp_path / "kb3" / "manifest.json").read_text())["embedder"]
+    assert kept["model"] == "all-minilm-l6-v2" and "auto" not in kept
     # a language setting chooses it before any document
     with KnowledgeBase.create(tmp_path / "kb2", Settings(
             embedder=EmbedderSettings(languages="en,zh"))) as kb:

@@ -191,3 +191,14 @@ def test_the_language_of_the_documents_to_ingest(tmp_path):
     assert corpus_language([mixed]) == "en"  # one file in three
     assert corpus_language([zh / "a.txt", en / "a.txt"]) == "zh"  # half is enough
     assert corpus_language([tmp_path / "missing"]) == "en"
+
+
+def test_keep_embedder_records_a_choice_made_on_purpose(tmp_path):
+    from ragtune.maintenance import keep_embedder
+
+    base = KnowledgeBase.create(tmp_path / "kb", settings())
+    base.manifest.embedder_auto = True  # as for a knowledge base left to the default
+    base.manifest.save(base.path)
+    keep_embedder(base)
+    assert base.manifest.embedder_auto is False
+    assert Manifest.load(base.path).embedder_auto is False

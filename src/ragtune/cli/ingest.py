@@ -10,6 +10,7 @@ import typer
 from ragtune.cli.common import CONFIG_OPTION, JSON_OPTION, KB_OPTION, print_json, settings_from
 from ragtune.errors import ConfigError
 from ragtune.knowledge_base import KnowledgeBase
+from ragtune.maintenance import keep_embedder
 
 
 def ingest(
@@ -54,6 +55,7 @@ def ingest(
                           "chosen when a knowledge base is created")
     if embedder:
         base.manifest.check_embedder(base.manifest.embedder_backend, embedder, base.path)
+        keep_embedder(base)  # named here: the documents' language does not change it
     bar = None
     if not quiet and not as_json and sys.stderr.isatty():
         from tqdm import tqdm
