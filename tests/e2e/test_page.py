@@ -110,6 +110,8 @@ def pdf_page(tmp_path):
 def test_a_citation_opens_its_pdf_page_with_the_passage_highlighted(pdf_page, tmp_path):
     turn = ask(pdf_page, "What were total net sales?")
     turn.locator(".cite").first.click()
+    # the cited rows of the statement, under their header row
+    assert "| Three Months Ended June 25, 2022 |" in pdf_page.locator("#source-text").inner_text()
     pdf_page.locator("#source-view img").wait_for()
     pdf_page.wait_for_function(
         "document.querySelector('#source-view img').naturalWidth > 0")

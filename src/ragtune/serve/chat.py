@@ -26,6 +26,7 @@ from typing import Any
 
 from fastapi.responses import StreamingResponse
 
+from ragtune.documents.tables import split_context
 from ragtune.models.protocol import Generator
 from ragtune.rag.followup import rewrite
 from ragtune.serve.errors import ApiError
@@ -159,7 +160,11 @@ class Turn:
 
 
 def citations(answer: Answer) -> list[dict[str, Any]]:
-    return [{**c.to_dict(), "name": basename(c.chunk.source)} for c in answer.citations]
+    """Each citation's fields, its file name, and for rows of a table the header row that
+    heads them (``header``; the rows alone do not say which column is which)."""
+    return [{**c.to_dict(), "name": basename(c.chunk.source),
+             **({"header": split_context(c.chunk.context)[1]} if c.chunk.kind == "table"
+                else {})} for c in answer.citations]
 
 
 def extras(answer: Answer, turn: Turn | None = None) -> dict[str, Any]:

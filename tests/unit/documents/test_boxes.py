@@ -62,6 +62,9 @@ def test_kind_and_boxes_survive_the_store_and_reach_the_api(pdf_kb):
             "model": "rag", "messages": [{"role": "user", "content": "Total net sales?"}]})
         cited = reply.json()["citations"]
         assert cited and all(c["boxes"] and c["page"] == 1 for c in cited)
+        for c in cited:  # rows of a table come with their header row, text without one
+            assert ("Three Months Ended June 25, 2022" in c["header"]) if c["kind"] == "table" \
+                else "header" not in c
 
 
 def test_a_store_written_before_kind_and_boxes_reads_and_takes_new_chunks(tmp_path):

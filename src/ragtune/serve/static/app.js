@@ -43,7 +43,8 @@ function showSource(c) {
   $("source-page").textContent = c.page ? "page " + c.page : "";
   $("source-support").textContent = c.supported ? "supports the answer"
     : "does not clearly support the answer";
-  $("source-text").textContent = c.text;
+  // rows of a table come with their header row, so the columns can be read
+  $("source-text").textContent = c.header ? c.header + "\n" + c.text : c.text;
   showPage(c);
 }
 
