@@ -18,8 +18,11 @@ bundled embedder, searched hybrid (dense + BM25) as ``ragtune search`` does.
    the figure. Each of the four combinations of chunks and question handling is shown.
 3. Load time (``load``, median of 5) of each filing and of a 40-page prose PDF without
    tables, before and after.
+4. With ``--answers``: answer correctness with the bundled generator (``KnowledgeBase.ask``,
+   the default pipeline): an answer is right when it states the figure. Before: questions as
+   asked over page text; after: rewritten over tables.
 
-Usage: python bench/sec_tables.py [--k 5]
+Usage: python bench/sec_tables.py [--k 5] [--answers]
 """
 
 from __future__ import annotations
@@ -153,6 +156,8 @@ def load_ms(path: Path, before: bool, repeat: int = 5) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--answers", action="store_true",
+                        help="also answer each question with the bundled generator")
     args = parser.parse_args()
     folder = require(data_dir() / "sec10q_pdfs")
     spec = json.loads(QUESTIONS.read_text())
@@ -180,6 +185,14 @@ def main() -> None:
                 result[f"hits_{side}_{name.replace(' ', '_')}"] = [int(g) for g in got]
                 print(f"   {side:7} {name:12} {sum(got) / len(got):5.2f} "
                       f"{sum(fresh) / len(fresh):6.2f} {sum(ups) / len(ups):11.2f}")
+        if args.answers:
+            print("\n4. answers that state the figure (bundled generator)")
+            for side, kb in kbs.items():
+                asked = questions_as(data, side == "after")
+                right = [q["figure"] in kb.ask(question).text
+                         for q, question in zip(data, asked, strict=True)]
+                result[f"answers_{side}"] = [int(r) for r in right]
+                print(f"   {side:6} {sum(right):2d} / {len(right)} = {sum(right) / len(right):.2f}")
         for kb in kbs.values():
             kb.close()
         print("\n3. load time, median of 5 (ms)")
