@@ -23,7 +23,8 @@ from pathlib import Path
 
 from ragtune.evaluate.datasets import QAItem
 from ragtune.raft import build_raft
-from ragtune.tune.train import TrainConfig, train
+from ragtune.tune.config import TrainConfig
+from ragtune.tune.train import train
 
 from _common import RESULTS, ROOT, data_dir, machine, paragraph_kb, require
 

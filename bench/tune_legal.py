@@ -54,9 +54,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from ragtune.models.local_generator import LocalGenerator
+    from ragtune.tune.config import TrainConfig
     from ragtune.tune.data import load_prepared, load_tokenizer, prepare
     from ragtune.tune.metrics import rouge_l
-    from ragtune.tune.train import TrainConfig, train
+    from ragtune.tune.train import train
 
     work = RESULTS / "tune_legal"
     shutil.rmtree(work, ignore_errors=True)

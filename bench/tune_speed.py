@@ -52,7 +52,8 @@ def eval_loss(base_path, adapter, records, tokenizer) -> float:
 
 
 def run_ragtune(data, out, base, steps) -> dict:
-    from ragtune.tune.train import TrainConfig, train
+    from ragtune.tune.config import TrainConfig
+    from ragtune.tune.train import train
 
     cfg = TrainConfig(data=str(data), out=str(out), base=base, rank=LORA["r"],
                       alpha=LORA["lora_alpha"], dropout=LORA["lora_dropout"],

@@ -30,7 +30,8 @@ CAPITALS = [
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ragtune.tune import prepare
-    from ragtune.tune.train import TrainConfig, train
+    from ragtune.tune.config import TrainConfig
+    from ragtune.tune.train import train
 
     root = tmp_path_factory.mktemp("tune-real")
     source = root / "capitals.jsonl"

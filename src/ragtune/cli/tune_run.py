@@ -56,7 +56,8 @@ def lora(
     Data-parallel on several processes under a launcher: `torchrun --nproc-per-node N -m
     ragtune tune lora ...` (--batch-size is then per process).
     """
-    from ragtune.tune.train import TrainConfig, resume, train
+    from ragtune.tune.config import TrainConfig
+    from ragtune.tune.train import resume, train
 
     if resume_run is not None:
         info = resume(resume_run, progress=not quiet,

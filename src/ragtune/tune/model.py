@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ragtune.errors import ConfigError
+from ragtune.tune.config import TrainConfig
 from ragtune.tune.encode import IGNORE
 from ragtune.types import Message
-
-if TYPE_CHECKING:
-    from ragtune.tune.train import TrainConfig
 
 __all__ = ["answer_loss", "generate_batch", "load_lora_model", "resolve_precision"]
 

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from ragtune.errors import RagtuneError
-from ragtune.tune.train import TrainConfig, resume, train
+from ragtune.tune.config import TrainConfig
+from ragtune.tune.train import resume, train
 from tests.conftest import qa_records, write_prepared
 
 RECIPE = {"rank": 4, "alpha": 8, "dropout": 0.0, "learning_rate": 3e-2, "max_steps": 8,

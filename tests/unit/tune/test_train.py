@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from ragtune.errors import ConfigError, RagtuneError
+from ragtune.tune.config import TrainConfig
 from ragtune.tune.encode import IGNORE, encode_record, pack, row_tensors
 from ragtune.tune.export import export
-from ragtune.tune.train import TrainConfig, Trainer, answer_loss, resume, train
+from ragtune.tune.train import Trainer, answer_loss, resume, train
 from tests.conftest import qa_records, write_prepared
 
 
