@@ -123,7 +123,7 @@ def install(run: Path, step: int = 0) -> None:
     """The run's adapter (the checkpoint of ``step``, else the final one) and its
     ``run.json`` into the package's adapter folder. ``base_model_name_or_path`` becomes the
     bundled model's name, not this machine's conversion cache."""
-    from ragtune.tune.runs import adapter_dir
+    from ragtune.models.peft_adapters import adapter_dir
 
     target = PACKAGE / NAME
     shutil.rmtree(target, ignore_errors=True)

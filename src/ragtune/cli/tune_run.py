@@ -119,7 +119,7 @@ def export_run(
     if gguf:
         from ragtune.models.gguf_lora import write_gguf_lora
         from ragtune.models.local_generator import resolve_model_dir
-        from ragtune.tune.runs import adapter_dir, base_of
+        from ragtune.models.peft_adapters import adapter_dir, base_of
 
         if out.exists():
             raise typer.BadParameter(f"{out} exists; give a new file name", param_hint="--out")

@@ -103,7 +103,7 @@ class LlamaCppGenerator:
     @staticmethod
     def _adapter(adapter: str | Path | None, model: str, base: Path) -> Path | None:
         from ragtune.models.local_generator import resolve_model_dir
-        from ragtune.tune.runs import adapter_dir, base_of
+        from ragtune.models.peft_adapters import adapter_dir, base_of
 
         chosen = resolve_adapter(adapter, model)
         if chosen is None:

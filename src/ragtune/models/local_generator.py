@@ -87,7 +87,7 @@ class LocalGenerator:
         adapter_path = None
         adapter = resolve_adapter(adapter, model)
         if adapter is not None:
-            from ragtune.tune.runs import adapter_dir, base_of
+            from ragtune.models.peft_adapters import adapter_dir, base_of
 
             adapter_path = adapter_dir(adapter)
             trained_on = base_of(adapter_path)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.errors import ConfigError
-from ragtune.tune.runs import adapter_dir, base_of
+from ragtune.models.peft_adapters import adapter_dir, base_of
 
 __all__ = ["export", "vllm_command"]
 

@@ -1,4 +1,5 @@
-"""Run folders on disk: ``run.json``, checkpoints, adapter folders and their base model."""
+"""Run folders on disk: ``run.json``, checkpoints and saved adapters (which adapter folder a
+run means, and its base model: :mod:`ragtune.models.peft_adapters`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from ragtune.errors import ConfigError
 
-__all__ = ["adapter_dir", "base_of", "load_run"]
+__all__ = ["load_run"]
 
 
 def atomic_json(path: Path, data: Any) -> None:
@@ -49,25 +50,3 @@ def load_run(run: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not a ragtune run folder (no run.json): train one with "
                           "`ragtune tune lora --data DIR --out RUN`")
     return json.loads(info.read_text())
-
-
-def adapter_dir(run: str | Path) -> Path:
-    """The adapter folder to use for ``--adapter RUN`` (the best one; a PEFT folder also
-    works directly)."""
-    path = Path(run)
-    if (path / "adapter_config.json").exists():
-        return path
-    for name in ("adapter", "last"):
-        if (path / name / "adapter_config.json").exists():
-            return path / name
-    raise ConfigError(f"{path} holds no adapter: expected {path}/adapter/adapter_config.json "
-                      "from `ragtune tune lora`, or a PEFT adapter folder")
-
-
-def base_of(adapter: Path) -> str:
-    """The base model an adapter was trained on: from ``run.json`` when there is one."""
-    for folder in (adapter, adapter.parent):
-        if (folder / "run.json").exists():
-            return str(json.loads((folder / "run.json").read_text())["config"]["base"])
-    config = json.loads((adapter / "adapter_config.json").read_text())
-    return str(config.get("base_model_name_or_path") or "smollm2-135m-instruct")

@@ -54,9 +54,7 @@ from ragtune.tune.model import (
     resolve_precision,
 )
 from ragtune.tune.runs import (
-    adapter_dir,
     atomic_json,
-    base_of,
     checkpoints,
     load_run,
     replace_dir,
@@ -66,8 +64,7 @@ from ragtune.types import Message
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Trainer", "adapter_dir", "answer_loss", "base_of", "generate_batch", "load_run",
-           "resume", "train"]
+__all__ = ["Trainer", "answer_loss", "generate_batch", "load_run", "resume", "train"]
 
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
