@@ -36,10 +36,10 @@ from typing import Any
 from answer_adapters import TRAIN_ARTICLES
 from ragtune import KnowledgeBase, load_settings
 from ragtune.evaluate.datasets import QAItem
+from ragtune.evaluate.metrics import exact_match, normalize_answer, token_f1, tokens
 from ragtune.evaluate.scoring import paired_bootstrap, percentile
 from ragtune.models.components import build_generator
 from ragtune.rag.citations import strip_markers
-from ragtune.tune.metrics import exact_match, normalize_answer, token_f1, tokens
 
 from _common import RESULTS, data_dir, machine, paragraph_kb, require, write_result
 

@@ -53,10 +53,10 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=5, help="worked examples in the long prompt")
     args = parser.parse_args()
 
+    from ragtune.evaluate.metrics import rouge_l
     from ragtune.models.local_generator import LocalGenerator
     from ragtune.tune.config import TrainConfig
     from ragtune.tune.data import load_prepared, load_tokenizer, prepare
-    from ragtune.tune.metrics import rouge_l
     from ragtune.tune.train import train
 
     work = RESULTS / "tune_legal"

@@ -29,29 +29,17 @@ from typing import Any
 from ragtune.documents.chunking import split_sentences
 from ragtune.errors import ConfigError
 from ragtune.evaluate.datasets import QAItem
+from ragtune.evaluate.metrics import normalize_answer
 from ragtune.rag.prompts import ABSTAIN, build_messages, detect_language
 from ragtune.retrieve.filters import Filter
-from ragtune.tune.metrics import normalize_answer
 from ragtune.types import Chunk
 
-__all__ = ["ANSWER_STYLES", "FINAL", "UNANSWERABLE", "RaftReport", "build_raft", "final_answer",
+__all__ = ["ANSWER_STYLES", "FINAL", "UNANSWERABLE", "RaftReport", "build_raft",
            "generate_questions"]
 
 ANSWER_STYLES = ("quote", "plain")
 UNANSWERABLE = ("abstain", "answer")
 FINAL = {"en": "Answer:", "zh": "答案："}
-_FINAL = re.compile(r"(?:Answer:|答案[:：])((?:(?!Answer:|答案[:：]).)*)", re.S)
-
-
-def final_answer(text: str) -> str:
-    """The text after the last ``Answer:`` line of a quote-style answer, else the text."""
-    matches = list(_FINAL.finditer(text))
-    if not matches:
-        return text
-    rest = matches[-1].group(1).strip()
-    return rest or text
-
-
 @dataclass
 class RaftReport:
     questions: int = 0

@@ -16,8 +16,8 @@ from ragtune.cli import app
 from ragtune.errors import ConfigError, DataError
 from ragtune.evaluate.datasets import QAItem, load_qa, split_items
 from ragtune.evaluate.harness import check_gates, parse_arms, parse_gates
+from ragtune.evaluate.metrics import exact_match, rouge_l, token_f1
 from ragtune.evaluate.scoring import paired_bootstrap, score_answer
-from ragtune.tune.metrics import exact_match, rouge_l, token_f1
 
 runner = CliRunner()
 
@@ -75,7 +75,7 @@ def test_em_and_f1_match_the_official_squad_script(prediction, golds):
 def test_rouge_l_matches_rouge_score(prediction, golds):
     from rouge_score import rouge_scorer
 
-    from ragtune.tune.metrics import tokens
+    from ragtune.evaluate.metrics import tokens
 
     class SquadTokens:  # the same normalisation, so the LCS and F-measure are what is checked
         def tokenize(self, text):

@@ -12,7 +12,8 @@ from ragtune import KnowledgeBase
 from ragtune.cli import app
 from ragtune.errors import ConfigError
 from ragtune.evaluate.datasets import QAItem
-from ragtune.raft import build_raft, final_answer, generate_questions
+from ragtune.evaluate.metrics import final_answer
+from ragtune.raft import build_raft, generate_questions
 from ragtune.testing import FakeEmbedder, FakeGenerator
 from ragtune.tune import data as tune_data
 

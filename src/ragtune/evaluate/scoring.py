@@ -22,10 +22,9 @@ from typing import Any
 import numpy as np
 
 from ragtune.evaluate.datasets import QAItem
+from ragtune.evaluate.metrics import exact_match, final_answer, rouge_l, token_f1
 from ragtune.judge import is_refusal
-from ragtune.raft import final_answer
 from ragtune.rag.citations import strip_markers
-from ragtune.tune.metrics import exact_match, rouge_l, token_f1
 
 __all__ = ["METRICS", "gold_match", "paired_bootstrap", "percentile", "score_answer"]
 

@@ -41,11 +41,11 @@ from pathlib import Path
 from typing import Any, cast
 
 from ragtune.errors import RagtuneError
+from ragtune.evaluate.metrics import exact_match, rouge_l
 from ragtune.tune import distributed
 from ragtune.tune.config import TrainConfig
 from ragtune.tune.encode import Encoded, encode_record, pack, row_tensors
 from ragtune.tune.formats import Example
-from ragtune.tune.metrics import exact_match, rouge_l
 from ragtune.tune.model import (
     answer_loss,
     check_qlora,
