@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from ragtune.evaluate.datasets import QAItem
-from ragtune.raft import build_raft
 from ragtune.tune.config import TrainConfig
+from ragtune.tune.raft import build_raft
 from ragtune.tune.train import train
 
 from _common import RESULTS, ROOT, data_dir, machine, paragraph_kb, require

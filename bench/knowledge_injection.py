@@ -29,9 +29,9 @@ from ragtune.evaluate.datasets import QADataset, QAItem, load_qa, split_items, w
 from ragtune.evaluate.harness import compare, parse_arms
 from ragtune.evaluate.report import markdown, write_report
 from ragtune.pipelines import closed_messages
-from ragtune.raft import build_raft
 from ragtune.tune.config import TrainConfig
 from ragtune.tune.data import prepare
+from ragtune.tune.raft import build_raft
 from ragtune.tune.train import train
 
 from _common import RESULTS, data_dir, machine, require, write_result

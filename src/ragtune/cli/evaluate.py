@@ -268,8 +268,8 @@ def raft_build(
 ) -> None:
     """Write RAFT examples: each question with its oracle chunk among hard distractors."""
     from ragtune.evaluate.datasets import load_qa, write_qa
-    from ragtune.raft import build_raft
-    from ragtune.raft import generate_questions as write_questions
+    from ragtune.tune.raft import build_raft
+    from ragtune.tune.raft import generate_questions as write_questions
 
     if (qa is None) == (generate_questions <= 0):
         raise ConfigError("give either --qa QA.jsonl or --generate-questions N")

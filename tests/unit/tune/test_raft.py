@@ -13,9 +13,9 @@ from ragtune.cli import app
 from ragtune.errors import ConfigError
 from ragtune.evaluate.datasets import QAItem
 from ragtune.evaluate.metrics import final_answer
-from ragtune.raft import build_raft, generate_questions
 from ragtune.testing import FakeEmbedder, FakeGenerator
 from ragtune.tune import data as tune_data
+from ragtune.tune.raft import build_raft, generate_questions
 
 runner = CliRunner()
 
