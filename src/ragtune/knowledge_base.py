@@ -491,10 +491,10 @@ class KnowledgeBase:
         by ``ragtune router train``; the rule-based router when there is none) and passes
         answers whose support reaches ``judge_threshold`` (default 0.5).
         """
-        from ragtune.judge import Judge
-        from ragtune.pipelines import Pipelines
+        from ragtune.pipelines import Parts, ask
+        from ragtune.pipelines.judge import Judge
+        from ragtune.pipelines.router import ROUTER_FILE, load_router
         from ragtune.rag.relevance import min_similarity
-        from ragtune.router import ROUTER_FILE, load_router
 
         if not question.strip():
             raise ConfigError("the question is empty")
@@ -513,7 +513,7 @@ class KnowledgeBase:
         if router and not Path(router).is_file():
             raise ConfigError(f"router file {router} does not exist; write one with "
                               "`ragtune router train --from RESULTS --out FILE`")
-        runner = Pipelines(
+        parts = Parts(
             _Context(), generator or self.generator, tuned, embedder=self.answer_embedder,
             k=k or self.settings.retrieval.k, max_tokens=max_tokens or g.max_tokens,
             temperature=g.temperature, kb_version=self.version, prompt_style=g.prompt,
@@ -524,4 +524,4 @@ class KnowledgeBase:
             router=load_router(Path(router) if router else self.path / ROUTER_FILE),
             judge=Judge(threshold=0.5 if judge_threshold is None else judge_threshold,
                         embedder=self.answer_embedder))
-        return runner.ask(question, pipeline)
+        return ask(parts, question, pipeline)

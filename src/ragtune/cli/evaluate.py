@@ -206,7 +206,7 @@ def router_train(
 ) -> None:
     """Train the layered router on evaluation outcomes: per question, the cheapest strategy
     that answered it right (abstain for unanswerable questions none should answer)."""
-    from ragtune.router import ROUTER_FILE, labels_from_results, train_router
+    from ragtune.pipelines.router import ROUTER_FILE, labels_from_results, train_router
 
     try:
         report = json.loads(results.read_text(encoding="utf-8"))

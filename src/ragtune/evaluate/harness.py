@@ -36,7 +36,7 @@ from ragtune._version import package_version
 from ragtune.errors import ConfigError
 from ragtune.evaluate.datasets import QADataset, QAItem
 from ragtune.evaluate.scoring import METRICS, paired_bootstrap, percentile, score_answer
-from ragtune.judge import support_score
+from ragtune.pipelines.judge import support_score
 from ragtune.types import Answer, Chunk
 
 __all__ = ["ARMS", "Arm", "Prices", "compare", "parse_arms", "parse_gates", "check_gates"]

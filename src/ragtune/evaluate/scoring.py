@@ -4,7 +4,7 @@
   the gold answers; 0 for an answerable question the arm declined.
 - ``rouge_l``: ROUGE-L F-measure (longest common subsequence of tokens).
 - ``grounded``: how much of the answer its retrieved context supports (the citation
-  checker's support, see :class:`ragtune.judge.Judge`); undefined without context.
+  checker's support, see :class:`ragtune.pipelines.judge.Judge`); undefined without context.
 - ``citation_precision``: share of the answer's citations that point at the gold source;
   ``citation_recall``: whether the gold source is among them (both undefined without a
   gold source, or without citations for precision).
@@ -23,7 +23,7 @@ import numpy as np
 
 from ragtune.evaluate.datasets import QAItem
 from ragtune.evaluate.metrics import exact_match, final_answer, rouge_l, token_f1
-from ragtune.judge import is_refusal
+from ragtune.pipelines.judge import is_refusal
 from ragtune.rag.citations import strip_markers
 
 __all__ = ["METRICS", "gold_match", "paired_bootstrap", "percentile", "score_answer"]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from ragtune.errors import ConfigError, RagtuneError
-from ragtune.judge import ABSTAIN, Judge, is_refusal
-from ragtune.router import (
+from ragtune.pipelines.judge import ABSTAIN, Judge, is_refusal
+from ragtune.pipelines.router import (
     LearnedRouter,
     Route,
     RuleRouter,
@@ -155,12 +155,12 @@ def test_layered_answers_from_sources_when_the_judge_passes(kb):
 
 
 def test_layered_falls_back_from_an_unsupported_closed_answer(kb):
-    from ragtune.pipelines import Pipelines
+    from ragtune.pipelines import Parts, ask
 
     tuned = FakeGenerator(reply="Employees get 40 weeks off on the moon.")
-    runner = Pipelines(kb.retriever(), kb.generator, tuned, embedder=kb.embedder,
+    parts = Parts(kb.retriever(), kb.generator, tuned, embedder=kb.embedder,
                        router=FixedRouter("closed"), judge=Judge(0.5))
-    answer = runner.ask("How many days of paid vacation?", "layered")
+    answer = ask(parts, "How many days of paid vacation?", "layered")
     verdicts = answer.judge["verdicts"]
     # closed failed the judge; serial (the tuned model over sources) also says the moon
     assert [v["strategy"] for v in verdicts] == ["closed", "serial"]
@@ -170,12 +170,12 @@ def test_layered_falls_back_from_an_unsupported_closed_answer(kb):
 
 
 def test_layered_fallback_to_rag_passes(kb):
-    from ragtune.pipelines import Pipelines
+    from ragtune.pipelines import Parts, ask
 
-    runner = Pipelines(kb.retriever(), kb.generator, None, embedder=kb.embedder,
+    parts = Parts(kb.retriever(), kb.generator, None, embedder=kb.embedder,
                        router=FixedRouter("closed"), judge=Judge(0.5))
     # the base model's closed answer is the fake's refusal; rag then answers from source [1]
-    answer = runner.ask("How many days of paid vacation?", "layered")
+    answer = ask(parts, "How many days of paid vacation?", "layered")
     verdicts = answer.judge["verdicts"]
     assert [v["strategy"] for v in verdicts] == ["closed", "rag"]
     assert verdicts[0]["refused"] and verdicts[1]["passed"]
@@ -183,12 +183,12 @@ def test_layered_fallback_to_rag_passes(kb):
 
 
 def test_layered_abstain_route_generates_nothing(kb):
-    from ragtune.pipelines import Pipelines
+    from ragtune.pipelines import Parts, ask
 
     generator = FakeGenerator()
-    runner = Pipelines(kb.retriever(), generator, None, embedder=kb.embedder,
+    parts = Parts(kb.retriever(), generator, None, embedder=kb.embedder,
                        router=FixedRouter("abstain"))
-    answer = runner.ask("What is the airspeed of a swallow?", "layered")
+    answer = ask(parts, "What is the airspeed of a swallow?", "layered")
     assert answer.abstained and answer.steps == ("retrieve", "route:abstain", "abstain")
     assert generator.last_messages == [] and answer.completion_tokens == 0
 

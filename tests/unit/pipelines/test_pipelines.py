@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from ragtune.errors import ConfigError
-from ragtune.pipelines import Pipelines
+from ragtune.pipelines import Parts, ask
 from ragtune.testing import FakeGenerator
 from ragtune.types import Completion
 
@@ -59,8 +59,8 @@ def test_parallel_drafts_while_retrieving_and_reconciles_with_citations(kb):
             met.append(tuned.drafting.wait(10.0))
             return kb.search(query, k=k)
 
-    runner = Pipelines(MeetingRetriever(), kb.generator, tuned, embedder=kb.embedder)
-    answer = runner.ask("How many days of paid vacation?", "parallel")
+    parts = Parts(MeetingRetriever(), kb.generator, tuned, embedder=kb.embedder)
+    answer = ask(parts, "How many days of paid vacation?", "parallel")
     assert met == [True] and tuned.met == [True]  # each saw the other under way
     t = answer.timings
     assert t["branches_ms"] >= max(t["draft_ms"], t["retrieve_ms"]) - 1
