@@ -2,7 +2,7 @@
 
 Models load once, when the app starts (or when a knowledge base is passed in, as the tests
 do with fake models). Endpoints: ``/v1/chat/completions`` (OpenAI's schema, streaming),
-``/v1/models``, ``/v1/retrieve``, ``/v1/documents``, ``/v1/whoami``, ``/health``,
+``/v1/models``, ``/v1/retrieve``, ``/v1/documents``, ``/v1/kb``, ``/v1/whoami``, ``/health``,
 ``/openapi.json`` and the web page at ``/``. With API keys set, every endpoint but
 ``/health`` and the page's static files needs ``Authorization: Bearer KEY``; the page asks
 for the key and sends it. Uploads and deletes need a write or admin key
@@ -37,12 +37,14 @@ from ragtune.knowledge_base import KnowledgeBase
 from ragtune.serve import chat, errors, pages
 from ragtune.serve.keys import ApiKey
 from ragtune.serve.library import Library, hits
+from ragtune.serve.overview import overview
 from ragtune.serve.schemas import (
     ERRORS,
     ChatRequest,
     DocumentList,
     DocumentOut,
     Health,
+    KbOverview,
     ModelList,
     ModelOut,
     RetrieveRequest,
@@ -216,6 +218,13 @@ def create_app(settings: ServeSettings, kb: KnowledgeBase | None = None) -> Fast
              responses=ERRORS, tags=["ragtune"])
     def documents() -> DocumentList:
         return DocumentList(data=state["library"].documents())
+
+    @app.get("/v1/kb", response_model=KbOverview, dependencies=guard, responses=ERRORS,
+             tags=["ragtune"])
+    def knowledge_base() -> KbOverview:
+        """The knowledge base's name and size, and example questions made from its
+        documents by rules (what the web page shows before the first question)."""
+        return overview(the_kb(), settings.pipelines)
 
     @app.get("/v1/whoami", response_model=WhoAmI, responses=ERRORS, tags=["ragtune"])
     # the dependencies are locals, which string annotations cannot name: defaults instead

@@ -71,7 +71,8 @@ def describe(record: SourceRecord, names: Mapping[str, str], owner: str | None
     return DocumentOut(
         id=document_id(record.source), name=basename(record.source),
         source=shown(record.source, names), size=record.size, chunks=len(record.chunk_ids),
-        pages=record.pages, ingested_at=record.ingested_at, uploaded=owner is not None,
+        pages=record.pages, ingested_at=record.ingested_at,
+        status="indexed" if record.chunk_ids else "no text", uploaded=owner is not None,
         collection=owner)
 
 

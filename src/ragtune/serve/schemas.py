@@ -91,6 +91,8 @@ class DocumentOut(BaseModel):
     chunks: int
     pages: int | None
     ingested_at: float
+    status: Literal["indexed", "no text"] = Field(
+        "indexed", description="indexed: searchable; no text: nothing readable was found.")
     uploaded: bool
     collection: str | None = Field(None, description="The collection that uploaded it; "
                                                      "null for files the operator ingested.")
@@ -127,6 +129,24 @@ class Health(BaseModel):
     kb_version: int | None
     documents: int
     pipelines: list[str]
+
+
+class Example(BaseModel):
+    question: str = Field(description="A question made by rules from a document's text.")
+    source: str = Field(description="The document it was made from (its display name).")
+
+
+class KbOverview(BaseModel):
+    """What the web page shows first: the knowledge base and questions to start with."""
+
+    object: Literal["knowledge_base"] = "knowledge_base"
+    name: str = Field(description="The knowledge base's folder name (never its path).")
+    kb_version: int | None
+    documents: int
+    chunks: int
+    pages: int = Field(description="Pages of its paged documents (PDFs), summed.")
+    pipelines: list[str]
+    examples: list[Example]
 
 
 class WhoAmI(BaseModel):

@@ -1,4 +1,5 @@
-// The ragtune page: ask with streaming, show cited sources, manage documents.
+// The ragtune page: the knowledge base and example questions, ask with streaming, answers
+// with inline citation chips that open the cited passage on its page, the conversation.
 // Every piece of document or answer text goes through textContent, never innerHTML.
 "use strict";
 
@@ -8,11 +9,17 @@ let authRequired = false;
 // before?") is read as one; the server rewrites it and says how (ragtune.rewrite)
 let history = [];
 
+const KEY = "ragtune-key";  // kept in sessionStorage: for this browser tab only
+
 function headers(extra) {
   const h = Object.assign({}, extra || {});
-  const key = sessionStorage.getItem("ragtune-key") || $("key").value;
+  const key = sessionStorage.getItem(KEY);
   if (key) h["Authorization"] = "Bearer " + key;
   return h;
+}
+
+class ApiError extends Error {
+  constructor(message, status) { super(message); this.status = status; }
 }
 
 function status(text) { $("status").textContent = text; }
@@ -30,12 +37,19 @@ async function api(path, options) {
   if (!response.ok) {
     let message = response.status + " " + response.statusText;
     try { message = (await response.json()).error.message; } catch (e) { /* not JSON */ }
-    throw new Error(message);
+    throw new ApiError(message, response.status);
   }
   return response;
 }
 
-function showSource(c) {
+function showSource(c, chip) {
+  for (const b of document.querySelectorAll(".cite.active, .chip.active")) {
+    b.classList.remove("active");
+  }
+  for (const b of document.querySelectorAll('[data-cite="' + c.id + '"]')) {
+    b.classList.add("active");
+  }
+  if (chip) chip.classList.add("active");
   $("source").hidden = false;
   // the source as the server names it (docs/guide.md, uploads/alice/notes.md): an upload
   // never looks like a file the operator ingested
@@ -89,19 +103,44 @@ async function showPage(c) {
   img.src = url;
 }
 
+function chipFor(c, cls, label) {
+  const button = el("button", cls + (c.supported ? "" : " unsupported"), label);
+  button.type = "button";
+  button.dataset.cite = c.id;
+  button.title = (c.source || c.name) + (c.page ? ", page " + c.page : "");
+  button.addEventListener("click", () => showSource(c, button));
+  return button;
+}
+
+// The answer's text with each [n] marker made a chip that opens its source; a marker with
+// no citation stays text.
+function renderAnswer(answer, text, citations) {
+  const byN = new Map(citations.map((c) => [String(c.n), c]));
+  answer.replaceChildren();
+  let last = 0;
+  for (const m of text.matchAll(/\[(\d+)\]/g)) {
+    const c = byN.get(m[1]);
+    if (!c) continue;
+    answer.appendChild(document.createTextNode(text.slice(last, m.index)));
+    answer.appendChild(chipFor(c, "chip", m[1]));
+    last = m.index + m[0].length;
+  }
+  answer.appendChild(document.createTextNode(text.slice(last)));
+}
+
 function renderCitations(turn, citations) {
+  if (!citations.length) return;
   const box = el("div", "cites");
+  box.appendChild(el("span", "meta", "Sources:"));
   for (const c of citations) {
     const label = "[" + c.n + "] " + (c.source || c.name) + (c.page ? ", p. " + c.page : "");
-    const button = el("button", "cite" + (c.supported ? "" : " unsupported"), label);
-    button.type = "button";
-    button.addEventListener("click", () => showSource(c));
-    box.appendChild(button);
+    box.appendChild(chipFor(c, "cite", label));
   }
   turn.appendChild(box);
 }
 
 async function ask(question) {
+  $("welcome").hidden = true;
   const turn = el("div", "turn");
   turn.appendChild(el("div", "question", question));
   const answer = el("div", "answer", "");
@@ -140,7 +179,8 @@ async function ask(question) {
     }
     if (final) {
       const r = final.ragtune || {};
-      if (r.answer) answer.textContent = r.answer;  // with the [n] markers ragtune added
+      // with the [n] markers ragtune added, as chips
+      renderAnswer(answer, r.answer || answer.textContent, final.citations);
       const rw = r.rewrite;
       if (rw && rw.question !== rw.asked) {
         turn.insertBefore(el("div", "rewrite", "searched for: " + rw.question), answer);
@@ -161,13 +201,24 @@ async function ask(question) {
   }
 }
 
+function plural(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
+
 async function loadDocuments() {
   const list = $("doc-list");
   const data = (await (await api("/v1/documents")).json()).data;
   list.replaceChildren();
   for (const d of data) {
     const item = el("li");
-    item.appendChild(el("span", "doc-name", d.source + " (" + d.chunks + " chunks)"));
+    const about = el("div", "doc");
+    about.appendChild(el("span", "doc-name", d.source));
+    const facts = [d.pages ? plural(d.pages, "page") : "", plural(d.chunks, "chunk")];
+    const line = el("span", "doc-facts");
+    line.appendChild(el("span", "badge " + (d.status === "indexed" ? "ok" : "warn"),
+                        d.status || "indexed"));
+    line.appendChild(document.createTextNode(" " + facts.filter(Boolean).join(" · ")));
+    about.appendChild(line);
+    item.appendChild(about);
+    if (!canWrite) { list.appendChild(item); continue; }
     const remove = el("button", "delete", "Delete");
     remove.type = "button";
     remove.title = "Delete " + d.name;
@@ -177,6 +228,7 @@ async function loadDocuments() {
       catch (error) { status(error.message); return; }
       status("deleted " + d.name);
       loadDocuments();
+      loadOverview();
     });
     item.appendChild(remove);
     list.appendChild(item);
@@ -195,6 +247,7 @@ async function upload(files) {
     status(error.message);
   }
   loadDocuments();
+  loadOverview();
 }
 
 async function loadModels() {
@@ -202,15 +255,52 @@ async function loadModels() {
   const select = $("model");
   select.replaceChildren();
   for (const m of data) select.appendChild(el("option", "", m.id));
+  $("model-box").hidden = data.length < 2;
+}
+
+// The knowledge base's name and size, and questions to start with (GET /v1/kb).
+async function loadOverview() {
+  const kb = await (await api("/v1/kb")).json();
+  $("kb-name").textContent = "· " + kb.name;
+  $("welcome-name").textContent = kb.name;
+  document.title = kb.name + " · ragtune";
+  $("kb-summary").textContent = [plural(kb.documents, "document"),
+    kb.pages ? plural(kb.pages, "page") : "", plural(kb.chunks, "chunk")]
+    .filter(Boolean).join(" · ");
+  const box = $("examples");
+  box.replaceChildren();
+  if (kb.examples.length) box.appendChild(el("p", "meta", "Try one of these:"));
+  for (const e of kb.examples) {
+    const button = el("button", "example", e.question);
+    button.type = "button";
+    button.title = "made from " + e.source;
+    button.addEventListener("click", () => ask(e.question));
+    box.appendChild(button);
+  }
+  if (!kb.documents) box.appendChild(el("p", "meta", canWrite
+    ? "No documents yet: upload some on the right."
+    : "No documents yet: ask the server's operator to ingest some."));
+}
+
+let canWrite = false;
+
+function showGate(message) {
+  $("app").hidden = true;
+  $("gate").hidden = false;
+  $("gate-error").textContent = message || "";
+  $("key").focus();
 }
 
 async function start() {
   const health = await (await fetch("/health")).json();
   authRequired = health.auth;
   $("key-box").hidden = !authRequired;
-  $("key").value = sessionStorage.getItem("ragtune-key") || "";
-  $("key").addEventListener("change", () => {
-    sessionStorage.setItem("ragtune-key", $("key").value);
+  $("key-box").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = $("key").value.trim();
+    if (!key) { showGate("Type a key first."); return; }
+    sessionStorage.setItem(KEY, key);
+    $("key").value = "";
     refresh();
   });
   $("ask").addEventListener("submit", (event) => {
@@ -220,23 +310,41 @@ async function start() {
   });
   $("new-chat").addEventListener("click", () => {
     history = [];
-    $("log").replaceChildren();
+    for (const t of document.querySelectorAll("#log .turn")) t.remove();
+    $("welcome").hidden = false;
     $("source").hidden = true;
   });
+  $("source-close").addEventListener("click", () => { $("source").hidden = true; });
   $("upload").addEventListener("submit", (event) => {
     event.preventDefault();
     if ($("files").files.length) upload($("files").files);
   });
-  refresh();
+  if (authRequired && !sessionStorage.getItem(KEY)) showGate();
+  else refresh();
 }
 
 async function refresh() {
+  status("loading…");
   try {
+    const me = await (await api("/v1/whoami")).json();
+    canWrite = me.scope === "write" || me.scope === "admin";
+    $("upload").hidden = !canWrite;
+    $("key").placeholder = authRequired ? "key in use (" + me.scope + ")" : "";
     await loadModels();
+    await loadOverview();
     await loadDocuments();
+    $("gate").hidden = true;
+    $("app").hidden = false;
     status("");
+    $("question").focus();
   } catch (error) {
-    status(authRequired ? "enter the API key: " + error.message : error.message);
+    status("");
+    if (error.status === 401) {  // a wrong key: forget it and say what the server said
+      sessionStorage.removeItem(KEY);
+      showGate(error.message);
+    } else {
+      showGate("The server refused: " + error.message);
+    }
   }
 }
 
