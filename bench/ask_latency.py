@@ -124,17 +124,33 @@ class StreamedGenerator:
                           completion_tokens=self.tokens)
 
 
+def engine(settings: Any, name: str) -> Any:
+    """The generator of engine ``name``: a generator backend (``local``, ``llamacpp``), or
+    ``local-torch``: the local engine without ragtune's native kernels (torch's own)."""
+    from ragtune.models.components import build_generator
+
+    backend = "local" if name == "local-torch" else name
+    if name != "local-torch":
+        return build_generator(replace(settings.generator, backend=backend))
+    before = os.environ.get("RAGTUNE_NATIVE_KERNELS")
+    os.environ["RAGTUNE_NATIVE_KERNELS"] = "0"  # read when the decoder is built
+    try:
+        return build_generator(replace(settings.generator, backend=backend))
+    finally:
+        if before is None:
+            del os.environ["RAGTUNE_NATIVE_KERNELS"]
+        else:
+            os.environ["RAGTUNE_NATIVE_KERNELS"] = before
+
+
 def compare_engines(kb_path: str, questions: list[str], engines: list[str],
                     max_tokens: int) -> dict[str, dict[str, Any]]:
     """Per engine: p50/p95 of time to first token, total ``ask`` seconds, decode tokens/s,
     and the answers, each question asked of every engine in turn."""
     from ragtune import load_settings
-    from ragtune.models.components import build_generator
 
     settings = load_settings()
-    generators = {e: StreamedGenerator(build_generator(replace(settings.generator,
-                                                                backend=e)))
-                  for e in engines}
+    generators = {e: StreamedGenerator(engine(settings, e)) for e in engines}
     kb = KnowledgeBase.open(kb_path, settings)
     rows: dict[str, list[dict[str, Any]]] = {e: [] for e in engines}
     for e in engines:  # warm: index loaded, first-call costs paid
@@ -253,7 +269,8 @@ def main() -> None:
     parser.add_argument("--serve-requests", type=int, default=10)
     parser.add_argument("--engines", default="",
                         help="Compare these generator engines end to end first, e.g. "
-                             "local,llamacpp.")
+                             "local,local-torch,llamacpp (local-torch: without the native "
+                             "kernels).")
     parser.add_argument("--engines-only", action="store_true")
     parser.add_argument("--demo-kb", default=str(ROOT / ".ragtune" / "demo-kb"))
     args = parser.parse_args()
