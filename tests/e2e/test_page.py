@@ -122,3 +122,79 @@ def test_a_citation_opens_its_pdf_page_with_the_passage_highlighted(pdf_page, tm
     assert mark["width"] > 20 and mark["height"] > 3  # drawn, not collapsed
     assert image["x"] <= mark["x"] and mark["x"] + mark["width"] <= image["x"] + image["width"] + 1
     pdf_page.screenshot(path=str(tmp_path / "highlight.png"))
+
+
+@pytest.fixture
+def keyed_page(tmp_path):
+    """The page of a server with keys over the statement PDF and a text file."""
+    from tests.serve.conftest import KEY
+    from tests.unit.documents.test_tables import statement_kb
+
+    base, _ = statement_kb(tmp_path, notes=True)
+    app = create_app(ServeSettings(kb=base.path, api_keys=(KEY,)), kb=base)
+    with LiveServer(app) as server, playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--no-sandbox"])
+        tab = browser.new_page(viewport={"width": 1280, "height": 860})
+        errors = []
+        tab.on("pageerror", lambda e: errors.append(str(e)))
+        tab.set_default_timeout(15_000)
+        tab.goto(server.url + "/")
+        yield tab, KEY
+        browser.close()
+        assert errors == []
+
+
+def use_key(page, key):
+    page.fill("#key", key)
+    page.click("#key-go")
+
+
+def test_the_page_asks_for_a_key_then_shows_the_kb_and_answers_with_chips(keyed_page):
+    page, key = keyed_page
+    page.locator("#gate").wait_for()
+    assert "Type your API key" in page.locator("#gate h2").inner_text()
+    assert not page.locator("#app").is_visible()  # no empty controls before the key
+    page.screenshot(path="/tmp/ragtune-page-1-key.png")
+
+    use_key(page, "not-the-key")
+    page.locator("#gate-error", has_text="wrong API key").wait_for()  # the server's message
+    assert not page.locator("#app").is_visible()
+    page.screenshot(path="/tmp/ragtune-page-2-wrong-key.png")
+
+    use_key(page, key)
+    page.locator("#app").wait_for()
+    assert page.locator("#kb-name").inner_text() == "· kb"
+    assert page.locator("#kb-summary").inner_text() == "2 documents · 1 page · 5 chunks"
+    pdf = page.locator("#doc-list li", has_text="filings/q3.pdf")
+    assert "indexed" in pdf.inner_text() and "1 page" in pdf.inner_text()
+    assert "4 chunks" in pdf.inner_text()
+    example = page.locator(".example", has_text="What were total net sales in the three "
+                           "months ended June 25, 2022?")
+    example.wait_for()
+    page.screenshot(path="/tmp/ragtune-page-3-kb.png")
+
+    example.click()
+    turn = page.locator(".turn").first
+    chip = turn.locator(".answer .chip").first
+    chip.wait_for()
+    assert chip.inner_text() == "1" and "q3.pdf" in chip.get_attribute("title")
+    assert not page.locator("#welcome").is_visible()
+    chip.click()
+    assert page.locator("#source-name").inner_text() == "filings/q3.pdf"
+    assert "chip active" in chip.get_attribute("class")
+    page.locator("#source-view img").wait_for()
+    page.wait_for_function("document.querySelector('#source-view img').naturalWidth > 0")
+    assert page.locator("#source-view .highlight").count() >= 1
+    page.screenshot(path="/tmp/ragtune-page-4-source.png")
+
+    follow = page.locator(".turn").count()
+    page.fill("#question", "And net income?")
+    page.click("#send")
+    page.locator(".turn").nth(follow).locator(".cite").first.wait_for()
+    assert page.locator(".turn").count() == 2  # the conversation stays on the page
+    page.screenshot(path="/tmp/ragtune-page-5-follow-up.png")
+
+    page.reload()  # the key is kept for this tab
+    page.locator("#app").wait_for()
+    assert not page.locator("#gate").is_visible()

@@ -63,7 +63,9 @@ def test_an_empty_kb_has_no_examples(tmp_path):
 @pytest.mark.parametrize(("sentence", "expected"), [
     ("The Eiffel Tower was completed in 1889.", "the Eiffel Tower"),
     ("Every employee receives 25 days of paid vacation.", "every employee"),
-    ("Refunds are paid within 30 days.", "Refunds"),
+    ("Refunds are paid within 30 days.", "Refunds"),  # one word: it may be a name
+    ("Plain notes have no pages.", "plain notes"),
+    ("Acme Corp has three plants.", "Acme Corp"),
     ("Run pip install ragtune.", None),  # no verb a rule can tell
     ("A very long subject with far too many words in it is here.", None),
 ])

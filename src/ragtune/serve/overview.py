@@ -76,7 +76,9 @@ def subject(sentence: str) -> str | None:
                         and words[0].lower() in _DETERMINERS and words[i - 1].islower())
         if low in _VERBS or third_person:
             found = words[:i]
-            if found[0].lower() in _DETERMINERS and not found[0].isupper():
+            # "The Eiffel Tower", "Plain notes": the capital only starts the sentence
+            if found[0].istitle() and (found[0].lower() in _DETERMINERS or (
+                    len(found) > 1 and all(w.islower() for w in found[1:]))):
                 found[0] = found[0].lower()
             return " ".join(found) if len(found) <= 6 else None
     return None

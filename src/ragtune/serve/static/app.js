@@ -51,6 +51,7 @@ function showSource(c, chip) {
   }
   if (chip) chip.classList.add("active");
   $("source").hidden = false;
+  $("app").classList.add("reading");  // a wider source panel, so the page can be read
   // the source as the server names it (docs/guide.md, uploads/alice/notes.md): an upload
   // never looks like a file the operator ingested
   $("source-name").textContent = c.source || c.name;
@@ -313,8 +314,12 @@ async function start() {
     for (const t of document.querySelectorAll("#log .turn")) t.remove();
     $("welcome").hidden = false;
     $("source").hidden = true;
+    $("app").classList.remove("reading");
   });
-  $("source-close").addEventListener("click", () => { $("source").hidden = true; });
+  $("source-close").addEventListener("click", () => {
+    $("source").hidden = true;
+    $("app").classList.remove("reading");
+  });
   $("upload").addEventListener("submit", (event) => {
     event.preventDefault();
     if ($("files").files.length) upload($("files").files);
