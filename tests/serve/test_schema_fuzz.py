@@ -26,6 +26,6 @@ def test_no_server_errors(kb, tmp_path):
             capture_output=True, text=True, timeout=300, cwd=tmp_path)
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-4000:]
-    assert "Tested: 8" in out  # every operation of the document
+    assert "Tested: 10" in out  # every operation of the document
     generated = re.search(r"(\d+) generated, (\d+) passed", out)
     assert generated and generated.group(1) == generated.group(2) and int(generated.group(1)) > 100
