@@ -198,3 +198,20 @@ def test_the_page_asks_for_a_key_then_shows_the_kb_and_answers_with_chips(keyed_
     page.reload()  # the key is kept for this tab
     page.locator("#app").wait_for()
     assert not page.locator("#gate").is_visible()
+
+
+def test_a_read_key_sees_the_documents_without_upload_or_delete(kb):
+    app = create_app(ServeSettings(kb=kb.path, api_keys=("reader-key-4:read",)), kb=kb)
+    with LiveServer(app) as server, playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--no-sandbox"])
+        page = browser.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(server.url + "/")
+        use_key(page, "reader-key-4")
+        page.locator("#doc-list li", has_text="docs/tower.md").wait_for()
+        assert page.locator("#doc-list li").count() == 2
+        assert page.locator("#doc-list button").count() == 0
+        assert not page.locator("#upload").is_visible()
+        assert page.locator(".example").count() == 2
+        browser.close()
