@@ -2,6 +2,7 @@
 its documents, under the read scope, never naming a server path."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -36,8 +37,12 @@ def test_the_overview_needs_a_key_when_the_server_has_keys(keyed):
     assert ok.status_code == 200 and ok.json()["documents"] == 2
 
 
-def test_documents_say_whether_they_are_searchable(client):
+def test_documents_say_whether_they_are_searchable_and_in_place(client, kb):
     assert {d["status"] for d in client.get("/v1/documents").json()["data"]} == {"indexed"}
+    tower = next(r.source for r in kb.sources() if r.source.endswith("tower.md"))
+    Path(tower).rename(Path(tower).with_suffix(".moved"))
+    status = {d["source"]: d["status"] for d in client.get("/v1/documents").json()["data"]}
+    assert status == {"docs/tower.md": "moved", "docs/vacation.txt": "indexed"}
 
 
 def test_a_table_asks_for_its_total_in_the_first_period(tmp_path):

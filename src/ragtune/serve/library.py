@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Mapping
 from os.path import basename
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ragtune.display import relabel_hits, shown
 from ragtune.documents.loaders import LOADERS
@@ -66,13 +66,21 @@ def document_id(source: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
+def status_of(record: SourceRecord) -> Literal["indexed", "moved", "no text"]:
+    """indexed; no text (nothing to search); moved: searchable, but its file is no longer
+    where it was ingested from, so its pages cannot be shown until it is ingested again."""
+    if not record.chunk_ids:
+        return "no text"
+    return "indexed" if Path(record.source).exists() else "moved"
+
+
 def describe(record: SourceRecord, names: Mapping[str, str], owner: str | None
              ) -> DocumentOut:
     return DocumentOut(
         id=document_id(record.source), name=basename(record.source),
         source=shown(record.source, names), size=record.size, chunks=len(record.chunk_ids),
         pages=record.pages, ingested_at=record.ingested_at,
-        status="indexed" if record.chunk_ids else "no text", uploaded=owner is not None,
+        status=status_of(record), uploaded=owner is not None,
         collection=owner)
 
 

@@ -91,8 +91,10 @@ class DocumentOut(BaseModel):
     chunks: int
     pages: int | None
     ingested_at: float
-    status: Literal["indexed", "no text"] = Field(
-        "indexed", description="indexed: searchable; no text: nothing readable was found.")
+    status: Literal["indexed", "moved", "no text"] = Field(
+        "indexed", description="indexed: searchable; moved: searchable, but its file is no "
+        "longer where it was ingested from, so its pages cannot be shown (ingest it again); "
+        "no text: nothing to search.")
     uploaded: bool
     collection: str | None = Field(None, description="The collection that uploaded it; "
                                                      "null for files the operator ingested.")
