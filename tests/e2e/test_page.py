@@ -150,17 +150,18 @@ def use_key(page, key):
     page.click("#key-go")
 
 
-def test_the_page_asks_for_a_key_then_shows_the_kb_and_answers_with_chips(keyed_page):
+def test_the_page_asks_for_a_key_then_shows_the_kb_and_answers_with_chips(keyed_page,
+                                                                          tmp_path):
     page, key = keyed_page
     page.locator("#gate").wait_for()
     assert "Type your API key" in page.locator("#gate h2").inner_text()
     assert not page.locator("#app").is_visible()  # no empty controls before the key
-    page.screenshot(path="/tmp/ragtune-page-1-key.png")
+    page.screenshot(path=tmp_path / "page-1-key.png")
 
     use_key(page, "not-the-key")
     page.locator("#gate-error", has_text="wrong API key").wait_for()  # the server's message
     assert not page.locator("#app").is_visible()
-    page.screenshot(path="/tmp/ragtune-page-2-wrong-key.png")
+    page.screenshot(path=tmp_path / "page-2-wrong-key.png")
 
     use_key(page, key)
     page.locator("#app").wait_for()
@@ -172,7 +173,7 @@ def test_the_page_asks_for_a_key_then_shows_the_kb_and_answers_with_chips(keyed_
     example = page.locator(".example", has_text="What were total net sales in the three "
                            "months ended June 25, 2022?")
     example.wait_for()
-    page.screenshot(path="/tmp/ragtune-page-3-kb.png")
+    page.screenshot(path=tmp_path / "page-3-kb.png")
 
     example.click()
     turn = page.locator(".turn").first
@@ -186,14 +187,14 @@ def test_the_page_asks_for_a_key_then_shows_the_kb_and_answers_with_chips(keyed_
     page.locator("#source-view img").wait_for()
     page.wait_for_function("document.querySelector('#source-view img').naturalWidth > 0")
     assert page.locator("#source-view .highlight").count() >= 1
-    page.screenshot(path="/tmp/ragtune-page-4-source.png")
+    page.screenshot(path=tmp_path / "page-4-source.png")
 
     follow = page.locator(".turn").count()
     page.fill("#question", "And net income?")
     page.click("#send")
     page.locator(".turn").nth(follow).locator(".cite").first.wait_for()
     assert page.locator(".turn").count() == 2  # the conversation stays on the page
-    page.screenshot(path="/tmp/ragtune-page-5-follow-up.png")
+    page.screenshot(path=tmp_path / "page-5-follow-up.png")
 
     page.reload()  # the key is kept for this tab
     page.locator("#app").wait_for()

@@ -29,6 +29,10 @@ greedy picks only where the two best logits nearly tie.
 Models it does not cover (other architectures, rope scaling) return ``None`` from
 :func:`build_decoder`, and the caller keeps ``transformers.generate``. How each mode holds
 and multiplies a weight matrix is in :mod:`ragtune.models.projections`.
+
+The module is long because the decode loop is one recipe read top to bottom (prefill, the
+abstention weighed, drafting, verification, bans); the pieces that stand alone (the cache,
+the n-gram lookup, the projections) are small types beside it or in their own modules.
 """
 
 from __future__ import annotations

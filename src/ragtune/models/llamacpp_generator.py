@@ -26,7 +26,7 @@ from typing import Any
 
 from ragtune.config import GeneratorSettings
 from ragtune.errors import ConfigError, GenerationError, RagtuneError
-from ragtune.models.adapters import ADAPTERS, calibration, resolve_adapter
+from ragtune.models.adapters import ADAPTERS, abstention, resolve_adapter
 from ragtune.models.controls import abstention_tokens, cut_after_marker, until_marker
 from ragtune.models.gguf_cache import bundled_gguf
 from ragtune.models.gguf_lora import gguf_lora
@@ -92,11 +92,9 @@ class LlamaCppGenerator:
             lora.scale = 1.0
             params.lora_adapters = [lora]
         self._server = xllamacpp.Server(params)
-        calibrated = calibration(self.adapter) if self.one_answer and self.adapter else {}
-        text = str(calibrated.get("abstain") or "")
+        text, self.abstain_threshold = abstention(
+            self.adapter if self.one_answer else None, abstain_threshold)
         self.abstain_text = text
-        self.abstain_threshold = (abstain_threshold if abstain_threshold is not None
-                                  else calibrated.get("threshold"))
         ids, self._abstain_seconds = abstention_tokens(self.tokenizer, text)
         self._abstain_first = ids[0] if ids else None
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from ragtune.config import GeneratorSettings
 from ragtune.errors import ConfigError, GenerationError
-from ragtune.models.adapters import ADAPTERS, calibration, resolve_adapter
+from ragtune.models.adapters import ADAPTERS, abstention, resolve_adapter
 from ragtune.models.controls import (
     abstention_tokens,
     cut_after_marker,
@@ -138,11 +138,9 @@ class LocalGenerator:
         self.prompt_lookup = prompt_lookup
         self.decoder = self._build_decoder(decoder, dtype)
         # a bundled adapter's abstention, weighed before each greedy answer (fast decoder)
-        calibrated = calibration(adapter_path) if self.one_answer and adapter_path else {}
-        text = str(calibrated.get("abstain") or "")
+        text, self.abstain_threshold = abstention(
+            adapter_path if self.one_answer else None, abstain_threshold)
         self._abstain_ids, self._abstain_seconds = abstention_tokens(self.tokenizer, text)
-        self.abstain_threshold = (abstain_threshold if abstain_threshold is not None
-                                  else calibrated.get("threshold"))
         # ... and an answer that is only a citation says nothing: it may not begin with one
         self._ban_first: list[int] = [
             i for t, i in self.tokenizer.get_vocab().items()

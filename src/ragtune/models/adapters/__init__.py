@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ADAPTERS", "NO_ADAPTER", "bundled_adapter", "calibration", "is_choice",
-           "resolve_adapter"]
+__all__ = ["ADAPTERS", "NO_ADAPTER", "abstention", "bundled_adapter", "calibration",
+           "is_choice", "resolve_adapter"]
 
 ADAPTERS = Path(__file__).resolve().parent
 NO_ADAPTER = ("", "none", "off", "raw")  # the raw model
@@ -57,3 +57,11 @@ def calibration(adapter: Path) -> dict[str, Any]:
 
         raise ConfigError(f"cannot read {path}: {exc}; restore it or delete it") from None
     return data if isinstance(data, dict) else {}
+
+
+def abstention(adapter: Path | None, threshold: float | None) -> tuple[str, float | None]:
+    """A bundled adapter's abstention text and the threshold in force: ``threshold`` (the
+    setting) when given, else the adapter's calibrated one; ``("", None)`` without one."""
+    calibrated = calibration(adapter) if adapter is not None else {}
+    text = str(calibrated.get("abstain") or "")
+    return text, threshold if threshold is not None else calibrated.get("threshold")
