@@ -62,14 +62,14 @@ def squad_corpus(name: str, articles: int = 4, seed: int = 0,
 
 def paragraph_kb(folder: Path, docs: dict[str, str], settings: Any = None) -> Any:
     """A knowledge base of one file per paragraph (``doc`` -> text) under ``folder``,
-    built with the default settings the first time and opened after that (with
-    ``settings`` when given)."""
+    built the first time and opened after that, with ``settings`` when given (the
+    defaults otherwise)."""
     from ragtune import KnowledgeBase
 
     if not (folder / "kb").exists():
         (folder / "docs").mkdir(parents=True, exist_ok=True)
         for doc, text in docs.items():
             (folder / "docs" / f"{doc}.txt").write_text(text, encoding="utf-8")
-        with KnowledgeBase.create(folder / "kb") as kb:
+        with KnowledgeBase.create(folder / "kb", settings) as kb:
             print(kb.ingest([folder / "docs"]).summary())
     return KnowledgeBase.open(folder / "kb", settings)

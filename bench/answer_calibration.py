@@ -60,6 +60,16 @@ def scores(answerable: list[dict[str, Any]], unanswerable: list[dict[str, Any]],
     }
 
 
+def validation_questions(n: int, examples: int = 800, seed: int = 0,
+                         ) -> tuple[list[Any], dict[str, str]]:
+    """``n`` questions of the training articles that ``answer_adapters.py`` did not sample
+    for training (``examples`` with ``seed``), and every paragraph of those articles."""
+    items, docs = squad_articles(train=True)
+    trained = {i.id for i in random.Random(seed).sample(items, min(examples, len(items)))}
+    left = [i for i in items if i.id not in trained]
+    return random.Random(seed + 1).sample(left, min(n, len(left))), docs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--questions", type=int, default=300)
@@ -74,13 +84,8 @@ def main() -> None:
                         help="Store the chosen threshold in the adapter's calibration.json.")
     args = parser.parse_args()
 
-    items, docs = squad_articles(train=True)
-    trained = {i.id for i in random.Random(args.seed).sample(items, min(args.examples,
-                                                                         len(items)))}
-    left = [i for i in items if i.id not in trained]
-    questions = random.Random(args.seed + 1).sample(left, min(args.questions, len(left)))
-    print(f"{len(left)} training-article questions not trained on; {len(questions)} "
-          f"validation questions; CPU: {cpu_flags()}")
+    questions, docs = validation_questions(args.questions, args.examples, args.seed)
+    print(f"{len(questions)} validation questions; CPU: {cpu_flags()}")
     work = RESULTS / "answer-adapter"
     settings = load_settings()
     settings = replace(settings, retrieval=replace(settings.retrieval, min_similarity=-1.0))

@@ -90,6 +90,9 @@ def record(item: QAItem, answer: Any) -> dict[str, Any]:
         "repeat": repeat_share(text),
         "marker": bool(re.search(r"\[\d+\]", answer.text)),
         "cited": len(cited), "cited_gold": sum(cited),
+        # a gold answer is in the text the model was shown
+        "shown_gold": any(g and g in normalize_answer(c.text) for g in golds
+                          for c in answer.context),
         "unsupported": len(answer.unsupported),
         "seconds": answer.timings.get("total_ms", 0.0) / 1e3,
         "completion_tokens": answer.completion_tokens, "prompt_tokens": answer.prompt_tokens,

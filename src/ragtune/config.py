@@ -103,6 +103,9 @@ class RetrievalSettings:
     rerank_depth: int = 30  # how many hits the reranker re-scores
     mmr_lambda: float = -1.0  # MMR trade-off in [0, 1] (1: relevance only); negative: off
     neighbours: int = 0  # chunks added before and after each hit in an answer's context
+    # sentences of each chunk shown in an answer's context, those nearest the question
+    # (ragtune.rag.compress); 0: whole chunks
+    sentences: int = 0
     # an answer abstains without generating when no retrieved chunk has this cosine
     # similarity to the question; empty: the embedder's own (ragtune.rag.relevance), -1: off
     min_similarity: float | None = None
@@ -117,6 +120,7 @@ class RetrievalSettings:
         _check("retrieval", self.mmr_lambda, "mmr_lambda", high=1,
                note=" (a negative value turns MMR off)")
         _check("retrieval", self.neighbours, "neighbours", 0)
+        _check("retrieval", self.sentences, "sentences", 0, note=" (0: whole chunks)")
         if self.min_similarity is not None:
             _check("retrieval", self.min_similarity, "min_similarity", -1, 1,
                    note=" (-1: off)")

@@ -38,6 +38,7 @@ class Parts:
     source_order: str = "best-last"
     citations_mode: str = "inline"  # see ragtune.rag.answer.answer_from_hits
     min_similarity: float | None = None  # see ragtune.rag.relevance
+    sentences: int = 0  # sentences of each chunk shown (ragtune.rag.compress); 0: whole
     adapter: str | None = None
     router: Router = field(default_factory=RuleRouter)
     judge: Judge | None = None  # default: Judge(embedder=self.embedder)
@@ -54,4 +55,5 @@ class Parts:
         return {"max_tokens": self.max_tokens, "temperature": self.temperature,
                 "embedder": self.embedder, "kb_version": self.kb_version,
                 "prompt_style": self.prompt_style, "source_order": self.source_order,
-                "citations_mode": self.citations_mode, "min_similarity": self.min_similarity}
+                "citations_mode": self.citations_mode, "min_similarity": self.min_similarity,
+                "sentences": self.sentences}

@@ -9,6 +9,7 @@ from dataclasses import replace
 from ragtune.errors import ConfigError
 from ragtune.models.protocol import Embedder, Generator
 from ragtune.rag.citations import MARKER, analyse, cite, inline
+from ragtune.rag.compress import select_sentences
 from ragtune.rag.injection import suspicious
 from ragtune.rag.packing import pack
 from ragtune.rag.prompts import (
@@ -49,6 +50,7 @@ def answer(
     source_order: str = "best-last",
     citations_mode: str = "inline",
     min_similarity: float | None = None,
+    sentences: int = 0,
 ) -> Answer:
     """Answer ``question`` from the top ``k`` retrieved chunks, with checked citations.
 
@@ -65,7 +67,7 @@ def answer(
         question, hits, generator, max_tokens=max_tokens, temperature=temperature,
         embedder=embedder, kb_version=kb_version, prompt_style=prompt_style,
         source_order=source_order, citations_mode=citations_mode,
-        min_similarity=min_similarity)
+        min_similarity=min_similarity, sentences=sentences)
     timings = {"retrieve_ms": retrieve_ms, **result.timings}
     timings["total_ms"] = (time.perf_counter() - t0) * 1e3
     return replace(result, timings=timings, steps=("retrieve", *result.steps))
@@ -85,6 +87,7 @@ def answer_from_hits(
     draft: str | None = None,
     citations_mode: str = "inline",
     min_similarity: float | None = None,
+    sentences: int = 0,
 ) -> Answer:
     """Answer from hits already retrieved: pack, generate, cite.
 
@@ -101,6 +104,9 @@ def answer_from_hits(
 
     ``min_similarity``: when no hit's dense (cosine) score reaches it, the answer abstains
     without generating (:mod:`ragtune.rag.relevance`); ``similarity`` records the best.
+
+    ``sentences``: each text chunk is shown cut to this many sentences nearest the
+    question (:mod:`ragtune.rag.compress`; needs ``embedder``); 0 shows chunks whole.
     """
     t1 = time.perf_counter()
     lang = detect_language(question)
@@ -125,6 +131,8 @@ def answer_from_hits(
                           f"{', '.join(ORDERS)}")
     if citations_mode == "strict":  # sources that talk to the model are not shown to it
         hits = [h for h in hits if not suspicious(h.chunk.text)]
+    if sentences and embedder is not None:
+        hits = select_sentences(question, hits, sentences, embedder)
     reserve = max_tokens + (len(draft) // 2 if draft else 0)
     kept, dropped, _ = pack(question, hits, generator, reserve=reserve, lang=lang,
                             style=style, order=source_order)
