@@ -27,6 +27,8 @@ import httpx
 import numpy as np
 import psutil
 
+from ragtune.testing import register_fakes
+
 from _common import RESULTS, ROOT, machine, write_result
 
 QUESTIONS = [
@@ -57,6 +59,8 @@ def start_server(kb: str, generator: str) -> tuple[subprocess.Popen[str], int]:
     backend, _, parallel = generator.partition(":")  # llamacpp:4: four slots
     env = {**os.environ, "RAGTUNE_GENERATOR_BACKEND": backend,
            "RAGTUNE_GENERATOR_PARALLEL": parallel or "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    if backend == "fake":  # the test fake, registered for the server as a plugin would be
+        env["PYTHONPATH"] = register_fakes(RESULTS / "serve-load" / "fakes")
     proc = subprocess.Popen([sys.executable, "-m", "ragtune", "serve", "--kb", kb, "--port",
                              str(port), "--api-key", KEY], stderr=subprocess.PIPE, text=True,
                             env=env, stdout=subprocess.DEVNULL)

@@ -2,12 +2,27 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 DATA = Path(os.environ.get("RAGTUNE_DATA", Path(__file__).resolve().parents[1].parent
                            / "shared" / "datasets"))
+_FAKES = Path(tempfile.mkdtemp(prefix="ragtune-fakes-"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The fake generator and embedder become the ``fake`` backends for every test, and for
+    the ``ragtune`` commands the tests run (PYTHONPATH); a user's install never has them."""
+    from ragtune.testing import register_fakes
+
+    os.environ["PYTHONPATH"] = register_fakes(_FAKES)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_FAKES, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -25,7 +25,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # base; the KnowledgeBase facade sits on the pipelines it delegates to; tune scores its
 # evaluation samples with evaluate's metrics and never reaches serve; testing is for tests.
 LAYERS: dict[str, int] = {
-    "_version": 0, "errors": 0, "types": 0, "config": 0,
+    "_version": 0, "errors": 0, "types": 0, "config": 0, "components": 0,
     "documents": 1, "models": 1,
     "index": 2,
     "retrieve": 3,

@@ -100,6 +100,7 @@ class RetrievalSettings:
     rrf_k: int = 60  # reciprocal-rank fusion constant (Cormack et al. 2009), fusion = "rrf"
     ann_min_rows: int = 20_000  # from this many chunks, dense search uses an HNSW graph
     reranker: str = ""  # a sentence-transformers CrossEncoder folder; empty: no reranking
+    reranker_backend: str = "cross-encoder"  # the registered reranker that runs it
     rerank_depth: int = 30  # how many hits the reranker re-scores
     mmr_lambda: float = -1.0  # MMR trade-off in [0, 1] (1: relevance only); negative: off
     neighbours: int = 0  # chunks added before and after each hit in an answer's context

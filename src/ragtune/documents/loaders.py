@@ -1,6 +1,10 @@
-"""Loaders for .txt .md .html .pdf .docx .json .jsonl, chosen by file suffix.
+"""Loaders for .txt .md .html .pdf .docx .json .jsonl, chosen by suffix (:data:`LOADERS`).
 
 Each loader returns documents whose sections carry page (PDF), heading path and line.
+
+The module is long because it holds one short reader per format side by side (the same
+contract, registered by suffix in pyproject.toml); PDF tables and text decoding live in
+their own modules.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ragtune.components import Registry
 from ragtune.documents.boxes import line_boxes
 from ragtune.documents.protocol import Loader
 from ragtune.documents.tables import Table, filing_title, find_tables, has_table_lines
@@ -413,18 +418,8 @@ def load_jsonl(path: Path, source: str) -> list[Document]:
     return docs
 
 
-LOADERS: dict[str, Loader] = {
-    ".txt": load_text,
-    ".text": load_text,
-    ".md": load_markdown,
-    ".markdown": load_markdown,
-    ".html": load_html,
-    ".htm": load_html,
-    ".pdf": load_pdf,
-    ".docx": load_docx,
-    ".json": load_json,
-    ".jsonl": load_jsonl,
-}
+# by file suffix, from the ragtune.loaders entry points (pyproject.toml)
+LOADERS: Registry[Loader] = Registry("loaders", "file type")
 
 
 def load(path: Path, source: str | None = None) -> list[Document]:

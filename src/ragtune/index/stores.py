@@ -2,7 +2,9 @@
 
 The store is chosen when the knowledge base is created and recorded in its manifest:
 ``lancedb`` (embedded, the default) or ``qdrant`` (a server by URL, or qdrant-client's
-local mode in a folder of the knowledge base).
+local mode in a folder of the knowledge base). Stores are registered by name in the
+``ragtune.stores`` entry-point group (:data:`STORES`); each entry opens one with the
+arguments of :func:`open_store`.
 """
 
 from __future__ import annotations
@@ -10,16 +12,18 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ragtune.errors import ConfigError
+from ragtune.components import Registry
+from ragtune.errors import UnknownComponentError
 from ragtune.index.lancedb_store import TABLE, LanceDBStore
 from ragtune.index.qdrant_store import QdrantStore
 
-BACKENDS = ("lancedb", "qdrant")
 Store = LanceDBStore | QdrantStore
+STORES: Registry[Callable[..., Store]] = Registry("stores", "store")
 
 
 @dataclass(frozen=True)
@@ -35,9 +39,8 @@ class StoreSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> StoreSpec:
         spec = cls(**(data or {}))
-        if spec.backend not in BACKENDS:
-            raise ConfigError(f"unknown store {spec.backend!r}; valid choices: "
-                              f"{', '.join(BACKENDS)}")
+        if spec.backend not in STORES:
+            raise UnknownComponentError("store", spec.backend, STORES)
         return spec
 
 
@@ -51,8 +54,20 @@ def open_store(folder: Path, spec: StoreSpec, dimension: int, *, suffix: str = "
                collection: str | None = None, client: Any = None) -> Store:
     """The store of the knowledge base in ``folder`` (``suffix`` names a sibling store;
     ``client``: an open qdrant client to share, as qdrant's local mode allows one)."""
-    if spec.backend == "lancedb":
-        return LanceDBStore(folder / f"store{suffix}", dimension, table=spec.table or TABLE)
+    return STORES[spec.backend](folder, spec, dimension, suffix=suffix, collection=collection,
+                                client=client)
+
+
+def open_lancedb(folder: Path, spec: StoreSpec, dimension: int, *, suffix: str = "",
+                 collection: str | None = None, client: Any = None) -> LanceDBStore:
+    """The ``lancedb`` store: embedded, in the folder ``store`` (plus ``suffix``)."""
+    return LanceDBStore(folder / f"store{suffix}", dimension, table=spec.table or TABLE)
+
+
+def open_qdrant(folder: Path, spec: StoreSpec, dimension: int, *, suffix: str = "",
+                collection: str | None = None, client: Any = None) -> QdrantStore:
+    """The ``qdrant`` store: a server at ``spec.url``, else qdrant-client's local mode in
+    the folder ``qdrant``."""
     name = collection or spec.collection or default_collection(folder)
     return QdrantStore(
         dimension, collection=name, counter=folder / "qdrant-version.json", url=spec.url,

