@@ -1,4 +1,5 @@
-"""Conformance checks every implementation of a role must pass.
+"""Conformance checks every implementation of a role must pass: vector stores, embedders,
+generators, loaders, retrievers, rerankers and pipelines.
 
 Call them from a test with a fresh instance; each raises AssertionError naming the rule.
 
@@ -9,12 +10,17 @@ Call them from a test with a fresh instance; each raises AssertionError naming t
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
+from ragtune.documents.protocol import Loader
 from ragtune.index.protocol import VectorStore
 from ragtune.models.protocol import Embedder, Generator
-from ragtune.types import Chunk
+from ragtune.pipelines.protocol import Pipeline
+from ragtune.retrieve.protocol import Retriever
+from ragtune.retrieve.rerank import Reranker
+from ragtune.types import Answer, Chunk, Document, Hit
 
 
 def _chunk(i: int, source: str = "doc.txt", page: int | None = None) -> Chunk:
@@ -77,3 +83,72 @@ def check_generator(generator: Generator) -> None:
     assert 0 < out.completion_tokens <= 16, "max_tokens not respected"
     streamed = "".join(generator.stream(messages, max_tokens=16))  # type: ignore[arg-type]
     assert streamed.strip() == out.text.strip(), "stream and generate disagree (greedy)"
+
+
+def check_loader(loader: Loader, path: Path, phrase: str) -> None:
+    """``path`` is a file the loader reads that contains ``phrase`` (in one paragraph)."""
+    docs = loader(path, "given/source.name")
+    assert isinstance(docs, list) and docs, "no documents from a readable file"
+    assert all(isinstance(d, Document) for d in docs), "not Document objects"
+    assert all(d.source == "given/source.name" for d in docs), "source not the one given"
+    text = " ".join(" ".join(d.text.split()) for d in docs)
+    assert phrase in text, f"the file's text {phrase!r} is not in the documents"
+    for doc in docs:
+        full = doc.text
+        for section in doc.sections:
+            assert full[section.start:section.start + len(section.text)] == section.text, \
+                "a section's start is not its offset in the document's text"
+    assert loader(path, "given/source.name") == docs, "reading twice gave other documents"
+
+
+def check_retriever(retriever: Retriever, query: str, source: str, *, size: int) -> None:
+    """``retriever`` searches a corpus of ``size`` chunks in which ``source`` holds the
+    chunk that answers ``query``."""
+    assert isinstance(retriever, Retriever), "does not satisfy the Retriever protocol"
+    hits = retriever.retrieve(query, 3)
+    assert isinstance(hits, list) and all(isinstance(h, Hit) for h in hits), "not Hit objects"
+    assert 0 < len(hits) <= 3, f"asked for 3 hits, got {len(hits)}"
+    assert source in [h.chunk.source for h in hits], f"{source} not in the top 3"
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True), "hits not best first"
+    every = retriever.retrieve(query, size + 10)
+    ids = [h.chunk.id for h in every]
+    assert len(ids) == len(set(ids)), "a chunk returned twice"
+    assert len(ids) <= size, f"{len(ids)} hits from a corpus of {size} chunks"
+    assert [h.chunk.id for h in retriever.retrieve(query, 1)] == ids[:1], \
+        "the best hit depends on k"
+    assert retriever.retrieve(query, 3) == hits, "the same search gave other hits"
+
+
+def check_reranker(reranker: Reranker, query: str, hits: list[Hit]) -> None:
+    """``hits``: at least two hits for ``query`` (any order)."""
+    assert len(hits) >= 2, "give at least two hits"
+    out = reranker.rerank(query, hits)
+    assert isinstance(out, list) and len(out) == len(hits), "hits added or lost"
+    assert sorted(h.chunk.id for h in out) == sorted(h.chunk.id for h in hits), \
+        "not the same chunks"
+    given = {h.chunk.id: h.chunk for h in hits}
+    assert all(h.chunk == given[h.chunk.id] for h in out), "a chunk was changed"
+    scores = [h.score for h in out]
+    assert scores == sorted(scores, reverse=True), "not best first"
+    assert reranker.rerank(query, []) == [], "no hits in, no hits out"
+    again = reranker.rerank(query, list(reversed(hits)))
+    assert [h.chunk.id for h in again] == [h.chunk.id for h in out], \
+        "the order depends on the order the hits came in"
+
+
+def check_pipeline(pipeline: Pipeline, question: str) -> None:
+    """``pipeline`` answers ``question`` over a knowledge base that holds its answer."""
+    answer = pipeline.answer(question)
+    assert isinstance(answer, Answer) and answer.question == question, "not this question's"
+    assert isinstance(answer.text, str), "no text"
+    assert answer.steps, "no steps recorded"
+    timings = answer.timings
+    assert "total_ms" in timings and timings["total_ms"] >= 0, "no total time"
+    assert all(0 <= v <= timings["total_ms"] + 1 for v in timings.values()), \
+        "a step took longer than the whole answer"
+    shown = {c.id for c in answer.context}
+    assert all(c.chunk.id in shown for c in answer.citations), \
+        "a citation of a source the model was not shown"
+    if answer.abstained:
+        assert not answer.citations, "an abstention with citations"

@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 
 from ragtune import KnowledgeBase
-from ragtune.errors import ConfigError
+from ragtune.config import RetrievalSettings
+from ragtune.errors import ConfigError, UnknownComponentError
 from ragtune.retrieve.diversity import merge_spans, mmr
 from ragtune.retrieve.filters import Filter, parse_pages, parse_time
+from ragtune.retrieve.rerank import build_reranker
 from ragtune.testing import FakeEmbedder, FakeGenerator
-from ragtune.types import Hit
+from ragtune.testing.contracts import check_reranker
 
 
 @pytest.fixture
@@ -133,9 +135,13 @@ def test_cross_encoder_from_a_folder(tmp_path, kb):
     config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1,
                         num_attention_heads=2, intermediate_size=64, num_labels=1)
     BertForSequenceClassification(config).save_pretrained(str(folder))
-    reranker = CrossEncoderReranker(folder)
-    hits = kb.search("budget", k=4)
-    out = reranker.rerank("budget", hits)
-    assert sorted(h.chunk.id for h in out) == sorted(h.chunk.id for h in hits)
-    assert [h.score for h in out] == sorted((h.score for h in out), reverse=True)
-    assert all(isinstance(h, Hit) for h in out)
+    reranker = build_reranker(RetrievalSettings(reranker=str(folder)))  # by registry name
+    assert isinstance(reranker, CrossEncoderReranker) and reranker.name == str(folder)
+    check_reranker(reranker, "budget", kb.search("budget", k=4))
+
+
+def test_rerankers_are_chosen_by_registry_name():
+    assert build_reranker(RetrievalSettings()) is None  # no folder: no reranking
+    with pytest.raises(UnknownComponentError) as err:
+        build_reranker(RetrievalSettings(reranker="x", reranker_backend="colbert"))
+    assert str(err.value) == "unknown reranker 'colbert'; valid choices: cross-encoder"
