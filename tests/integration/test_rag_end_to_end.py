@@ -78,7 +78,14 @@ def test_every_pipeline_runs_with_the_real_models(kb, pipeline):
     assert answer.pipeline == pipeline and answer.text.strip()
     assert answer.timings["total_ms"] > 0 and answer.steps
     if pipeline == "closed":
-        assert answer.citations == ()
+        # the model alone: its greedy answer to the question with no sources, nothing else
+        from ragtune.pipelines import closed_messages
+
+        messages = closed_messages("What is the capital of Italy?", "en")
+        alone = kb.generator.generate(messages, max_tokens=24)
+        assert answer.text == alone.text and answer.prompt_tokens == alone.prompt_tokens
+        assert answer.citations == () and answer.context == () and answer.steps == ("generate",)
+        assert set(answer.timings) == {"generate_ms", "total_ms"}
     elif pipeline == "serial":
         assert "Rome" in answer.text
         assert answer.timings["retrieve_ms"] > 0
@@ -106,18 +113,22 @@ def test_layered_routes_answers_and_judges_with_the_real_models(kb):
 def test_compare_runs_every_arm_with_the_real_models(kb, tmp_path):
     import json
 
+    from ragtune.evaluate import compare
     from ragtune.evaluate.datasets import QADataset, QAItem
-    from ragtune.evaluate.harness import compare, parse_arms
-    from ragtune.evaluate.report import write_report
 
     items = [QAItem("rome", "What is the capital of Italy?", ("Rome",), "cities.pdf"),
              QAItem("paris", "When was the Eiffel Tower completed?", ("1889",), "paris.md")]
     dataset = QADataset(items, "qa-jsonl", "inline", "")
-    arms = parse_arms("closed,rag,parallel,layered", {})
-    result = compare(kb, dataset, arms, tmp_path / "report", max_tokens=24, samples=200)
-    paths = write_report(result, tmp_path / "report")
+    result = compare(kb, dataset, "closed,rag,parallel,layered", tmp_path / "report",
+                     max_tokens=24, samples=200, fail_under=["rag.f1=0.01", "closed.f1=2"])
+    paths = result.report
     assert result.summary["rag"]["metrics"]["f1"]["mean"] > 0.0
     assert result.summary["rag"]["metrics"]["citation_recall"]["mean"] > 0.0
+    # the closed arm is shown no sources, so what is measured against them is undefined
+    closed = result.summary["closed"]["metrics"]
+    assert all(closed.get(m, {}).get("mean") is None for m in ("grounded", "citation_recall"))
+    assert result.gates_missed == [result.gates_missed[0]] and \
+        result.gates_missed[0].startswith("closed.f1 = ")  # F1 is at most 1
     assert set(result.summary) == {"closed", "rag", "parallel", "layered"}
     report = json.loads(paths["json"].read_text())
     assert len(report["questions"]) == 2 and "<svg" in paths["html"].read_text()

@@ -304,3 +304,22 @@ def test_router_trains_from_a_compare_report(kb_and_qa, tmp_path):
     result = runner.invoke(app, ["router", "train", "--from", str(bad), "--kb", str(kb)])
     assert isinstance(result.exception, ConfigError)
     assert "not a `ragtune compare` report" in str(result.exception)
+
+
+def test_compare_is_one_call_in_python(kb_and_qa, tmp_path):
+    from ragtune import KnowledgeBase
+    from ragtune.config import load_settings
+    from ragtune.evaluate import compare
+
+    kb, qa = kb_and_qa
+    with KnowledgeBase.open(kb, load_settings(None)) as base:  # the fakes, from the env
+        with pytest.raises(ConfigError, match="adapter ft=nowhere: nowhere does not exist"):
+            compare(base, qa, "rag,ft", tmp_path / "x", adapters={"ft": "nowhere"})
+        result = compare(base, qa, ["closed", "rag"], tmp_path / "report",
+                         fail_under=["rag.f1=0.1", "closed.f1=0.5"])
+    assert set(result.summary) == {"closed", "rag"}
+    assert result.summary["rag"]["metrics"]["f1"]["mean"] > 0.3
+    assert result.gates_missed == ["closed.f1 = 0.0000 < 0.5"]  # the fake knows nothing alone
+    assert {p.name for p in result.report.values()} == {"report.json", "report.md",
+                                                         "report.html"}
+    assert json.loads(result.report["json"].read_text())["summary"] == result.summary

@@ -12,11 +12,14 @@ from ragtune.cli import (
     advise,
     ask,
     chat,
+    compare,
     evaluate,
     generate,
     ingest,
     kb,
     models,
+    raft,
+    router,
     search,
     serve,
     tune,
@@ -34,14 +37,14 @@ app.add_typer(models.app, name="models")
 app.add_typer(kb.app, name="kb")
 app.add_typer(tune.app, name="tune")
 app.add_typer(evaluate.app, name="eval")
-app.add_typer(evaluate.router_app, name="router")
-app.add_typer(evaluate.raft_app, name="raft")
+app.add_typer(router.app, name="router")
+app.add_typer(raft.app, name="raft")
 app.command("ingest")(ingest.ingest)
 app.command("search")(search.search)
 app.command("ask")(ask.ask)
 app.command("chat")(chat.chat)
 app.command("generate")(generate.generate)
-app.command("compare")(evaluate.compare_command)
+app.command("compare")(compare.compare_command)
 app.command("advise")(advise.advise_command)
 app.command("profile")(advise.profile_command)
 app.command("serve")(serve.serve)
