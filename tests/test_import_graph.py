@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,8 +38,8 @@ LAYERS: dict[str, int] = {
     "testing": 10, "__init__": 10, "__main__": 10,
 }
 
-# Edges known to break the rules while the code is being reorganised; each is reported
-# when it goes away, so the list shrinks with the work.
+# Edges known to break the rules while the code is being reorganised (importer, imported):
+# left out of the checks, and a warning says when one is no longer there to remove it.
 KNOWN: set[tuple[str, str]] = set()
 
 
@@ -155,14 +156,12 @@ def violations(edges: dict[str, set[str]]) -> list[str]:
 def test_the_import_graph_has_no_circle_and_no_upward_arrow() -> None:
     edges = graph()
     assert len(edges) > 50, f"only {len(edges)} modules found under {SRC}"
+    for source, target in sorted(KNOWN):
+        if target not in edges.get(source, set()):
+            warnings.warn(f"{source} no longer imports {target}: remove it from KNOWN",
+                          stacklevel=1)
     problems = violations(edges)
     assert not problems, "the import graph breaks the architecture:\n  " + "\n  ".join(problems)
-
-
-def test_every_known_exception_still_exists() -> None:
-    edges = graph()
-    gone = sorted(f"{s} -> {t}" for s, t in KNOWN if t not in edges.get(s, set()))
-    assert not gone, f"no longer imported, remove from KNOWN: {', '.join(gone)}"
 
 
 def test_the_checks_catch_a_circle_and_an_upward_arrow(tmp_path: Path) -> None:
