@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from ragtune.documents.boxes import span_boxes
 from ragtune.documents.tables import chunk_table
@@ -75,8 +75,15 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[S
     return spans
 
 
-def _atoms(text: str, start: int, end: int) -> list[Span]:
-    return [(m.start(), m.end()) for m in _ATOM.finditer(text, start, end)]
+def _atoms(text: str, start: int, end: int, longest: int) -> list[Span]:
+    """Words with their trailing space (CJK characters one by one); a word over
+    ``longest`` characters (a base64 blob, a line of 20 MB without a space) in slices of
+    that length, so that no chunk is much over its token budget."""
+    spans: list[Span] = []
+    for m in _ATOM.finditer(text, start, end):
+        a, b = m.span()
+        spans.extend((i, min(i + longest, b)) for i in range(a, b, longest))
+    return spans
 
 
 def _fit(text: str, spans: list[Span], count: CountTokens,
@@ -98,7 +105,7 @@ def _fit(text: str, spans: list[Span], count: CountTokens,
 
 def _pack_atoms(text: str, s: int, e: int, count: CountTokens,
                 max_tokens: int) -> list[tuple[Span, int]]:
-    atoms = _atoms(text, s, e)
+    atoms = _atoms(text, s, e, 4 * max_tokens)
     counts = count([text[a:b] for a, b in atoms])
     out: list[tuple[Span, int]] = []
     cur_start, cur_n, cur_end = atoms[0][0], 0, atoms[0][0]
@@ -116,25 +123,41 @@ def _pack_atoms(text: str, s: int, e: int, count: CountTokens,
     return out
 
 
-def pack(pieces: list[tuple[Span, int]], max_tokens: int, overlap: int) -> list[tuple[Span, int]]:
+def pack(pieces: Iterable[tuple[Span, int]], max_tokens: int,
+         overlap: int) -> list[tuple[Span, int]]:
     """Greedy packing of consecutive pieces into chunks of at most ``max_tokens`` tokens."""
-    chunks: list[tuple[Span, int]] = []
-    i = 0
-    while i < len(pieces):
-        j, total = i, 0
-        while j < len(pieces) and (j == i or total + pieces[j][1] <= max_tokens):
-            total += pieces[j][1]
+    return list(pack_stream(pieces, max_tokens, overlap))
+
+
+def pack_stream(pieces: Iterable[tuple[Span, int]], max_tokens: int,
+                overlap: int) -> Iterator[tuple[Span, int]]:
+    """:func:`pack`, giving each chunk as soon as the piece after it is known, so that
+    only the pieces of one chunk are held."""
+    source = iter(pieces)
+    window: list[tuple[Span, int]] = []  # the pieces from the next chunk's first on
+    while True:
+        j, total = 0, 0
+        while True:
+            if j == len(window):
+                piece = next(source, None)
+                if piece is None:
+                    break
+                window.append(piece)
+            if j and total + window[j][1] > max_tokens:
+                break
+            total += window[j][1]
             j += 1
-        chunks.append(((pieces[i][0][0], pieces[j - 1][0][1]), total))
-        if j >= len(pieces):
-            break
+        if not j:
+            return
+        yield (window[0][0][0], window[j - 1][0][1]), total
+        if j == len(window):  # the pieces ran out
+            return
         # step back over trailing pieces worth <= overlap tokens, always moving forward
         back, carried = j, 0
-        while back - 1 > i and carried + pieces[back - 1][1] <= overlap:
+        while back - 1 > 0 and carried + window[back - 1][1] <= overlap:
             back -= 1
-            carried += pieces[back][1]
-        i = back
-    return chunks
+            carried += window[back][1]
+        del window[:back]
 
 
 def chunk_id(source: str, record: int | None, start: int, text: str) -> str:
@@ -152,6 +175,17 @@ def context_line(title: str | None, heading: str | None, limit: int = 200) -> st
     return line[:limit]
 
 
+def _chunk(doc: Document, section: Section, s: int, e: int, body: str, context: str,
+           kind: str = "text") -> Chunk:
+    """The chunk of ``section`` spanning ``s:e`` (offsets in the section's text)."""
+    start = section.start + s
+    return Chunk(
+        id=chunk_id(doc.source, doc.record, start, body), source=doc.source, text=body,
+        start=start, end=section.start + e, page=section.page, heading=section.heading,
+        line=section.line, title=doc.title, record=doc.record, context=context, kind=kind,
+        boxes=span_boxes(section.boxes, s, e))
+
+
 def chunk_section(doc: Document, section: Section, count: CountTokens, max_tokens: int,
                   overlap: int) -> list[Chunk]:
     text = section.text
@@ -159,17 +193,34 @@ def chunk_section(doc: Document, section: Section, count: CountTokens, max_token
     if section.kind == "table":
         return _table_chunks(doc, section, count, max_tokens, context)
     pieces = _fit(text, split_sentences(text), count, max_tokens)
-    chunks = []
-    for (s, e), _ in pack(pieces, max_tokens, overlap):
-        body = text[s:e]
-        start = section.start + s
-        chunks.append(Chunk(
-            id=chunk_id(doc.source, doc.record, start, body), source=doc.source, text=body,
-            start=start, end=section.start + e, page=section.page, heading=section.heading,
-            line=section.line, title=doc.title, record=doc.record, context=context,
-            boxes=span_boxes(section.boxes, s, e),
-        ))
-    return chunks
+    return [_chunk(doc, section, s, e, text[s:e], context)
+            for (s, e), _ in pack(pieces, max_tokens, overlap)]
+
+
+def chunk_spans(source: str, title: str | None, windows: Iterable[tuple[int, str]],
+                count: CountTokens, max_tokens: int, overlap: int) -> Iterator[Chunk]:
+    """The chunks of one text given as ``(offset, text)`` windows, each cut after a
+    paragraph break: those of a document with that text as its one section (line 1),
+    holding only the windows that the chunk being packed spans."""
+    doc = Document(source=source, sections=(), title=title)
+    section = Section(text="", start=0, line=1)
+    context = context_line(title, None)
+    held: list[tuple[int, str]] = []  # windows from the one the next chunk starts in
+
+    def pieces() -> Iterator[tuple[Span, int]]:
+        for offset, text in windows:
+            held.append((offset, text))
+            for (s, e), n in _fit(text, split_sentences(text), count, max_tokens):
+                yield (offset + s, offset + e), n
+
+    for (s, e), _ in pack_stream(pieces(), max_tokens, overlap):
+        while len(held) > 1 and held[1][0] <= s:
+            del held[0]
+        offset, text = held[0]
+        if e > offset + len(text):  # a chunk across windows
+            text = "".join(t for _, t in held)
+        body = text[s - offset:e - offset]
+        yield _chunk(doc, section, s, e, body, context)
 
 
 def _table_chunks(doc: Document, section: Section, count: CountTokens, max_tokens: int,
@@ -177,12 +228,7 @@ def _table_chunks(doc: Document, section: Section, count: CountTokens, max_token
     """Whole rows of a table section, each chunk with the header row in its context."""
     chunks = []
     for s, e, full in chunk_table(section.text, count, max_tokens, context):
-        body, start = section.text[s:e], section.start + s
-        chunks.append(Chunk(
-            id=chunk_id(doc.source, doc.record, start, body), source=doc.source, text=body,
-            start=start, end=section.start + e, page=section.page, heading=section.heading,
-            line=section.line, title=doc.title, record=doc.record, context=full,
-            kind="table", boxes=span_boxes(section.boxes, s, e)))
+        chunks.append(_chunk(doc, section, s, e, section.text[s:e], full, kind="table"))
     return chunks
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from ragtune.documents.chunking import chunk_document
 from ragtune.documents.loaders import LOADERS, load
+from ragtune.documents.streaming import digest, stream_chunks, streams
 from ragtune.documents.text import MAX_FILE_BYTES, read_bytes
 from ragtune.errors import DocumentError
 from ragtune.index.protocol import VectorStore
@@ -169,6 +170,12 @@ class _Pending:
     documents: int
     old_ids: tuple[str, ...]
     is_new: bool
+    stored: tuple[str, ...] = ()  # a streamed file's chunks, already embedded and stored
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """The file's chunk ids in order, each once."""
+        return tuple(dict.fromkeys([*self.stored, *(c.id for c in self.chunks)]))
 
 
 class Ingestor:
@@ -237,8 +244,12 @@ class Ingestor:
     def _ingest_file(self, path: Path) -> None:
         source = source_name(path)
         try:
-            data = read_bytes(path, self.max_file_bytes)
-            sha = hashlib.sha256(data).hexdigest()
+            big = streams(path)  # a large plain-text file: read in blocks, never whole
+            if big:
+                sha, size = digest(path, self.max_file_bytes)
+            else:
+                data = read_bytes(path, self.max_file_bytes)
+                sha, size = hashlib.sha256(data).hexdigest(), len(data)
             old = self.records.get(source)
             if old is not None and old.sha256 == sha:
                 self.report.unchanged.append(source)
@@ -248,10 +259,14 @@ class Ingestor:
                                                    collection=labels[1])
                     self._relabelled = True
                 return
-            docs = load(path, source)
-            chunks = [c for d in docs for c in chunk_document(
-                d, self.embedder.count_tokens, self.max_tokens, self.overlap)]
-            if not chunks:
+            stored: tuple[str, ...] = ()
+            if big:
+                documents, chunks, stored = 1, [], self._store_streamed(path, source, sha, old)
+            else:
+                docs = load(path, source)
+                documents, chunks = len(docs), [c for d in docs for c in chunk_document(
+                    d, self.embedder.count_tokens, self.max_tokens, self.overlap)]
+            if not chunks and not stored:
                 raise DocumentError(source, "no text found (empty, or a scanned PDF without a "
                                             "text layer)")
         except DocumentError as exc:
@@ -266,9 +281,40 @@ class Ingestor:
             return
         pages = max((c.page for c in chunks if c.page is not None), default=None)
         self._pending.append(_Pending(
-            source=source, sha256=sha, size=len(data), chunks=chunks, pages=pages,
-            documents=len(docs), old_ids=old.chunk_ids if old else (), is_new=old is None))
+            source=source, sha256=sha, size=size, chunks=chunks, pages=pages,
+            documents=documents, old_ids=old.chunk_ids if old else (), is_new=old is None,
+            stored=stored))
         self._pending_chunks += len(chunks)
+
+    def _store_streamed(self, path: Path, source: str, sha: str,
+                        old: SourceRecord | None) -> tuple[str, ...]:
+        """Chunk a large plain-text file as it is read (:mod:`ragtune.documents.streaming`),
+        embedding and storing ``batch_chunks`` at a time; returns its chunk ids. Its record
+        is committed with the next batch, like any file's; until then the rows are not
+        read, and a failure removes them."""
+        known = set(old.chunk_ids) if old else set()
+        ids: list[str] = []
+        added: list[str] = []
+        batch: dict[str, Chunk] = {}
+        try:
+            for chunk in stream_chunks(path, source, self.embedder.count_tokens,
+                                       self.max_tokens, self.overlap, limit=self.max_file_bytes):
+                ids.append(chunk.id)
+                if chunk.id not in known:
+                    batch[chunk.id] = chunk
+                if len(batch) >= self.batch_chunks:
+                    added += [c.id for c in self._store_new(batch)[0]]
+                    batch = {}
+            added += [c.id for c in self._store_new(batch)[0]]
+            if digest(path, self.max_file_bytes)[0] != sha:
+                raise DocumentError(source, "changed while it was read; ingest it again")
+        except BaseException:
+            if added:  # rows that no record will name: gone, and the store's version
+                self.store.delete(added)  # committed with the record as it was
+                self._commit()
+            raise
+        self.report.chunks_reused += len(ids) - len(known.intersection(ids)) - len(added)
+        return tuple(ids)
 
     def _labels(self, source: str, old: SourceRecord | None) -> tuple[str, str | None]:
         """The display name and owner collection to record (a run without a collection
@@ -287,22 +333,15 @@ class Ingestor:
             for c in p.chunks:
                 if c.id not in old:
                     new_chunks.setdefault(c.id, c)
-        # rows a crashed run stored without recording them are kept, not embedded again
-        already = set(self.store.get(list(new_chunks))) if new_chunks else set()
-        to_embed = [c for i, c in new_chunks.items() if i not in already]
-        vectors = (self.embedder.embed([c.index_text for c in to_embed]) if to_embed
-                   else np.zeros((0, self.store.dimension), dtype=np.float32))
-        if to_embed and not np.isfinite(vectors).all():
-            raise ValueError("the embedder returned non-finite values; nothing was stored")
-        stale = [i for p in self._pending for i in set(p.old_ids) - {c.id for c in p.chunks}]
         # add before delete: a crash in between leaves extra rows that verify removes,
         # never a source with no rows
-        self.store.add(to_embed, vectors)
+        to_embed, already = self._store_new(new_chunks)
+        stale = [i for p in self._pending for i in set(p.old_ids) - set(p.ids)]
         if stale:
             self.store.delete(stale)
         now = time.time()
         for p in self._pending:
-            ids = tuple(dict.fromkeys(c.id for c in p.chunks))
+            ids = p.ids
             display, collection = self._labels(p.source, self.records.get(p.source))
             self.records[p.source] = SourceRecord(
                 source=p.source, sha256=p.sha256, size=p.size, chunk_ids=ids, pages=p.pages,
@@ -310,10 +349,24 @@ class Ingestor:
                 collection=collection)
             (self.report.added if p.is_new else self.report.updated).append(p.source)
             self.report.chunks_reused += len(set(ids) & (set(p.old_ids) | already))
-        self.report.chunks_embedded += len(to_embed)
         self._commit()
         self._pending.clear()
         self._pending_chunks = 0
+
+    def _store_new(self, chunks: dict[str, Chunk]) -> tuple[list[Chunk], set[str]]:
+        """Embed and store ``chunks`` (by id); returns those embedded and the ids that were
+        already stored (rows a crashed run stored without recording them are kept, not
+        embedded again)."""
+        already = set(self.store.get(list(chunks))) if chunks else set()
+        to_embed = [c for i, c in chunks.items() if i not in already]
+        if not to_embed:
+            return [], already
+        vectors = self.embedder.embed([c.index_text for c in to_embed])
+        if not np.isfinite(vectors).all():
+            raise ValueError("the embedder returned non-finite values; nothing was stored")
+        self.store.add(to_embed, vectors)
+        self.report.chunks_embedded += len(to_embed)
+        return to_embed, already
 
     def _prune(self, folders: list[Path], seen: set[str]) -> None:
         prefixes = [source_name(f).rstrip("/") + "/" for f in folders]
