@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ragtune import KnowledgeBase
-from ragtune.index.sources import SourceRecord, load_sources, save_sources
+from ragtune.index.sources import SourceRecord
 from ragtune.types import Chunk
 
 
@@ -47,8 +47,15 @@ def build(target: Path, sources: list[Path], size: int, seed: int = 0) -> Knowle
     nrng = np.random.default_rng(seed)
     start = time.perf_counter()
     kb = KnowledgeBase.create(target)
-    store = kb._writable_store()
-    log = load_sources(target)
+    with kb.index.write() as store:
+        _fill(kb, store, chunks, vectors, size, rng, nrng)
+    print(f"built {size} chunks in {time.perf_counter() - start:.0f} s")
+    return KnowledgeBase.open(target)
+
+
+def _fill(kb: KnowledgeBase, store, chunks: list[Chunk], vectors: np.ndarray, size: int,
+          rng: random.Random, nrng: np.random.Generator) -> None:
+    log = kb.index.record()
     batch_chunks, batch_vectors = [], []
     n = 0
     while n < size:
@@ -73,9 +80,6 @@ def build(target: Path, sources: list[Path], size: int, seed: int = 0) -> Knowle
                 ids = (record.chunk_ids if record else ()) + (ch.id,)
                 log.sources[ch.source] = SourceRecord(ch.source, "synthetic", 0, ids, None, 1,
                                                       time.time())
+            kb.index.checkpoint(store, log, batch_chunks)  # the lexical index needs no re-read
             batch_chunks, batch_vectors = [], []
-    log.store_version = store.version
-    save_sources(target, log)
-    kb._after_write(store, "ingest", True, synthetic=size)
-    print(f"built {size} chunks in {time.perf_counter() - start:.0f} s")
-    return KnowledgeBase.open(target)
+    kb.index.commit(store, log, "ingest", synthetic=size)

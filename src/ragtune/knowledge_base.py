@@ -1,48 +1,30 @@
-"""A knowledge base: a folder with a vector store, a BM25 index, a manifest and a record of
-sources; the object users open to ingest, search and ask.
+"""A knowledge base: the object users open to ingest, search and ask.
 
-Layout of the folder::
-
-    manifest.json   format version, embedder name and dimension, chunking
-    sources.json    the record of sources and the store version it was committed with
-    history.jsonl   one line per committed change
-    store/          LanceDB (chunks + vectors, versioned)
-    lexical/        BM25 index (bm25s arrays + ids.json + meta.json)
-
-Writes take the folder's lock and commit by renaming ``sources.json`` into place; readers
-see the last committed version of the store, so an interrupted write is never visible.
-
-The module is long because the facade still owns the write commit and the source record
-with its display names; they belong together in the index layer, and move there as one
-piece rather than piecemeal.
+It is a facade over :class:`~ragtune.index.core.Index` (the folder: store, lexical index,
+record of sources, read view and the commit of every write; its layout is described there),
+the embedder and generator it is built with, the retrievers of :mod:`ragtune.retrieve` and
+the pipelines of :mod:`ragtune.pipelines`.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ragtune.config import EmbedderSettings, Settings
-from ragtune.errors import ConfigError, EmbedderMismatchError, KnowledgeBaseError
+from ragtune.errors import ConfigError, EmbedderMismatchError
+from ragtune.index import maintenance
 from ragtune.index.bm25 import BM25Index
-from ragtune.index.ingest import Ingestor, IngestReport, source_name
-from ragtune.index.lancedb_store import LanceDBStore
-from ragtune.index.lock import write_lock
+from ragtune.index.core import Index
+from ragtune.index.ingest import Ingestor, IngestReport
 from ragtune.index.manifest import MANIFEST, Manifest
-from ragtune.index.reader import ReadView, update_ann
-from ragtune.index.sources import (
-    SourceLog,
-    SourceRecord,
-    append_history,
-    load_sources,
-    save_sources,
-)
-from ragtune.index.stores import Store, StoreSpec, open_store
+from ragtune.index.reader import ReadView
+from ragtune.index.sources import SourceRecord
+from ragtune.index.stores import Store, StoreSpec
 from ragtune.models.components import (
     build_embedder,
     build_generator,
@@ -64,8 +46,6 @@ from ragtune.types import Answer, Hit
 if TYPE_CHECKING:
     from ragtune.index.verify import VerifyReport
 
-logger = logging.getLogger(__name__)
-
 
 class KnowledgeBase:
     """Documents indexed for retrieval, and answers with cited sources.
@@ -79,18 +59,14 @@ class KnowledgeBase:
         >>> print(answer.text, [c.chunk.source for c in answer.citations])  # doctest: +SKIP
     """
 
-    def __init__(self, path: Path, manifest: Manifest, settings: Settings, *,
+    def __init__(self, index: Index, settings: Settings, *,
                  embedder: Embedder | None = None, generator: Generator | None = None) -> None:
-        self.path = path
-        self.manifest = manifest
+        self.index = index
+        self.path = index.path
         self.settings = settings
         self._embedder = embedder
         self._generator = generator
         self._tuned: dict[str, Generator] = {}
-        self._store: Store | None = None
-        self._shared: Store | None = None  # qdrant local mode allows one client per folder
-        self._lexical: BM25Index | None = None
-        self._reader: ReadView | None = None
         self._reranker: CrossEncoderReranker | None = None
         self._cached: Embedder | None = None
         self._languages: tuple[ReadView, tuple[str, ...]] | None = None
@@ -104,60 +80,61 @@ class KnowledgeBase:
              embedder: Embedder | None = None, generator: Generator | None = None,
              ) -> KnowledgeBase:
         """Open an existing knowledge base; its embedder is the one in its manifest."""
-        folder = Path(path)
-        manifest = Manifest.load(folder)
-        return cls(folder, manifest, settings or Settings(), embedder=embedder,
-                   generator=generator)
+        settings = settings or Settings()
+        index = Index.open(path, ann_min_rows=settings.retrieval.ann_min_rows,
+                           lock_timeout_s=settings.ingest.lock_timeout_s)
+        return cls(index, settings, embedder=embedder, generator=generator)
 
     @classmethod
     def create(cls, path: str | Path, settings: Settings | None = None, *,
-               embedder: Embedder | None = None, generator: Generator | None = None,
-               ) -> KnowledgeBase:
-        """Open the knowledge base at ``path``, creating it (with ``settings``) if absent."""
+               embedder: Embedder | str | None = None, generator: Generator | None = None,
+               store: str | None = None) -> KnowledgeBase:
+        """Open the knowledge base at ``path``, creating it (with ``settings``) if absent.
+
+        ``embedder`` is a built embedder, or the name of the model the caller chose: an
+        existing knowledge base built with another one is an error, and a new one keeps it
+        whatever its documents' language. ``store`` (``lancedb`` or ``qdrant``) is the store
+        the caller chose: an existing knowledge base with another one is an error (a store
+        is chosen when a knowledge base is created).
+        """
         folder = Path(path)
         settings = settings or Settings()
+        named = embedder if isinstance(embedder, str) else None
+        built = None if isinstance(embedder, str) else embedder
+        if named:
+            settings = replace(settings, embedder=replace(settings.embedder, model=named))
+        if store:
+            settings = replace(settings, store=replace(settings.store, backend=store))
         if (folder / MANIFEST).exists():
-            return cls.open(folder, settings, embedder=embedder, generator=generator)
-        if folder.exists() and not folder.is_dir():
-            raise KnowledgeBaseError(f"{folder} exists and is not a folder")
-        if folder.is_dir() and any(p.name != ".lock" for p in folder.iterdir()):
-            raise KnowledgeBaseError(
-                f"{folder} is a non-empty folder without a {MANIFEST}; choose an empty or new "
-                "folder for the knowledge base"
-            )
+            kb = cls.open(folder, settings, embedder=built, generator=generator)
+            if store and store != kb.store_spec.backend:
+                raise ConfigError(f"{folder} already uses the {kb.store_spec.backend} store; a "
+                                  "store is chosen when a knowledge base is created")
+            if named:
+                kb.manifest.check_embedder(kb.manifest.embedder_backend, named, kb.path)
+                maintenance.keep_embedder(kb.index)  # the documents' language won't change it
+            return kb
         s = settings.store
         spec = StoreSpec.from_dict({"backend": s.backend, "url": s.url or None,
                                     "collection": s.collection or None})
         # the settings' embedder, or the multilingual one for a language setting the
         # default cannot embed; left to the default, the first ingest may still switch
         chosen = embedder_settings(settings.embedder, default_embedder_model(settings.embedder))
-        emb = embedder or build_embedder(chosen)
+        emb = built or build_embedder(chosen)
         manifest = Manifest(
-            embedder_backend=chosen.backend if embedder is None else "custom",
+            embedder_backend=chosen.backend if built is None else "custom",
             embedder_model=emb.name, dimension=emb.dimension,
             chunk_max_tokens=settings.chunking.max_tokens, chunk_overlap=settings.chunking.overlap,
             store=spec.to_dict(), embedder_precision=str(getattr(emb, "precision", "")),
-            embedder_auto=embedder is None and left_to_default(settings.embedder),
+            embedder_auto=built is None and not named and left_to_default(settings.embedder),
         )
-        with write_lock(folder, settings.ingest.lock_timeout_s):
-            store = open_store(folder, spec, emb.dimension)
-            save_sources(folder, SourceLog(store_version=store.version))
-            BM25Index.build([], [], store_version=store.version).save(folder / "lexical")
-            manifest.save(folder)  # last: a folder with a manifest is a complete knowledge base
-        kb = cls(folder, manifest, settings, embedder=emb, generator=generator)
-        if spec.backend == "qdrant":
-            kb._shared = store
-        return kb
+        index = Index.create(folder, manifest, ann_min_rows=settings.retrieval.ann_min_rows,
+                             lock_timeout_s=settings.ingest.lock_timeout_s)
+        return cls(index, settings, embedder=emb, generator=generator)
 
     def close(self) -> None:
         """Release the store's connection (qdrant's local mode allows one per folder)."""
-        for store in (self._shared, self._store):
-            close = getattr(store, "close", None)
-            if close is not None:
-                close()
-        self._shared = self._store = None
-        self._lexical = None
-        self._reader = None
+        self.index.close()
 
     def __enter__(self) -> KnowledgeBase:
         return self
@@ -178,6 +155,10 @@ class KnowledgeBase:
     # --- parts, built on first use ----------------------------------------------------------
 
     @property
+    def manifest(self) -> Manifest:
+        return self.index.manifest
+
+    @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
             if self.manifest.embedder_backend == "custom":
@@ -190,6 +171,11 @@ class KnowledgeBase:
             self._check_embedder(emb)
             self._embedder = emb
         return self._embedder
+
+    def _use_embedder(self, embedder: Embedder) -> None:
+        """After a switch of embedder (re-embed): queries use the new one."""
+        self._embedder = embedder
+        self._cached = None
 
     def _embedder_settings(self) -> EmbedderSettings:
         """The settings that build this knowledge base's embedder (its manifest's)."""
@@ -234,121 +220,39 @@ class KnowledgeBase:
             self._generator = build_generator(self.settings.generator)
         return self._generator
 
+    # --- the index ------------------------------------------------------------------------------
+
     @property
     def store_spec(self) -> StoreSpec:
-        return StoreSpec.from_dict(self.manifest.store)
-
-    def _open_store(self) -> Store:
-        """A fresh handle on the newest store (one shared handle for qdrant's local mode)."""
-        if self.store_spec.backend == "qdrant":
-            if self._shared is None:
-                self._shared = open_store(self.path, self.store_spec, self.manifest.dimension)
-            return self._shared
-        return open_store(self.path, self.store_spec, self.manifest.dimension)
+        return self.index.store_spec
 
     @property
     def store(self) -> Store:
-        """The store as of the last committed version (read-only when a write is pending;
-        qdrant keeps no versions, so there readers see the newest state)."""
-        if self._store is None:
-            store = self._open_store()
-            committed = load_sources(self.path).store_version
-            if (isinstance(store, LanceDBStore) and committed is not None
-                    and store.version != committed):
-                logger.info("store %s is at version %d, reading committed version %d",
-                            self.path, store.version, committed)
-                store.checkout(committed)
-            self._store = store
-        return self._store
+        """The store as of the last committed version (see :attr:`Index.store`)."""
+        return self.index.store
 
     @property
     def lexical(self) -> BM25Index:
-        if self._lexical is None:
-            folder = self.path / "lexical"
-            index = BM25Index.load(folder) if folder.exists() else None
-            committed = load_sources(self.path).store_version
-            if index is None or index.store_version != committed:
-                # an interrupted write left it behind the record: rebuild it in memory
-                index = self._build_lexical(self.store, committed)
-            self._lexical = index
-        return self._lexical
+        return self.index.lexical
 
     @property
     def reader(self) -> ReadView:
         """The committed version in memory: what searches read (see :mod:`.index.reader`)."""
-        if self._reader is None:
-            self._reader = ReadView.load(self.store, self.path, self.version,
-                                         self.settings.retrieval.ann_min_rows)
-        return self._reader
+        return self.index.reader
 
     @property
     def version(self) -> int:
         """The committed store version: answers report it, history lists them."""
-        committed = load_sources(self.path).store_version
-        return committed if committed is not None else self.store.version
+        return self.index.version
 
     def sources(self) -> list[SourceRecord]:
-        return sorted(load_sources(self.path).sources.values(), key=lambda r: r.source)
+        return self.index.sources()
 
     def display_names(self) -> dict[str, str]:
-        """Each stored source (an absolute path, the id that sync and remove use) and the
-        name to show for it (see :func:`ragtune.index.ingest.display_name`). A record from
-        before display names were recorded shows its path inside the knowledge base, else
-        its file name, until the next ingest of its folder records the relative path."""
-        inside = source_name(self.path).rstrip("/") + "/"
-        return {s: r.display or (s[len(inside):] if s.startswith(inside) else PurePosixPath(s).name)
-                for s, r in load_sources(self.path).sources.items()}
+        """Each stored source and the name to show for it (see :meth:`Index.display_names`)."""
+        return self.index.display_names()
 
     # --- writing --------------------------------------------------------------------------------
-
-    def _writable_store(self) -> Store:
-        """The newest store, with any uncommitted write undone (call under the lock).
-
-        LanceDB rolls back to the committed version; qdrant, which keeps no versions, is
-        reconciled with the record instead (see :func:`ragtune.maintenance.reconcile`).
-        """
-        store = self._open_store()
-        log = load_sources(self.path)
-        committed = log.store_version
-        if not isinstance(store, LanceDBStore):
-            if committed is not None and store.version != committed:
-                from ragtune.maintenance import reconcile
-
-                reconcile(self, store, log)
-            return store
-        if committed is None:
-            # a record from before store versions were recorded: its store is taken as
-            # committed (kb verify reconciles the two if they disagree)
-            log.store_version = store.version
-            save_sources(self.path, log)
-            return store
-        if store.version != committed:
-            logger.warning("rolling back an interrupted write to %s (store version %d to %d)",
-                           self.path, store.version, committed)
-            store.restore(committed)  # a new version with the committed content
-            log.store_version = store.version
-            save_sources(self.path, log)
-        return store
-
-    def _build_lexical(self, store: Store, version: int | None) -> BM25Index:
-        chunks = list(store.scan())
-        return BM25Index.build([c.id for c in chunks], [c.index_text for c in chunks],
-                               store_version=version)
-
-    def _after_write(self, store: Store, operation: str, changed: bool,
-                     **details: object) -> None:
-        committed = load_sources(self.path).store_version
-        lexical = self.path / "lexical"
-        if changed or BM25Index.stored_version(lexical) != committed:
-            self._build_lexical(store, committed).save(lexical)
-        if committed is not None:
-            update_ann(self.path, store, committed, self.settings.retrieval.ann_min_rows)
-        if changed:
-            append_history(self.path, operation, committed, **details)
-        if self._store is not self._shared:
-            self._store = None
-        self._lexical = None
-        self._reader = None
 
     def ingest(self, paths: Sequence[str | Path], *, prune: bool = True,
                progress: Callable[[int, int], None] | None = None,
@@ -363,44 +267,48 @@ class KnowledgeBase:
         :mod:`ragtune.index.embed_workers`).
         """
         from ragtune.index.embed_workers import RAY_MIN_BATCH, embedding
-        from ragtune.maintenance import adopt_language_default
 
-        adopt_language_default(self, paths)  # Chinese documents, embedder left to the default
         cfg = self.settings.ingest
+        switched = maintenance.adopt_language_default(  # Chinese documents, default embedder
+            self.index, paths, self.settings.embedder, batch=cfg.batch_chunks)
+        if switched is not None:
+            self._use_embedder(switched)
         batch = max(cfg.batch_chunks, RAY_MIN_BATCH) if ray else cfg.batch_chunks
-        with write_lock(self.path, cfg.lock_timeout_s), embedding(
+        with self.index.write() as store, embedding(
                 lambda: self.embedder, self._embedder_recipe(), workers=workers,
                 ray=ray) as embedder:
-            store = self._writable_store()
             ingestor = Ingestor(
-                self.path, store, embedder, load_sources(self.path),
+                self.path, store, embedder, self.index.record(),
                 max_tokens=self.manifest.chunk_max_tokens, overlap=self.manifest.chunk_overlap,
                 batch_chunks=batch, max_file_bytes=int(cfg.max_file_mb * 1e6),
-                version=lambda: store.version, progress=progress, collection=collection)
+                checkpoint=lambda log, chunks: self.index.checkpoint(store, log, chunks),
+                progress=progress, collection=collection)
             report = ingestor.run(paths, prune=prune)
             changed = bool(report.added or report.updated or report.removed)
-            self._after_write(store, "ingest", changed, added=len(report.added),
-                              updated=len(report.updated), removed=len(report.removed),
+            self.index.commit(store, ingestor.log, "ingest", changed=changed,
+                              added=len(report.added), updated=len(report.updated),
+                              removed=len(report.removed),
                               chunks_embedded=report.chunks_embedded)
         return report
 
     def remove(self, sources: Sequence[str]) -> list[str]:
         """Remove sources (stored names, paths, or glob patterns); returns what was removed."""
-        from ragtune.maintenance import remove_sources
-
-        return remove_sources(self, sources)
+        return maintenance.remove_sources(self.index, sources)
 
     def verify(self, *, repair: bool = False) -> VerifyReport:
-        """Reconcile record, store and lexical index; with ``repair``, fix what can be fixed."""
-        from ragtune.maintenance import verify
-
-        return verify(self, repair=repair)
+        """Reconcile record, store and lexical index; with ``repair``, fix what can be fixed
+        (sources whose chunks are missing or bad are ingested again)."""
+        return maintenance.verify(self.index, repair=repair,
+                                  reingest=lambda paths: self.ingest(paths, prune=False))
 
     def reembed(self, embedder: Embedder | str) -> int:
-        """Re-embed every chunk with another embedder; returns the number of chunks."""
-        from ragtune.maintenance import reembed
-
-        return reembed(self, embedder)
+        """Re-embed every chunk with another embedder (built, or a model name); returns the
+        number of chunks."""
+        emb, backend = maintenance.resolve_embedder(self.settings.embedder, embedder)
+        count = maintenance.reembed(self.index, emb, backend,
+                                    batch=self.settings.ingest.batch_chunks)
+        self._use_embedder(emb)
+        return count
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -520,6 +428,7 @@ class KnowledgeBase:
             source_order=g.source_order, citations_mode=g.citations,
             min_similarity=min_similarity(self.settings.retrieval.min_similarity,
                                           self.manifest.embedder_model),
+            sentences=self.settings.retrieval.sentences,
             adapter=str(adapter) if adapter else None,
             router=load_router(Path(router) if router else self.path / ROUTER_FILE),
             judge=Judge(threshold=0.5 if judge_threshold is None else judge_threshold,

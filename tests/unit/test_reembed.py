@@ -11,9 +11,9 @@ from ragtune import KnowledgeBase, Settings
 from ragtune.config import EmbedderSettings, IngestSettings, RetrievalSettings, StoreSettings
 from ragtune.errors import EmbedderMismatchError, KnowledgeBaseError
 from ragtune.index.lancedb_store import LanceDBStore
+from ragtune.index.maintenance import corpus_language
 from ragtune.index.manifest import Manifest
 from ragtune.index.sources import load_sources, save_sources
-from ragtune.maintenance import corpus_language
 from ragtune.testing import FakeEmbedder
 
 
@@ -43,7 +43,7 @@ def kb(tmp_path, docs):
 
 
 def rows(kb: KnowledgeBase) -> dict[str, dict]:
-    store = kb._open_store()
+    store = kb.index.open_store()
     assert isinstance(store, LanceDBStore)
     table = store.rows([c for c in store.columns if c != "vector"]).to_pylist()
     return {r["id"]: r for r in table}
@@ -73,7 +73,7 @@ def test_reembed_keeps_every_row_and_switches_in_one_commit(kb):
     manifest = json.loads((kb.path / "manifest.json").read_text())
     assert manifest["embedder"] == {"backend": "custom", "model": "fake-32", "dimension": 32}
     assert manifest["format_version"] == 2 and manifest["store"]["table"].startswith("chunks_r")
-    assert kb._open_store().tables() == [manifest["store"]["table"]]  # the old one is gone
+    assert kb.index.open_store().tables() == [manifest["store"]["table"]]  # the old one is gone
     opened = KnowledgeBase.open(kb.path, settings(ann_min_rows=1), embedder=new)
     assert opened.verify().ok
     ids, vectors = opened.store.ids_and_vectors()
@@ -98,7 +98,7 @@ def test_a_failed_reembed_leaves_the_knowledge_base_as_it_was(kb):
     assert (kb.path / "manifest.json").read_bytes() == manifest
     assert (kb.path / "sources.json").read_bytes() == record
     opened = KnowledgeBase.open(kb.path, settings())
-    assert opened._open_store().tables() == ["chunks"]  # the half-written table was dropped
+    assert opened.index.open_store().tables() == ["chunks"]  # the half-written table was dropped
     assert rows(opened) == before and opened.verify().ok
     assert [h.chunk.id for h in opened.search("great wall china", k=3)] == answer
     # and the next attempt goes through
@@ -124,14 +124,14 @@ def test_every_step_of_the_commit_leaves_a_knowledge_base_that_opens(kb):
     log = load_sources(kb.path)
     log.store_version = None  # as after the commit's first write
     save_sources(kb.path, log)
-    store = kb._open_store()
+    store = kb.index.open_store()
     stale = LanceDBStore(store.path, 32, table="chunks_r1")  # as a crashed re-embed left it
     stale.add([c for c in store.scan()][:2], np.ones((2, 32), dtype=np.float32) / np.sqrt(32))
     opened = KnowledgeBase.open(kb.path, settings())
     assert rows(opened) == before and opened.search("tax dividends", k=1)
-    assert sorted(opened._open_store().tables()) == ["chunks", "chunks_r1"]
+    assert sorted(opened.index.open_store().tables()) == ["chunks", "chunks_r1"]
     opened.reembed(FakeEmbedder(dimension=16, name="fake-16"))
-    tables = opened._open_store().tables()
+    tables = opened.index.open_store().tables()
     assert len(tables) == 1 and tables[0] not in ("chunks", "chunks_r1")
 
 
@@ -194,11 +194,11 @@ def test_the_language_of_the_documents_to_ingest(tmp_path):
 
 
 def test_keep_embedder_records_a_choice_made_on_purpose(tmp_path):
-    from ragtune.maintenance import keep_embedder
+    from ragtune.index.maintenance import keep_embedder
 
     base = KnowledgeBase.create(tmp_path / "kb", settings())
     base.manifest.embedder_auto = True  # as for a knowledge base left to the default
     base.manifest.save(base.path)
-    keep_embedder(base)
+    keep_embedder(base.index)
     assert base.manifest.embedder_auto is False
     assert Manifest.load(base.path).embedder_auto is False

@@ -87,11 +87,11 @@ def test_remove_by_path_name_and_glob(kb, docs):
 
 
 def test_history_lists_committed_versions(kb, docs):
-    from ragtune.maintenance import history
+    from ragtune.index.maintenance import history
 
     (docs / "doc2.txt").write_text("changed")
     reopen(kb).ingest([docs])
-    entries = history(reopen(kb))
+    entries = history(reopen(kb).index)
     assert [e["operation"] for e in entries] == ["ingest", "ingest"]
     assert entries[1]["updated"] == 1 and entries[-1]["version"] == reopen(kb).version
     answer_version = reopen(kb).ask("topic", generator=__import__(
@@ -101,7 +101,7 @@ def test_history_lists_committed_versions(kb, docs):
 
 def test_verify_finds_and_repairs_missing_orphan_duplicate_and_lexical(kb):
     base = reopen(kb)
-    store = base._writable_store()
+    store = base.index.writable_store()
     record = base.sources()[0]
     rows = store.rows(store.columns)
     first = rows.slice(0, 1)
@@ -123,7 +123,7 @@ def test_verify_finds_and_repairs_missing_orphan_duplicate_and_lexical(kb):
 def test_uncommitted_writes_are_invisible_and_rolled_back(kb, docs):
     base = reopen(kb)
     committed_rows = base.store.count()
-    store = base._writable_store()
+    store = base.index.writable_store()
     store.add([Chunk(id="ghost", source="/ghost.txt", text="ghost text", start=0, end=10)],
               np.ones((1, 64), dtype=np.float32) / 8.0)
     reader = reopen(kb)

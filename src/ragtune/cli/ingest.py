@@ -8,9 +8,7 @@ from pathlib import Path
 import typer
 
 from ragtune.cli.common import CONFIG_OPTION, JSON_OPTION, KB_OPTION, print_json, settings_from
-from ragtune.errors import ConfigError
 from ragtune.knowledge_base import KnowledgeBase
-from ragtune.maintenance import keep_embedder
 
 
 def ingest(
@@ -49,13 +47,7 @@ def ingest(
                              ingest={"lock_timeout_s": wait},
                              store={"backend": store, "url": qdrant_url,
                                     "collection": collection})
-    base = KnowledgeBase.create(kb, settings)
-    if store and store != base.store_spec.backend:
-        raise ConfigError(f"{kb} already uses the {base.store_spec.backend} store; a store is "
-                          "chosen when a knowledge base is created")
-    if embedder:
-        base.manifest.check_embedder(base.manifest.embedder_backend, embedder, base.path)
-        keep_embedder(base)  # named here: the documents' language does not change it
+    base = KnowledgeBase.create(kb, settings, embedder=embedder or None, store=store or None)
     bar = None
     if not quiet and not as_json and sys.stderr.isatty():
         from tqdm import tqdm

@@ -15,9 +15,9 @@ from ragtune.cli.common import (
     print_json,
     settings_from,
 )
+from ragtune.index.maintenance import history as kb_history
+from ragtune.index.maintenance import stats as kb_stats
 from ragtune.knowledge_base import KnowledgeBase
-from ragtune.maintenance import history as kb_history
-from ragtune.maintenance import stats as kb_stats
 
 app = typer.Typer(help="Inspect and maintain a knowledge base.", no_args_is_help=True)
 
@@ -59,7 +59,7 @@ def remove(sources: list[str] = typer.Argument(..., help="Stored names, paths or
 def stats(kb: Path = KB_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Counts, sizes, versions and the embedder."""
     with KnowledgeBase.open(kb) as base:
-        data = kb_stats(base)
+        data = kb_stats(base.index)
     if as_json:
         print_json(data)
         return
@@ -100,7 +100,7 @@ def verify(kb: Path = KB_OPTION,
 def history(kb: Path = KB_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Committed versions: what changed, when, and the rows at each version."""
     with KnowledgeBase.open(kb) as base:
-        entries = kb_history(base)
+        entries = kb_history(base.index)
     if as_json:
         print_json({"versions": entries})
         return

@@ -1,8 +1,12 @@
 """The lexical index: BM25 (bm25s) over chunk texts, saved as a folder of JSON + arrays.
 
 Defaults ``k1=0.9, b=0.4`` are Anserini's, the setting of the BEIR BM25 baseline
-(Thakur et al. 2021). The folder holds bm25s' arrays, ``ids.json`` (row → chunk id) and
-``meta.json``; it is rebuilt whole and swapped in atomically.
+(Thakur et al. 2021). The folder holds bm25s' arrays, ``ids.json`` (row → chunk id),
+``meta.json`` and the tokenised corpus (``tokens.npz`` and ``vocab.json``: the term ids of
+every row), so that a write re-indexes from tokens: only the chunks it adds are tokenised
+and the store is not read again (:meth:`BM25Index.updated`). BM25 weights depend on the
+whole corpus (document count, average length), so bm25s' arrays are recomputed from the
+tokens on every change; the folder is written whole and swapped in atomically.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +35,71 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return top[np.lexsort((top, -scores[top]))]
 
 
+@dataclass(frozen=True)
+class Corpus:
+    """Tokenised chunk texts: row ``i`` holds the term ids ``tokens[offsets[i]:offsets[i + 1]]``
+    into ``vocab``."""
+
+    vocab: list[str]
+    offsets: np.ndarray  # int64, one more than the rows
+    tokens: np.ndarray  # int32
+
+    @classmethod
+    def of(cls, texts: Sequence[str]) -> Corpus:
+        return cls([], np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32)).updated(
+            np.zeros(0, dtype=bool), texts)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def updated(self, keep: np.ndarray, texts: Sequence[str]) -> Corpus:
+        """The rows where ``keep`` (one boolean per row) is true, in order, then the
+        tokenised ``texts``; terms no row uses any more leave the vocabulary."""
+        lengths = np.diff(self.offsets)
+        kept = self.tokens[np.repeat(keep, lengths)]
+        terms = {t: n for n, t in enumerate(self.vocab)}
+        vocab = list(self.vocab)
+        added: list[int] = []
+        new_lengths = []
+        for text in texts:
+            row = tokenize(text)
+            for t in row:
+                if t not in terms:
+                    terms[t] = len(vocab)
+                    vocab.append(t)
+            added.extend(terms[t] for t in row)
+            new_lengths.append(len(row))
+        flat = np.concatenate([kept, np.asarray(added, dtype=np.int64)])
+        used, inverse = np.unique(flat, return_inverse=True)
+        sizes = np.concatenate([lengths[keep], np.asarray(new_lengths, dtype=np.int64)])
+        return Corpus([vocab[int(u)] for u in used],
+                      np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+                      inverse.astype(np.int32).reshape(-1))
+
+    def rows(self) -> list[list[int]]:
+        return [part.tolist() for part in np.split(self.tokens, self.offsets[1:-1])]
+
+    def save(self, folder: Path) -> None:
+        np.savez(folder / "tokens.npz", offsets=self.offsets, tokens=self.tokens)
+        (folder / "vocab.json").write_text(json.dumps(self.vocab, ensure_ascii=False),
+                                           encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path, rows: int) -> Corpus | None:
+        """The saved corpus of ``rows`` rows; None when absent (an index from before it was
+        saved) or not matching."""
+        try:
+            with np.load(folder / "tokens.npz") as saved:
+                offsets, tokens = saved["offsets"], saved["tokens"]
+            vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+        except (OSError, KeyError, ValueError):
+            return None
+        if (len(offsets) != rows + 1 or offsets[-1] != len(tokens)
+                or (len(tokens) and int(tokens.max()) >= len(vocab))):
+            return None
+        return cls(vocab, offsets, tokens)
+
+
 class BM25Index:
     """BM25 over chunk texts with ragtune's CJK-aware tokenizer.
 
@@ -40,9 +110,10 @@ class BM25Index:
     """
 
     def __init__(self, ids: list[str], retriever: Any, k1: float, b: float,
-                 store_version: int | None = None) -> None:
+                 store_version: int | None = None, corpus: Corpus | None = None) -> None:
         self.ids = ids
         self.store_version = store_version  # the store version the index was built from
+        self.corpus = corpus  # None for an index saved before the corpus was kept
         self._retriever = retriever
         self.k1 = k1
         self.b = b
@@ -52,13 +123,41 @@ class BM25Index:
     @classmethod
     def build(cls, ids: Sequence[str], texts: Sequence[str], k1: float = 0.9,
               b: float = 0.4, store_version: int | None = None) -> BM25Index:
+        return cls._indexed(list(ids), Corpus.of(texts), k1, b, store_version)
+
+    @classmethod
+    def _indexed(cls, ids: list[str], corpus: Corpus, k1: float, b: float,
+                 store_version: int | None) -> BM25Index:
         import bm25s
 
         if not ids:
-            return cls([], None, k1, b, store_version)
+            return cls([], None, k1, b, store_version, corpus)
         retriever = bm25s.BM25(k1=k1, b=b)
-        retriever.index([tokenize(t) for t in texts], show_progress=False)
-        return cls(list(ids), retriever, k1, b, store_version)
+        retriever.index((corpus.rows(), {t: n for n, t in enumerate(corpus.vocab)}),
+                        show_progress=False)
+        return cls(ids, retriever, k1, b, store_version, corpus)
+
+    def updated(self, ids: Sequence[str], texts: Callable[[list[str]], dict[str, str]],
+                store_version: int | None) -> BM25Index:
+        """The index of the chunks ``ids``: rows of this index that are among them are kept
+        (a chunk id names its text), the others dropped, and ``texts`` is asked for the
+        texts of the ids this index lacks, which alone are tokenised. Needs the
+        :attr:`corpus`."""
+        if self.corpus is None:
+            raise KnowledgeBaseError("this lexical index has no saved corpus to update")
+        wanted = set(ids)
+        keep = np.fromiter((i in wanted for i in self.ids), dtype=bool, count=len(self.ids))
+        present = set(self.ids)
+        new = [i for i in dict.fromkeys(ids) if i not in present]
+        found = texts(new) if new else {}
+        missing = [i for i in new if i not in found]
+        if missing:
+            raise KnowledgeBaseError(f"{len(missing)} chunks to index are not in the store "
+                                     f"(first: {missing[0]}); repair with: ragtune kb verify "
+                                     "--repair")
+        corpus = self.corpus.updated(keep, [found[i] for i in new])
+        kept = [i for i, k in zip(self.ids, keep, strict=True) if k]
+        return self._indexed(kept + new, corpus, self.k1, self.b, store_version)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -115,6 +214,8 @@ class BM25Index:
         try:
             if self._retriever is not None:
                 self._retriever.save(str(tmp), show_progress=False)
+            if self.corpus is not None:
+                self.corpus.save(tmp)
             (tmp / "ids.json").write_text(json.dumps(self.ids))
             (tmp / "meta.json").write_text(json.dumps({
                 "format_version": 1, "tokenizer": TOKENIZER_VERSION, "k1": self.k1,
@@ -157,4 +258,4 @@ class BM25Index:
             )
         retriever = bm25s.BM25.load(str(folder), show_progress=False) if ids else None
         return cls(ids, retriever, float(meta["k1"]), float(meta["b"]),
-                   meta.get("store_version"))
+                   meta.get("store_version"), Corpus.load(folder, len(ids)))

@@ -4,7 +4,8 @@ Re-ingesting is a sync: unchanged files (same SHA-256) cost nothing, changed fil
 their chunks replaced (chunks whose text and position did not change keep their stored
 vectors), and files gone from an ingested folder are removed unless ``prune=False``.
 Work is committed in batches: store first, then the record of sources, so that an
-interrupted run leaves the last committed state searchable.
+interrupted run leaves the last committed state searchable (the knowledge base's
+:class:`~ragtune.index.core.Index` commits each batch).
 """
 
 from __future__ import annotations
@@ -183,7 +184,8 @@ class Ingestor:
 
     def __init__(self, folder: Path, store: VectorStore, embedder: Callable[[], Embedder],
                  log: SourceLog, *, max_tokens: int, overlap: int, batch_chunks: int = 256,
-                 max_file_bytes: int = MAX_FILE_BYTES, version: Callable[[], int] | None = None,
+                 max_file_bytes: int = MAX_FILE_BYTES,
+                 checkpoint: Callable[[SourceLog, Sequence[Chunk]], None] | None = None,
                  progress: Callable[[int, int], None] | None = None,
                  collection: str | None = None) -> None:
         self.folder = folder
@@ -194,7 +196,7 @@ class Ingestor:
         self.log = log
         self.records = log.sources
         self.max_file_bytes = max_file_bytes
-        self._version = version
+        self._checkpoint = checkpoint  # commits a batch (the index's); else only the record
         self.max_tokens = max_tokens
         self.overlap = overlap
         self.batch_chunks = batch_chunks
@@ -212,14 +214,14 @@ class Ingestor:
             self._embedder = self._embedder_factory()
         return self._embedder
 
-    def _commit(self) -> None:
-        """Record the store version these sources describe; the rename is the commit."""
-        if self._version is not None:
-            self.log.store_version = self._version()
-        save_sources(self.folder, self.log)
+    def _commit(self, chunks: Sequence[Chunk] = ()) -> None:
+        """Commit the record (and the store version it describes, see
+        :meth:`ragtune.index.core.Index.checkpoint`); ``chunks``: the rows just stored."""
+        if self._checkpoint is not None:
+            self._checkpoint(self.log, chunks)
+        else:
+            save_sources(self.folder, self.log)
         self._relabelled = False
-        logger.info("committed %d sources at store version %s", len(self.records),
-                    self.log.store_version)
 
     def run(self, paths: Sequence[str | Path], *, prune: bool = True) -> IngestReport:
         start = time.perf_counter()
@@ -349,7 +351,7 @@ class Ingestor:
                 collection=collection)
             (self.report.added if p.is_new else self.report.updated).append(p.source)
             self.report.chunks_reused += len(set(ids) & (set(p.old_ids) | already))
-        self._commit()
+        self._commit(to_embed)
         self._pending.clear()
         self._pending_chunks = 0
 

@@ -7,7 +7,7 @@ mode (``path``), which the tests use.
 
 Qdrant keeps no table versions, so this store counts its own writes (``version``) in a small
 file beside the knowledge base; an interrupted write is reconciled by the next writer rather
-than rolled back (see :mod:`ragtune.maintenance`).
+than rolled back (see :meth:`ragtune.index.core.Index.reconcile`).
 """
 
 from __future__ import annotations

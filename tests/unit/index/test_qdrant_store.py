@@ -61,7 +61,7 @@ def test_interrupted_write_is_reconciled(tmp_path, settings):
     kb = KnowledgeBase.create(tmp_path / "kb", settings)
     kb.ingest([docs])
     # a write that never committed: an extra row the record does not know
-    kb._open_store().add([Chunk(id="ghost", source="/ghost.txt", text="g", start=0, end=1)],
+    kb.index.open_store().add([Chunk(id="ghost", source="/ghost.txt", text="g", start=0, end=1)],
                          np.ones((1, 64), dtype=np.float32) / 8)
     assert not kb.verify().ok
     (docs / "b.txt").write_text("Beta text about bananas.")

@@ -1,7 +1,9 @@
 """Knowledge-base upkeep: verify (and repair), remove sources, re-embed, stats, history.
 
-Each function takes a :class:`~ragtune.knowledge_base.KnowledgeBase` and holds its write
-lock while it changes anything; the CLI's ``ragtune kb`` commands call them.
+Each function takes an :class:`~ragtune.index.core.Index` and changes it only inside
+:meth:`~ragtune.index.core.Index.write` (the folder's lock), committing with
+:meth:`~ragtune.index.core.Index.commit`; :class:`~ragtune.knowledge_base.KnowledgeBase` and
+the CLI's ``ragtune kb`` commands call them.
 """
 
 from __future__ import annotations
@@ -10,56 +12,52 @@ import fnmatch
 import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ragtune.config import EmbedderSettings
 from ragtune.errors import ConfigError, KnowledgeBaseError
 from ragtune.index.bm25 import BM25Index
+from ragtune.index.core import LEXICAL, Index
 from ragtune.index.ingest import source_name
 from ragtune.index.lancedb_store import TABLE, LanceDBStore
-from ragtune.index.lock import write_lock
 from ragtune.index.manifest import Manifest
 from ragtune.index.reader import ANN_DIR
-from ragtune.index.sources import SourceLog, load_sources, read_history, save_sources
+from ragtune.index.sources import read_history, save_sources
 from ragtune.index.stores import Store, open_store
 from ragtune.index.verify import VerifyReport, check
 from ragtune.models.protocol import Embedder
-
-if TYPE_CHECKING:
-    from ragtune.knowledge_base import KnowledgeBase
 
 logger = logging.getLogger(__name__)
 SAMPLE_FILES = 20  # files read to decide a new knowledge base's language
 SAMPLE_CHARS = 20_000  # characters of each
 
 
-def verify(kb: KnowledgeBase, *, repair: bool = False) -> VerifyReport:
+def verify(index: Index, *, repair: bool = False,
+           reingest: Callable[[list[str]], object] = lambda paths: None) -> VerifyReport:
     """Check that record, store and lexical index agree; optionally repair.
 
     Repairs: roll back an uncommitted write; keep one copy of duplicated rows; delete
-    orphan rows and rows with bad vectors; re-ingest sources whose chunks are missing or
-    bad (when their file still exists, else drop them from the record); rebuild the
-    lexical index. The report lists what was found and what was repaired; after a repair
-    the knowledge base is checked again.
+    orphan rows and rows with bad vectors; re-ingest (with ``reingest``) sources whose
+    chunks are missing or bad when their file still exists, else drop them from the record;
+    rebuild the lexical index. The report lists what was found and what was repaired; after
+    a repair the knowledge base is checked again.
     """
     if not repair:
-        return _check(kb, kb._open_store())
-    with write_lock(kb.path, kb.settings.ingest.lock_timeout_s):
-        store = kb._open_store()
-        report = _check(kb, store)
+        return _check(index, index.open_store())
+    reingest_sources: set[str] = set()
+    with index.write(undo=False) as store:
+        report = _check(index, store)
         if report.ok:
             return report
-        repaired: list[str] = []
-        reingest: set[str] = set()
-        for problem in report.problems:
-            if problem.kind == "uncommitted":
-                store = kb._writable_store()
-                repaired.append(problem.detail + ": rolled back")
-                report = _check(kb, store)  # the other findings may have been the rollback's
-                break
-        log = load_sources(kb.path)
+        repaired = [p.detail + ": rolled back" for p in report.problems
+                    if p.kind == "uncommitted"]
+        if repaired:
+            store = index.writable_store()
+            report = _check(index, store)  # the other findings may have been the rollback's
+        log = index.record()
         for problem in report.problems:
             ids = list(problem.ids)
             if problem.kind == "duplicate" and isinstance(store, LanceDBStore):
@@ -74,56 +72,39 @@ def verify(kb: KnowledgeBase, *, repair: bool = False) -> VerifyReport:
             elif problem.kind in ("orphan", "bad-vector"):
                 store.delete(ids)
                 repaired.append(f"deleted {len(ids)} {problem.kind} rows")
-                reingest.update(problem.sources)
+                reingest_sources.update(problem.sources)
             elif problem.kind in ("missing", "record"):
-                reingest.update(problem.sources or
-                                {s for s, r in log.sources.items() if set(r.chunk_ids) & set(ids)})
-        for source in sorted(reingest):
+                reingest_sources.update(
+                    problem.sources
+                    or {s for s, r in log.sources.items() if set(r.chunk_ids) & set(ids)})
+        for source in sorted(reingest_sources):
             record = log.sources.pop(source, None)
             if record is not None:
                 store.delete(list(record.chunk_ids))
-        log.store_version = store.version
-        save_sources(kb.path, log)
-        kb._after_write(store, "repair", True, problems=len(report.problems))
-    present = [s for s in sorted(reingest) if Path(s).is_file()]
+        index.commit(store, log, "repair", problems=len(report.problems))
+        index.rebuild_lexical(store)
+    present = [s for s in sorted(reingest_sources) if Path(s).is_file()]
     if present:
-        kb.ingest(present, prune=False)
+        reingest(present)
         repaired.append(f"re-ingested {len(present)} sources")
-    if len(present) < len(reingest):
-        repaired.append(f"dropped {len(reingest) - len(present)} sources whose files are gone")
+    if len(present) < len(reingest_sources):
+        repaired.append(f"dropped {len(reingest_sources) - len(present)} sources whose files "
+                        "are gone")
     repaired.append("rebuilt the lexical index")
-    final = _check(kb, kb._open_store())
+    final = _check(index, index.open_store())
     final.repaired = repaired
     return final
 
 
-def reconcile(kb: KnowledgeBase, store: Store, log: SourceLog) -> None:
-    """Undo an interrupted write on a store without versions (qdrant): delete rows no
-    source records, and forget sources whose rows are incomplete so that the next ingest
-    adds them again. Commits the record at the store's current version."""
-    ids, _ = store.ids_and_vectors()
-    present = set(ids)
-    recorded = {i for r in log.sources.values() for i in r.chunk_ids}
-    orphans = sorted(present - recorded)
-    broken = [s for s, r in log.sources.items() if not set(r.chunk_ids) <= present]
-    logger.warning("reconciling an interrupted write to %s: %d orphan rows, %d incomplete "
-                   "sources", kb.path, len(orphans), len(broken))
-    store.delete(orphans + [i for s in broken for i in log.sources[s].chunk_ids])
-    for s in broken:
-        del log.sources[s]
-    log.store_version = store.version
-    save_sources(kb.path, log)
-
-
-def _check(kb: KnowledgeBase, store: Store) -> VerifyReport:
-    log = load_sources(kb.path)
+def _check(index: Index, store: Store) -> VerifyReport:
+    log = index.record()
     ids, vectors = store.ids_and_vectors()
-    folder = kb.path / "lexical"
+    folder = index.path / LEXICAL
     try:
         lexical: BM25Index | None = BM25Index.load(folder)
     except KnowledgeBaseError:
         lexical = None
-    return check(log, ids, vectors, kb.manifest.dimension, lexical,
+    return check(log, ids, vectors, index.manifest.dimension, lexical,
                  BM25Index.stored_version(folder), store.version)
 
 
@@ -140,12 +121,11 @@ def _match(pattern: str, known: list[str]) -> list[str]:
     return [s for s in known if fnmatch.fnmatch(s, pattern) or fnmatch.fnmatch(s, absolute)]
 
 
-def remove_sources(kb: KnowledgeBase, patterns: Sequence[str]) -> list[str]:
+def remove_sources(index: Index, patterns: Sequence[str]) -> list[str]:
     """Remove the sources matching each pattern: a stored name, a path (file or folder),
     or a glob. A pattern that matches nothing is an error listing some stored sources."""
-    with write_lock(kb.path, kb.settings.ingest.lock_timeout_s):
-        store = kb._writable_store()
-        log = load_sources(kb.path)
+    with index.write() as store:
+        log = index.record()
         known = sorted(log.sources)
         chosen: list[str] = []
         for pattern in patterns:
@@ -153,61 +133,62 @@ def remove_sources(kb: KnowledgeBase, patterns: Sequence[str]) -> list[str]:
             if not found:
                 sample = ", ".join(known[:5]) + (" ..." if len(known) > 5 else "")
                 raise ConfigError(f"no source matches {pattern!r}; stored sources: "
-                                  f"{sample or '(none)'} (see: ragtune kb list --kb {kb.path})")
+                                  f"{sample or '(none)'} (see: ragtune kb list --kb "
+                                  f"{index.path})")
             chosen.extend(f for f in found if f not in chosen)
         store.delete([i for s in chosen for i in log.sources[s].chunk_ids])
         for s in chosen:
             del log.sources[s]
-        log.store_version = store.version
-        save_sources(kb.path, log)
-        kb._after_write(store, "remove", bool(chosen), removed=len(chosen))
+        index.commit(store, log, "remove", changed=bool(chosen), removed=len(chosen))
     return chosen
 
 
-def reembed(kb: KnowledgeBase, embedder: Embedder | str) -> int:
-    """Embed every chunk again with another embedder and switch the knowledge base to it.
+def reembed(index: Index, embedder: Embedder, backend: str, *, batch: int = 256) -> int:
+    """Embed every chunk again with ``embedder`` and switch the knowledge base to it
+    (``backend``: the name the manifest records for it, see :func:`resolve_embedder`).
 
-    ``embedder`` is a built embedder or a model name (a bundled name selects its backend).
     Every stored row is kept as it is (text, provenance, ingest time, chunk boundaries) with
     only its vector replaced. The new vectors go into a new table (LanceDB) or collection
     (qdrant) beside the old one, which stays what searches read until the new one is
     complete; an error on the way removes the new one and leaves the knowledge base as it
     was. Returns the number of chunks.
     """
-    emb, backend = _resolve(kb, embedder)
-    with write_lock(kb.path, kb.settings.ingest.lock_timeout_s):
-        return _switch_embedder(kb, emb, backend, auto=False)
+    with index.write() as store:
+        return _switch_embedder(index, store, embedder, backend, auto=False, batch=batch)
 
 
-def adopt_language_default(kb: KnowledgeBase, paths: Sequence[str | Path]) -> bool:
+def adopt_language_default(index: Index, paths: Sequence[str | Path],
+                           settings: EmbedderSettings, *, batch: int = 256,
+                           ) -> Embedder | None:
     """Before the first ingest into a knowledge base whose embedder nobody chose: switch
     it to the multilingual embedder when most of the documents about to be ingested are
-    in Chinese. Returns whether it switched (an empty knowledge base switches instantly)."""
+    in Chinese. Returns the embedder it switched to, if it did (an empty knowledge base
+    switches instantly)."""
     from ragtune.models.components import MULTILINGUAL
 
-    if not kb.manifest.embedder_auto or kb.manifest.embedder_model == MULTILINGUAL:
-        return False
-    if load_sources(kb.path).sources or corpus_language(paths, exclude=kb.path) != "zh":
-        return False
-    emb, backend = _resolve(kb, MULTILINGUAL)
-    with write_lock(kb.path, kb.settings.ingest.lock_timeout_s):
-        if load_sources(kb.path).sources:  # another writer got there first
-            return False
-        _switch_embedder(kb, emb, backend, auto=True)
-    logger.info("knowledge base %s: documents mostly in Chinese, embedder %s", kb.path,
+    if not index.manifest.embedder_auto or index.manifest.embedder_model == MULTILINGUAL:
+        return None
+    if index.record().sources or corpus_language(paths, exclude=index.path) != "zh":
+        return None
+    emb, backend = resolve_embedder(settings, MULTILINGUAL)
+    with index.write() as store:
+        if index.record().sources:  # another writer got there first
+            return None
+        _switch_embedder(index, store, emb, backend, auto=True, batch=batch)
+    logger.info("knowledge base %s: documents mostly in Chinese, embedder %s", index.path,
                 MULTILINGUAL)
-    return True
+    return emb
 
 
-def keep_embedder(kb: KnowledgeBase) -> None:
+def keep_embedder(index: Index) -> None:
     """Record that the knowledge base's embedder was chosen on purpose (``--embedder``
     naming the default model), so that the first ingest keeps it whatever the documents'
     language."""
-    if not kb.manifest.embedder_auto:
+    if not index.manifest.embedder_auto:
         return
-    with write_lock(kb.path, kb.settings.ingest.lock_timeout_s):
-        kb.manifest = replace(Manifest.load(kb.path), embedder_auto=False)
-        kb.manifest.save(kb.path)
+    with index.write():
+        index.manifest = replace(Manifest.load(index.path), embedder_auto=False)
+        index.manifest.save(index.path)
 
 
 def corpus_language(paths: Sequence[str | Path], *, exclude: Path | None = None,
@@ -234,30 +215,34 @@ def corpus_language(paths: Sequence[str | Path], *, exclude: Path | None = None,
     return "zh" if votes and 2 * votes.count("zh") >= len(votes) else "en"
 
 
-def _resolve(kb: KnowledgeBase, embedder: Embedder | str) -> tuple[Embedder, str]:
-    """The embedder to switch to and the backend name the manifest records for it."""
+def resolve_embedder(settings: EmbedderSettings, embedder: Embedder | str,
+                     ) -> tuple[Embedder, str]:
+    """The embedder to switch to and the backend name the manifest records for it: a
+    built one is ``custom``; a model name is built from ``settings`` (a bundled name
+    selects its backend)."""
     if not isinstance(embedder, str):
         return embedder, "custom"
     from ragtune.models.components import DEFAULT_BACKEND, build_embedder, embedder_settings
     from ragtune.models.registry import BUNDLED
 
-    settings = replace(kb.settings.embedder, precision="auto")
+    settings = replace(settings, precision="auto")
     if embedder.lower() in {m.name for m in BUNDLED if m.role == "embedder"}:
         settings = replace(settings, backend=DEFAULT_BACKEND)  # a bundled name: its backend
     settings = embedder_settings(settings, embedder)
     return build_embedder(settings), settings.backend
 
 
-def _switch_embedder(kb: KnowledgeBase, emb: Embedder, backend: str, *, auto: bool) -> int:
-    """Re-embed every row into a new table or collection, then commit (under the lock).
+def _switch_embedder(index: Index, old: Store, emb: Embedder, backend: str, *, auto: bool,
+                     batch: int) -> int:
+    """Re-embed every row of ``old`` into a new table or collection, then commit (inside
+    :meth:`Index.write`).
 
     The commit takes three writes, each leaving a knowledge base that opens correctly:
     the record first stops naming a store version (a store is then read at its newest
     version, which under the lock is the committed one), then the manifest names the new
     embedder and table, then the record names the new table's version.
     """
-    old = kb._writable_store()
-    spec = kb.store_spec
+    spec = index.store_spec
     suffix = f"r{int(time.time() * 1000)}"
     if spec.backend == "lancedb":
         assert isinstance(old, LanceDBStore)
@@ -266,36 +251,32 @@ def _switch_embedder(kb: KnowledgeBase, emb: Embedder, backend: str, *, auto: bo
         new_spec = replace(spec, table=f"{TABLE}_{suffix}")
     else:
         new_spec = replace(spec, collection=f"{old.collection}-{suffix}")  # type: ignore[union-attr]
-    new = open_store(kb.path, new_spec, emb.dimension,
+    new = open_store(index.path, new_spec, emb.dimension,
                      client=None if isinstance(old, LanceDBStore) else old._client)
     count = 0
     try:
-        count = _copy_reembedded(old, new, emb, max(1, kb.settings.ingest.batch_chunks))
+        count = _copy_reembedded(old, new, emb, max(1, batch))
         if new.count() != old.count():
             raise KnowledgeBaseError(f"re-embedding wrote {new.count()} rows for "
                                      f"{old.count()} chunks; the knowledge base is unchanged")
     except BaseException:
         _drop(old, new)
         raise
-    manifest = replace(kb.manifest, embedder_backend=backend, embedder_model=emb.name,
+    manifest = replace(index.manifest, embedder_backend=backend, embedder_model=emb.name,
                        dimension=emb.dimension, store=new_spec.to_dict(),
                        embedder_precision=str(getattr(emb, "precision", "")),
                        embedder_auto=auto)
-    log = load_sources(kb.path)
+    log = index.record()
     log.store_version = None
-    save_sources(kb.path, log)
+    save_sources(index.path, log)
     # the vector index and its score moments describe the old vectors
-    shutil.rmtree(kb.path / ANN_DIR, ignore_errors=True)
-    manifest.save(kb.path)
-    log.store_version = new.version
-    save_sources(kb.path, log)
-    kb.manifest = manifest
-    kb._embedder = emb
-    kb._cached = None
-    if spec.backend == "qdrant":
-        kb._shared = new
+    shutil.rmtree(index.path / ANN_DIR, ignore_errors=True)
+    manifest.save(index.path)
+    index.manifest = manifest
+    index.use_store(new)
+    index.checkpoint(new, log)
     _drop(new, old)
-    kb._after_write(new, "reembed", True, embedder=emb.name, chunks=count)
+    index.commit(new, log, "reembed", embedder=emb.name, chunks=count)
     return count
 
 
@@ -357,30 +338,31 @@ def _drop(keep: Store, gone: Store) -> None:
         gone._client.delete_collection(gone.collection)
 
 
-def stats(kb: KnowledgeBase) -> dict[str, Any]:
-    sources = kb.sources()
-    store = kb.store
+def stats(index: Index) -> dict[str, Any]:
+    sources = index.sources()
+    store = index.store
     return {
-        "path": str(kb.path), "sources": len(sources),
+        "path": str(index.path), "sources": len(sources),
         "chunks": sum(len(r.chunk_ids) for r in sources),
         "pages": sum(r.pages or 0 for r in sources),
         "bytes_ingested": sum(r.size for r in sources),
-        "store_rows": store.count(), "version": kb.version,
+        "store_rows": store.count(), "version": index.version,
         "store_versions": len(store.versions()),
-        "disk_bytes": sum(p.stat().st_size for p in kb.path.rglob("*") if p.is_file()),
-        "embedder": {"backend": kb.manifest.embedder_backend,
-                     "model": kb.manifest.embedder_model, "dimension": kb.manifest.dimension},
-        "chunking": {"max_tokens": kb.manifest.chunk_max_tokens,
-                     "overlap": kb.manifest.chunk_overlap},
+        "disk_bytes": sum(p.stat().st_size for p in index.path.rglob("*") if p.is_file()),
+        "embedder": {"backend": index.manifest.embedder_backend,
+                     "model": index.manifest.embedder_model,
+                     "dimension": index.manifest.dimension},
+        "chunking": {"max_tokens": index.manifest.chunk_max_tokens,
+                     "overlap": index.manifest.chunk_overlap},
         "last_ingest": max((r.ingested_at for r in sources), default=None),
     }
 
 
-def history(kb: KnowledgeBase) -> list[dict[str, Any]]:
+def history(index: Index) -> list[dict[str, Any]]:
     """Committed changes, oldest first, each with its store version and row count."""
-    versions = {int(v["version"]): v for v in kb.store.versions()}
+    versions = {int(v["version"]): v for v in index.store.versions()}
     out = []
-    for entry in read_history(kb.path):
+    for entry in read_history(index.path):
         v = versions.get(int(entry["version"])) if entry.get("version") is not None else None
         rows = int(v["metadata"].get("total_rows", 0)) if v and v.get("metadata") else None
         out.append({**entry, "rows": rows,
