@@ -4,6 +4,9 @@ It is a facade over :class:`~ragtune.index.core.Index` (the folder: store, lexic
 record of sources, read view and the commit of every write; its layout is described there),
 the embedder and generator it is built with, the retrievers of :mod:`ragtune.retrieve` and
 the pipelines of :mod:`ragtune.pipelines`.
+
+Over 400 lines because it is the one object a user holds: each part it wires up (embedder
+and its precision, generator and adapters, retrievers, the pipelines' parts) is a few lines.
 """
 
 from __future__ import annotations

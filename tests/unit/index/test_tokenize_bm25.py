@@ -71,3 +71,25 @@ def test_fast_scoring_matches_bm25s_retrieve():
     mask = np.zeros(200, dtype=bool)
     mask[:10] = True
     assert all(int(i) < 10 for i, _ in index.search("apple", k=50, mask=mask))
+
+
+def test_an_updated_index_equals_one_built_from_scratch(tmp_path):
+    texts = {"a": "cats purr on the mat", "b": "dogs bark at cats", "c": "rivers run to the sea",
+             "d": "北京的猫 and a dog", "e": "the sea is cold in winter"}
+    asked: list[list[str]] = []
+
+    def fetch(ids: list[str]) -> dict[str, str]:
+        asked.append(ids)
+        return {i: texts[i] for i in ids}
+
+    old = BM25Index.build(["a", "b", "c"], [texts[i] for i in "abc"])
+    old.save(tmp_path / "lex")
+    new = BM25Index.load(tmp_path / "lex").updated(["b", "c", "d", "e"], fetch, store_version=7)
+    fresh = BM25Index.build(["b", "c", "d", "e"], [texts[i] for i in "bcde"])
+    assert asked == [["d", "e"]]  # only the added chunks are read (and tokenised)
+    assert new.ids == ["b", "c", "d", "e"] and new.store_version == 7
+    assert "purr" not in new.corpus.vocab  # a term only "a" had leaves the vocabulary
+    for query in ("cats", "sea winter", "猫", "dog bark", "purr"):
+        got, want = new.search(query, k=4), fresh.search(query, k=4)
+        assert [i for i, _ in got] == [i for i, _ in want], query
+        assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-6), query
