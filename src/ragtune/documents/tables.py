@@ -15,12 +15,13 @@ document's title (the filing's company and quarter, see :func:`filing_title`), t
 statement's title and the header row, so a row is found and read with its columns.
 
 Only pages whose text has a few lines ending in several numbers are looked at character by
-character, so PDFs without tables load as fast as before.
+character, so PDFs without tables load as fast as before. A table of contents (section
+titles beside page numbers) has that shape too and is left as text (:func:`is_contents`).
 
 The module is long because finding a table is one pipeline over the same boxes (words,
 lines, columns, header, title, rows) whose steps share their thresholds. It reads the
-boxes PDFium (already the PDF reader) gives, so no second PDF parser is loaded; it has not
-been measured against pdfplumber's table finder.
+boxes PDFium (already the PDF reader) gives, so no second PDF parser is loaded.
+``bench/sec_tables.py`` measures it against pdfplumber's table finder (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any
 from ragtune.documents.text import clean
 
 __all__ = ["Table", "chunk_table", "filing_title", "find_tables", "has_table_lines",
-           "split_context", "table_context"]
+           "is_contents", "split_context", "table_context"]
 
 _NUMBER = re.compile(r"^\(?-?\$?\(?\d[\d,]*(\.\d+)?\)?%?\)?$|^\(?\.\d+\)?%?$")
 _DASH = {"—", "–", "-", "$—", "$–", "$-"}
@@ -345,9 +346,11 @@ def _runs(lines: list[_Line]) -> list[tuple[int, int]]:
                 break
             j += 1
         if rows >= 2:
-            # a group label that opens the table belongs to it
-            while start > 0 and _is_label_line(lines[start - 1], lines[start:end]) and \
-                    lines[start - 1].label_text.endswith(":"):
+            # a group label that opens the table belongs to it: one ending in ":", or one
+            # right under the header ("Operations" under "2023 2022 2023 2022")
+            while start > 0 and _is_label_line(lines[start - 1], lines[start:end]) and (
+                    lines[start - 1].label_text.endswith(":") or
+                    start > 1 and _is_header_line(lines[start - 2], lines[start:end])):
                 start -= 1
             runs.append((start, end))
         i = max(end, i + 1)
@@ -358,6 +361,12 @@ def _is_label_line(line: _Line, rows: list[_Line]) -> bool:
     """A line that stays left of the values: a group label or a wrapped row label."""
     values_left = min((v.x0 for r in rows if r.is_row for v in r.values), default=0.0)
     return bool(line.words) and max(w.x1 for w in line.words) < values_left - _LABEL_GAP
+
+
+def _is_header_line(line: _Line, rows: list[_Line]) -> bool:
+    """A line that is no row and reaches over the values: a line of the header."""
+    values_left = min((v.x0 for r in rows if r.is_row for v in r.values), default=0.0)
+    return bool(line.words) and not line.is_row and max(w.x1 for w in line.words) > values_left
 
 
 def has_table_lines(text: str, at_least: int = 3) -> bool:
@@ -389,7 +398,27 @@ def find_tables(textpage: Any, text: str | None = None) -> list[Table]:
         return []
     lines = [_split_line(words) for words in _lines(_words(text, _char_boxes(textpage, n)))]
     tables = [_table(lines, s, e) for s, e in _runs(lines)]
-    return [t for t in tables if t is not None]
+    return [t for t in tables if t is not None and not is_contents(t)]
+
+
+def is_contents(table: Table) -> bool:
+    """Whether a "table" is a table of contents: one column of page numbers (whole numbers
+    with no separators, never going down the rows) beside section titles, in three rows
+    or more. Its page text stays text.
+
+    Example:
+        >>> rows = (("Item 1. Financial Statements", ("3",)), ("Item 2. Risk", ("31",)),
+        ...         ("Item 3. Exhibits", ("50",)))
+        >>> is_contents(Table("INDEX Page", ("Page",), rows))
+        True
+    """
+    if len(table.columns) != 1 or len(table.rows) < 3:
+        return False
+    cells = [cells[0] for _, cells in table.rows]
+    if not all(re.fullmatch(r"\d{1,4}", c) for c in cells):
+        return False
+    pages = [int(c) for c in cells]
+    return all(a <= b for a, b in zip(pages, pages[1:], strict=False))
 
 
 # --- the filing's company and period -----------------------------------------------------
