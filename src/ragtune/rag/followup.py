@@ -14,6 +14,12 @@ figure. Rules decide first, on the previous standalone question of the conversat
 Where the rules do not decide (a pronoun with no company before it, a fragment of no kind
 they know), the generator rewrites the question (``generator``); without one it is kept.
 
+A question in Chinese follows the same three rules with Chinese words (:func:`_rewrite_zh`):
+"那上个季度呢？" and "那毛利呢？" are fragments (ending in 呢); "它", "其", "这家公司",
+"该公司" are the company and "同期", "该季度" the period. A Chinese fragment is a period, a
+company (a Latin name, or one ending in 公司 or 集团) or a figure (ending in a figure's
+word such as 收入, 利润, 费用, see ``_ZH_FIGURE_END``); anything else is for the generator.
+
 Example:
     >>> first = "What were Apple's total net sales for the three months ended June 25, 2022?"
     >>> rewrite("And for the nine months ended June 25, 2022?", [first]).question
@@ -67,6 +73,109 @@ _FIGURE = re.compile(r"^(?P<ask>\s*(?:what|how\s+much|how\s+many)\s+(?:was|were|
 
 _COUNT = re.compile(r"^(?P<ask>\s*how\s+(?:many|much)\s+)(?P<figure>.+?)(?P<rest>\s+(?:does|do|"
                     r"did|is|are|was|were|has|have|had)\b.*?)\?*\s*$", re.I)
+
+# --- Chinese -----------------------------------------------------------------------------
+
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+_ZH_DATE = r"\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日"
+_ZH_SPAN = r"前?(?:三|六|九|十二|3|6|9|12)个月"
+_ZH_RELATIVE = r"上一?个?季度|前一个?季度|去年同期|上年同期|一年前|前一年|上一年"
+_ZH_PERIOD = re.compile(
+    rf"(?:截至|截止)?{_ZH_DATE}止?的?(?:{_ZH_SPAN}|季度|财年|年度)?|"
+    rf"(?:\d{{4}}\s*财?年度?)?第[一二三四1-4](?:财季|季度)|{_ZH_SPAN}|{_ZH_RELATIVE}|"
+    rf"\d{{4}}\s*财?年度?")
+_ZH_FRAGMENT = re.compile(r"^\s*(?:那么?|还有|另外|而)?\s*(?P<rest>.+?)\s*(?:呢|怎么样|如何)"
+                          r"\s*[？?]?\s*$")
+_ZH_PRONOUN = re.compile(r"这家公司|该公司|这个公司|那家公司|它们|它|他们|其")
+_ZH_SAME_PERIOD = re.compile(r"同期|同一时期|同一季度|那个季度|该季度|这个季度|那个时期|该期间")
+_ZH_COMPANY = re.compile(r"[\u4e00-\u9fffA-Za-z]{1,8}?(?:公司|集团)")
+_ZH_ASK = re.compile(r"(?:是|为|有)?多少|是什么|有哪些")
+# the last word of a figure: 收入 (revenue), 利润 (profit), 费用 (expense), 销售额 (sales) ...
+_ZH_FIGURE_END = re.compile(r"(?:收入|营收|利润|毛利|毛利率|净利|销售额|支出|费用|成本|收益|"
+                            r"现金流|资产|负债|权益|每股收益|利润率|额|率)$")
+
+
+def _zh_period(question: str) -> re.Match[str] | None:
+    found = list(_ZH_PERIOD.finditer(question))
+    return max(found, key=lambda m: len(m.group()), default=None) or _period(question)
+
+
+def _zh_company(question: str) -> str | None:
+    """A Chinese question's company: a Latin name ("Apple"), one ending in 公司 or 集团
+    (苹果公司), or the words the question opens with, before its period or "的"."""
+    latin = _company(question)
+    if latin is not None:
+        return latin
+    plain = _ZH_PERIOD.sub("，", question)
+    named = [m.group() for m in _ZH_COMPANY.finditer(plain)
+             if not _ZH_PRONOUN.fullmatch(m.group())]
+    if named:
+        return named[0]
+    lead = re.match(r"^\s*([\u4e00-\u9fff]{2,8}?)(?:在|的|，)", plain)
+    if lead and not _ZH_PRONOUN.search(lead.group(1)) and not _ZH_ASK.search(lead.group(1)):
+        return lead.group(1)
+    return None
+
+
+def _zh_ellipsis(fragment: str, previous: str) -> str | None:
+    fragment = fragment.strip().rstrip("？?。").strip()
+    if not fragment:
+        return None
+    old = _zh_period(previous)
+    if _ZH_PERIOD.fullmatch(fragment) or _PERIOD.fullmatch(fragment):
+        if old is None:
+            return f"{fragment}，{previous}"
+        if re.fullmatch(_ZH_RELATIVE, fragment):
+            new = f"{fragment}（相对于{old.group()}）"
+        elif re.fullmatch(_ZH_SPAN, fragment) and re.search(_ZH_SPAN, old.group()):
+            new = re.sub(_ZH_SPAN, fragment, old.group())  # 九个月: the same date, 9 months
+        else:
+            new = fragment
+        return previous[:old.start()] + new + previous[old.end():]
+    company = _zh_company(previous)
+    if _ZH_COMPANY.fullmatch(fragment) or _is_name(fragment):
+        if company is None:
+            return None
+        return previous.replace(company, fragment, 1)
+    ask = _ZH_ASK.search(previous)
+    fragment = re.sub(rf"^(?:{_ZH_PRONOUN.pattern})的?", "", fragment)  # 它的毛利: the owner
+    if _ZH_FIGURE_END.search(fragment) and ask is not None:
+        # the figure is what stands between the company or period and the question word
+        starts = [m.end() for m in (old,) if m is not None and m.end() <= ask.start()]
+        if company is not None and company in previous[:ask.start()]:
+            starts.append(previous.index(company) + len(company))
+        start = max(starts, default=0)
+        start += previous[start:].startswith("的")
+        return previous[:start] + fragment + previous[ask.start():]
+    return None
+
+
+def _zh_pronoun(question: str, previous: str) -> str | None:
+    company = _zh_company(previous)
+    if company is None:
+        return None
+    out = _ZH_PRONOUN.sub(company, question)
+    if company not in out:  # "同期的研发费用是多少？": the company asked about before
+        out = company + out.lstrip()
+    period = _zh_period(previous)
+    if period is not None:
+        out = _ZH_SAME_PERIOD.sub(period.group(), out)
+        if _zh_period(out) is None:  # no period of its own: the one asked about before
+            out = f"{period.group()}，{out.lstrip()}"
+    return out
+
+
+def _rewrite_zh(asked: str, previous: str) -> tuple[str, str] | None:
+    """``(question, rule)`` for a Chinese follow-up, or None where the rules do not decide."""
+    fragment = _ZH_FRAGMENT.match(asked)
+    if fragment and not _ZH_ASK.search(fragment.group("rest")):
+        made = _zh_ellipsis(fragment.group("rest"), previous)
+        return (made, "ellipsis") if made else None
+    if _ZH_PRONOUN.search(asked) or _ZH_SAME_PERIOD.search(asked):
+        made = _zh_pronoun(asked, previous)
+        return (made, "pronoun") if made else None
+    return (asked, "standalone")
+
 
 _SYSTEM = ("Rewrite the user's last question so that it can be understood without the "
            "conversation: name the company, the figure and the period it refers to. Reply "
@@ -136,6 +245,8 @@ def _ellipsis(fragment: str, previous: str) -> str | None:
     asked = _FIGURE.match(previous)
     if asked is None:
         return None
+    # "And its diluted earnings per share?": the owner comes from the previous question
+    fragment = re.sub(r"^(?:its|their|the company['’]s)\s+", "", fragment, flags=re.I)
     owner = f"{asked.group('owner')} " if asked.group("owner") else ""
     rest = (asked.group("rest") or "").rstrip("?")
     return f"{asked.group('ask')}{owner}{fragment}{rest}?"
@@ -168,7 +279,7 @@ def _generated(question: str, history: Sequence[str], generator: Generator) -> s
     text = completion.text.strip().splitlines()[0].strip().strip('"') if \
         completion.text.strip() else ""
     # a rewrite is a question; anything else (an answer, a refusal) is not used
-    return text if text.endswith("?") or _QUESTION_START.match(text) else None
+    return text if text.endswith(("?", "？")) or _QUESTION_START.match(text) else None
 
 
 def rewrite(question: str, history: Sequence[str], generator: Generator | None = None,
@@ -179,6 +290,11 @@ def rewrite(question: str, history: Sequence[str], generator: Generator | None =
     if not history:
         return Rewrite(asked, asked, "first")
     previous = history[-1]
+    if _HAN.search(asked):
+        zh = _rewrite_zh(asked, previous)
+        if zh is None:
+            return _fallback(asked, history, generator)
+        return Rewrite(zh[0], asked, zh[1])
     fragment = _FRAGMENT.match(asked)
     short = len(asked.split()) <= 6 and not _QUESTION_START.match(asked)
     if fragment or short:

@@ -71,3 +71,36 @@ def test_conversation_keeps_each_turns_answer():
     turn = chat.ask("And for the nine months ended June 25, 2022?")
     assert asked[1] == turn.rewrite.question and "Apple's total net sales" in asked[1]
     assert [t.answer.text for t in chat.turns] == ["answer 1", "answer 2"]
+
+
+ZH_FIRST = "苹果公司截至2022年6月25日的三个月总净销售额是多少？"
+
+
+@pytest.mark.parametrize("asked, expected, rule", [
+    ("那九个月呢？", "苹果公司截至2022年6月25日的九个月总净销售额是多少？", "ellipsis"),
+    ("那上个季度呢？",
+     "苹果公司上个季度（相对于截至2022年6月25日的三个月）总净销售额是多少？", "ellipsis"),
+    ("那毛利呢？", "苹果公司截至2022年6月25日的三个月毛利是多少？", "ellipsis"),
+    ("那微软公司呢？", "微软公司截至2022年6月25日的三个月总净销售额是多少？", "ellipsis"),
+    ("它的研发支出是多少？", "截至2022年6月25日的三个月，苹果公司的研发支出是多少？",
+     "pronoun"),
+    ("这家公司在那个季度的净利润是多少？",
+     "苹果公司在截至2022年6月25日的三个月的净利润是多少？", "pronoun"),
+    ("同期的研发费用是多少？", "苹果公司截至2022年6月25日的三个月的研发费用是多少？",
+     "pronoun"),
+    ("英伟达截至2023年4月30日的季度收入是多少？", "英伟达截至2023年4月30日的季度收入是多少？",
+     "standalone"),
+])
+def test_chinese_rules(asked, expected, rule):
+    read = rewrite(asked, [ZH_FIRST])
+    assert (read.question, read.rule) == (expected, rule)
+
+
+def test_chinese_company_without_a_suffix_and_a_fragment_of_no_known_kind():
+    first = "微软截至2023年3月31日的三个月总收入是多少？"
+    assert rewrite("它的净利润是多少？", [first]).question == \
+        "截至2023年3月31日的三个月，微软的净利润是多少？"
+    # neither a period, a company nor a figure: the generator decides, else it is kept
+    assert rewrite("那个东西呢？", [first]).rule == "kept"
+    generator = Scripted("微软截至2023年3月31日的三个月的Xbox收入是多少？")
+    assert rewrite("那个东西呢？", [first], generator).rule == "generator"
