@@ -21,8 +21,18 @@ bundled embedder, searched hybrid (dense + BM25) as ``ragtune search`` does.
 4. With ``--answers``: answer correctness with the bundled generator (``KnowledgeBase.ask``,
    the default pipeline): an answer is right when it states the figure. Before: questions as
    asked over page text; after: rewritten over tables.
+5. The table finder against pdfplumber's (``pip install pdfplumber``; for this benchmark
+   only), with its default settings (ruling lines) and with its text settings: tables found,
+   seconds per filing (every page: opened, read and searched), and cells recovered on the
+   hand-copied income statements, balance sheets and cash flow statements (``statements``
+   and ``more_statements`` in ``bench/sec_questions.json``, 138 cells). A cell is recovered
+   when a table on its page has a row whose label ends with the row's label (letters
+   compared without spaces, as pdfplumber's text settings cut labels mid-word) and the
+   value in the column's place: ragtune's cell under that column; for pdfplumber, more
+   leniently, the row's amounts in order, whichever grid columns they fell in. "With
+   header" also needs the column's header to be the reference's (pdfplumber names none).
 
-Usage: python bench/sec_tables.py [--k 5] [--answers]
+Usage: python bench/sec_tables.py [--k 5] [--answers] [--extractors-only]
 """
 
 from __future__ import annotations
@@ -37,10 +47,11 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from ragtune import KnowledgeBase
 from ragtune.documents import loaders
-from ragtune.documents.tables import split_context
+from ragtune.documents.tables import find_tables, has_table_lines, split_context
 from ragtune.rag.followup import rewrite
 from ragtune.rag.prompts import format_source
 from ragtune.types import Chunk, Document
@@ -50,19 +61,19 @@ from _common import ROOT, data_dir, require, write_result
 QUESTIONS = ROOT / "bench" / "sec_questions.json"
 
 
+LOAD_PDF = loaders.load_pdf
+
+
 def text_only(path: Path, source: str) -> list[Document]:
     """PDFs as ragtune read them before tables: plain page text, titled by file name."""
-    return [replace(d, title=path.stem) for d in loaders.load_pdf(path, source, tables=False)]
+    return [replace(d, title=path.stem) for d in LOAD_PDF(path, source, tables=False)]
 
 
 def build(folder: Path, where: Path, before: bool) -> KnowledgeBase:
-    original = loaders.LOADERS[".pdf"]
-    loaders.LOADERS[".pdf"] = text_only if before else original
-    try:
+    # the registered .pdf loader is ragtune.documents.loaders:load_pdf, looked up per file
+    with mock.patch.object(loaders, "load_pdf", text_only if before else LOAD_PDF):
         kb = KnowledgeBase.create(where)
         kb.ingest([folder])
-    finally:
-        loaders.LOADERS[".pdf"] = original
     return kb
 
 
@@ -153,14 +164,149 @@ def load_ms(path: Path, before: bool, repeat: int = 5) -> float:
     return statistics.median(times)
 
 
+# --- 5. the table finder against pdfplumber ----------------------------------------------
+
+# a table as rows of (label, values in column order), with the columns' headers if it has them
+Rows = tuple[list[tuple[str, list[str]]], list[str] | None]
+_AMOUNT = re.compile(r"\$?\s*\(?-?\$?[\d,]*\d(\.\d+)?\s*\)?%?|[—–-]")
+
+
+def _letters(text: str) -> str:
+    return "".join(text.replace("’", "'").replace("$", "").split()).lower()
+
+
+def _amount(text: str) -> str:
+    text = "".join(text.replace("$", "").split())
+    return "—" if text in ("—", "–", "-") else text.replace("(", "-").replace(")", "")
+
+
+def finder_pages(path: Path) -> dict[int, list[Rows]]:
+    """Tables by page number as ``load_pdf`` finds them (pages with table lines only)."""
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument(str(path))
+    out: dict[int, list[Rows]] = {}
+    for n in range(len(pdf)):
+        textpage = pdf[n].get_textpage()
+        text = textpage.get_text_range()
+        tables = find_tables(textpage, text) if has_table_lines(text) else []
+        out[n + 1] = [([(label, list(cells)) for label, cells in t.rows], list(t.columns))
+                      for t in tables]
+    pdf.close()
+    return out
+
+
+def plumber_pages(path: Path, settings: dict[str, Any]) -> dict[int, list[Rows]]:
+    """pdfplumber's tables by page number. A row's label is its cells before its first
+    amount, its values its amounts in order, whichever grid column each fell in (its grid
+    puts one column's numbers in different columns on different rows)."""
+    import pdfplumber
+
+    out: dict[int, list[Rows]] = {}
+    with pdfplumber.open(str(path)) as pdf:
+        for n, page in enumerate(pdf.pages, 1):
+            out[n] = []
+            for grid in page.extract_tables(settings):
+                rows = []
+                for row in grid:
+                    cells = [(c or "").strip() for c in row]
+                    first = next((j for j, c in enumerate(cells) if _AMOUNT.fullmatch(c)), None)
+                    if first is not None:
+                        rows.append((" ".join(cells[:first]),
+                                     [c for c in cells[first:] if _AMOUNT.fullmatch(c)]))
+                out[n].append((rows, None))
+    return out
+
+
+def recovered(tables: list[Rows], columns: list[str], label: str, j: int,
+              value: str) -> tuple[bool, bool]:
+    """Whether a cell is in one of a page's tables, and whether under its header too."""
+    cell = header = False
+    for rows, heads in tables:
+        for row_label, values in rows:
+            if _letters(row_label).endswith(_letters(label)) and len(values) > j and \
+                    _amount(values[j]) == _amount(value):
+                cell = True
+                header |= heads is not None and len(heads) > j and \
+                    _letters(heads[j]) == _letters(columns[j])
+    return cell, header
+
+
+def reference(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The hand-copied statements, ``(filing, statement)``: income statements, balance
+    sheets and cash flows."""
+    out = [(f, s) for f, s in spec["statements"].items() if f != "about"]
+    out += [(f, s) for f, ss in spec["more_statements"].items() if f != "about" for s in ss]
+    return out
+
+
+EXTRACTORS = {
+    "ragtune (PDFium boxes)": finder_pages,
+    "pdfplumber, default (lines)": partial(plumber_pages, settings={}),
+    "pdfplumber, text": partial(plumber_pages, settings={"vertical_strategy": "text",
+                                                         "horizontal_strategy": "text"}),
+}
+
+
+def compare_extractors(folder: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    try:
+        import pdfplumber  # noqa: F401
+    except ImportError:
+        print("5. skipped: pdfplumber is not installed (pip install pdfplumber)")
+        return {}
+    paths = sorted(folder.glob("*.pdf"))
+    statements = reference(spec)
+    result: dict[str, Any] = {}
+    print("5. table finders: tables found, seconds per filing, cells recovered "
+          f"({sum(len(s['rows']) * len(s['columns']) for _, s in statements)} hand-copied)")
+    print(f"   {'extractor':28} {'tables':>7} {'s/filing':>9} {'cells':>13} {'with header':>13}")
+    for name, extract in EXTRACTORS.items():
+        found, seconds = {}, []
+        for path in paths:
+            t = time.perf_counter()
+            found[path.name] = extract(path)
+            seconds.append(time.perf_counter() - t)
+        cells = headed = total = 0
+        by_statement: dict[str, list[int]] = {}
+        for filing, st in statements:
+            pages = next(v for k, v in found.items() if filing in k)
+            got = [0, 0]
+            for label, *values in st["rows"]:
+                for j, value in enumerate(values):
+                    cell, header = recovered(pages[st["page"]], st["columns"], label, j, value)
+                    got[0] += cell
+                    got[1] += header
+                    total += 1
+            by_statement[f"{filing} {st.get('statement', 'income statement')}"] = got
+            cells, headed = cells + got[0], headed + got[1]
+        tables = sum(len(ts) for pages in found.values() for ts in pages.values())
+        per_filing = {k: round(s, 2) for k, s in zip(found, seconds, strict=True)}
+        result[name] = {"tables": tables, "seconds": per_filing, "cells": [cells, total],
+                        "with_header": [headed, total], "by_statement": by_statement}
+        print(f"   {name:28} {tables:7d} {statistics.mean(seconds):9.2f} "
+              f"{cells:4d} = {cells / total:.2f} {headed:4d} = {headed / total:.2f}")
+    print("   cells by statement (extractor: recovered of each statement's cells):")
+    for key in next(iter(result.values()))["by_statement"]:
+        counts = "  ".join(f"{r['by_statement'][key][0]:2d}" for r in result.values())
+        print(f"     {key:28} {counts}")
+    for name, r in result.items():
+        print(f"   {name}: seconds by filing {r['seconds']}")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--answers", action="store_true",
                         help="also answer each question with the bundled generator")
+    parser.add_argument("--extractors-only", action="store_true",
+                        help="only compare the table finder with pdfplumber's (5.)")
     args = parser.parse_args()
     folder = require(data_dir() / "sec10q_pdfs")
     spec = json.loads(QUESTIONS.read_text())
+    if args.extractors_only:
+        print(f"\nwrote {write_result('sec_extractors', compare_extractors(folder, spec))}")
+        return
     data = spec["questions"]
     follow = [("follows" in q) for q in data]
     result: dict[str, Any] = {"k": args.k, "questions": len(data)}
@@ -189,9 +335,11 @@ def main() -> None:
             print("\n4. answers that state the figure (bundled generator)")
             for side, kb in kbs.items():
                 asked = questions_as(data, side == "after")
-                right = [q["figure"] in kb.ask(question).text
-                         for q, question in zip(data, asked, strict=True)]
+                texts = [kb.ask(question).text for question in asked]
+                right = [q["figure"] in text for q, text in zip(data, texts, strict=True)]
                 result[f"answers_{side}"] = [int(r) for r in right]
+                result[f"answer_texts_{side}"] = [{"asked": a, "answer": t}
+                                                  for a, t in zip(asked, texts, strict=True)]
                 print(f"   {side:6} {sum(right):2d} / {len(right)} = {sum(right) / len(right):.2f}")
         for kb in kbs.values():
             kb.close()
@@ -203,6 +351,8 @@ def main() -> None:
             name = path.name if path != prose else "40-page prose PDF (no tables)"
             print(f"   {name:32} before {before:7.1f}  after {after:7.1f}  "
                   f"ratio {after / before:.2f}")
+    print()
+    result["extractors"] = compare_extractors(folder, spec)
     print(f"\nwrote {write_result('sec_tables', result)}")
 
 
