@@ -42,6 +42,7 @@ RULES = ("first", "standalone", "ellipsis", "pronoun", "generator", "kept")
 _MONTH = (r"(?:January|February|March|April|May|June|July|August|September|October|"
           r"November|December)")
 _DATE = rf"{_MONTH}\s+\d{{1,2}},?\s+\d{{4}}"
+_SPAN = r"((?:three|six|nine|twelve|3|6|9|12)\s+months)"
 _PERIOD = re.compile(
     rf"(?:(?:the|its|their)\s+)?(?:(?:three|six|nine|twelve|3|6|9|12)\s+months|quarter|"
     rf"(?:fiscal\s+)?(?:year|quarter|half))(?:\s+(?:ended|ending)\s+{_DATE})?|"
@@ -231,7 +232,13 @@ def _ellipsis(fragment: str, previous: str) -> str | None:
             return f"{previous.rstrip(' ?')} for {fragment}?"
         relative = re.search(r"\b(?:prior|previous|preceding|before|earlier|ago|next)\b",
                              fragment, re.I)
-        new = f"{fragment} ({old.group()})" if relative else fragment
+        span = re.fullmatch(rf"(?:the\s+)?{_SPAN}", fragment, re.I)
+        if relative:
+            new = f"{fragment} ({old.group()})"
+        elif span and re.search(_SPAN, old.group(), re.I):  # "the nine months": same date
+            new = re.sub(_SPAN, span.group(1), old.group(), flags=re.I)
+        else:
+            new = fragment
         return previous[:old.start()] + new + previous[old.end():]
     if _is_name(fragment):
         company = _company(previous)

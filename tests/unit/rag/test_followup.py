@@ -12,6 +12,11 @@ FIRST = "What were Apple's total net sales for the three months ended June 25, 2
 @pytest.mark.parametrize("asked, expected, rule", [
     ("And for the nine months ended June 25, 2022?",
      "What were Apple's total net sales for the nine months ended June 25, 2022?", "ellipsis"),
+    ("And for the nine months?",  # a span alone keeps the date asked about
+     "What were Apple's total net sales for the nine months ended June 25, 2022?", "ellipsis"),
+    ("And its diluted earnings per share?",  # the owner comes from the question before
+     "What were Apple's diluted earnings per share for the three months ended June 25, 2022?",
+     "ellipsis"),
     ("What about Microsoft?",
      "What were Microsoft's total net sales for the three months ended June 25, 2022?",
      "ellipsis"),
