@@ -96,6 +96,14 @@ _ZH_FIGURE_END = re.compile(r"(?:收入|营收|利润|毛利|毛利率|净利|�
                             r"现金流|资产|负债|权益|每股收益|利润率|额|率)$")
 
 
+def _shifted_zh(period: str, fragment: str) -> str:
+    """As :func:`_shifted`: 去年同期 of 截至2022年6月25日的三个月 is 2021年同期."""
+    date = re.search(r"(\d{4})\s*年", period)
+    if date is None or not _A_YEAR.search(fragment):
+        return f"相对于{period}"
+    return f"{int(date.group(1)) - 1}年同期"
+
+
 def _zh_period(question: str) -> re.Match[str] | None:
     found = list(_ZH_PERIOD.finditer(question))
     return max(found, key=lambda m: len(m.group()), default=None) or _period(question)
@@ -127,7 +135,7 @@ def _zh_ellipsis(fragment: str, previous: str) -> str | None:
         if old is None:
             return f"{fragment}，{previous}"
         if re.fullmatch(_ZH_RELATIVE, fragment):
-            new = f"{fragment}（相对于{old.group()}）"
+            new = f"{fragment}（{_shifted_zh(old.group(), fragment)}）"
         elif re.fullmatch(_ZH_SPAN, fragment) and re.search(_ZH_SPAN, old.group()):
             new = re.sub(_ZH_SPAN, fragment, old.group())  # 九个月: the same date, 9 months
         else:
@@ -197,6 +205,21 @@ class Rewrite:
         return self.question != self.asked
 
 
+_DATED = re.compile(rf"{_MONTH}\s+\d{{1,2}},?\s+(\d{{4}})")
+_A_YEAR = re.compile(r"\byear\b|同期|年前|前一年|上一年", re.I)
+
+
+def _shifted(period: str, fragment: str) -> str:
+    """The period a relative fragment means, where the rules can say it: "a year earlier"
+    than "the three months ended June 25, 2022" is "the three months ended in 2021" (only
+    the year: a fiscal quarter's last day moves from year to year, May 1 one year and April
+    30 the next). Otherwise the period it is relative to, as it was asked."""
+    date = _DATED.search(period)
+    if date is None or not _A_YEAR.search(fragment):
+        return period
+    return f"{period[:date.start()]}in {int(date.group(1)) - 1}{period[date.end():]}"
+
+
 def _company(question: str) -> str | None:
     """The company a question is about: its possessive name ("Apple's"), else the last
     capitalised name that is not a question word or a period."""
@@ -234,7 +257,7 @@ def _ellipsis(fragment: str, previous: str) -> str | None:
                              fragment, re.I)
         span = re.fullmatch(rf"(?:the\s+)?{_SPAN}", fragment, re.I)
         if relative:
-            new = f"{fragment} ({old.group()})"
+            new = f"{fragment} ({_shifted(old.group(), fragment)})"
         elif span and re.search(_SPAN, old.group(), re.I):  # "the nine months": same date
             new = re.sub(_SPAN, span.group(1), old.group(), flags=re.I)
         else:

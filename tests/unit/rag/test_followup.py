@@ -23,9 +23,12 @@ FIRST = "What were Apple's total net sales for the three months ended June 25, 2
     ("How about services net sales?",
      "What were Apple's services net sales for the three months ended June 25, 2022?",
      "ellipsis"),
-    ("And the same quarter a year ago?",
+    ("And the same quarter a year ago?",  # the year only: a fiscal quarter's last day moves
      "What were Apple's total net sales for the same quarter a year ago (the three months "
-     "ended June 25, 2022)?", "ellipsis"),
+     "ended in 2021)?", "ellipsis"),
+    ("And the previous quarter?",  # named relative to the period asked about
+     "What were Apple's total net sales for the previous quarter (the three months ended "
+     "June 25, 2022)?", "ellipsis"),
     ("What was its net income in the same period?",
      "What was Apple's net income in the three months ended June 25, 2022?", "pronoun"),
     ("How much did they spend on research and development?",
@@ -85,6 +88,7 @@ ZH_FIRST = "苹果公司截至2022年6月25日的三个月总净销售额是多�
     ("那九个月呢？", "苹果公司截至2022年6月25日的九个月总净销售额是多少？", "ellipsis"),
     ("那上个季度呢？",
      "苹果公司上个季度（相对于截至2022年6月25日的三个月）总净销售额是多少？", "ellipsis"),
+    ("那去年同期呢？", "苹果公司去年同期（2021年同期）总净销售额是多少？", "ellipsis"),
     ("那毛利呢？", "苹果公司截至2022年6月25日的三个月毛利是多少？", "ellipsis"),
     ("那微软公司呢？", "微软公司截至2022年6月25日的三个月总净销售额是多少？", "ellipsis"),
     ("它的研发支出是多少？", "截至2022年6月25日的三个月，苹果公司的研发支出是多少？",
