@@ -125,22 +125,10 @@ class StreamedGenerator:
 
 
 def engine(settings: Any, name: str) -> Any:
-    """The generator of engine ``name``: a generator backend (``local``, ``llamacpp``), or
-    ``local-torch``: the local engine without ragtune's native kernels (torch's own)."""
+    """The generator of backend ``name`` (``local``, ``llamacpp``)."""
     from ragtune.models.components import build_generator
 
-    backend = "local" if name == "local-torch" else name
-    if name != "local-torch":
-        return build_generator(replace(settings.generator, backend=backend))
-    before = os.environ.get("RAGTUNE_NATIVE_KERNELS")
-    os.environ["RAGTUNE_NATIVE_KERNELS"] = "0"  # read when the decoder is built
-    try:
-        return build_generator(replace(settings.generator, backend=backend))
-    finally:
-        if before is None:
-            del os.environ["RAGTUNE_NATIVE_KERNELS"]
-        else:
-            os.environ["RAGTUNE_NATIVE_KERNELS"] = before
+    return build_generator(replace(settings.generator, backend=name))
 
 
 def compare_engines(kb_path: str, questions: list[str], engines: list[str],
@@ -269,8 +257,7 @@ def main() -> None:
     parser.add_argument("--serve-requests", type=int, default=10)
     parser.add_argument("--engines", default="",
                         help="Compare these generator engines end to end first, e.g. "
-                             "local,local-torch,llamacpp (local-torch: without the native "
-                             "kernels).")
+                             "local,llamacpp.")
     parser.add_argument("--engines-only", action="store_true")
     parser.add_argument("--demo-kb", default=str(ROOT / ".ragtune" / "demo-kb"))
     args = parser.parse_args()
@@ -289,12 +276,11 @@ def main() -> None:
                 continue
             compared[label] = compare_engines(path, qs, engines, args.max_tokens)
             print_engines(f"{label}, {len(qs)} questions", compared[label])
-        # ATEN_CPU_CAPABILITY=avx2 (with the native kernels off) runs torch as on an AVX2
+        # ATEN_CPU_CAPABILITY=avx2 runs torch as on an AVX2
         # machine: the result is kept apart
         capability = os.environ.get("ATEN_CPU_CAPABILITY", "")
         write_result("ask_latency_engines" + (f"_{capability}" if capability else ""),
                      {"cpu": cpu_flags(), "aten_cpu_capability": capability or None,
-                      "native_kernels": os.environ.get("RAGTUNE_NATIVE_KERNELS", "1"),
                       "max_tokens": args.max_tokens, "engines": compared})
         if args.engines_only:
             return

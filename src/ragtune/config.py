@@ -149,9 +149,9 @@ class GeneratorSettings:
     context_window: int | None = None  # default: the model's own
     # cap on prompt + output tokens: small models degrade on long prompts
     max_context: int = 2048
-    # local models: auto (exact fp32 decode loop with native 4-bit kernels, same tokens as
-    # transformers) | exact | fp16 (fp16 weights, fp32 activations; near-ties can flip) |
-    # fast (int4 weights, bf16 steps; greedy output drifts) | transformers
+    # local models: auto (exact fp32 decode loop, same tokens as transformers) | exact |
+    # fp16 (fp16 weights, fp32 activations; near-ties can flip) | fast (int4 weights, bf16
+    # steps; greedy output drifts) | transformers
     decoder: str = "auto"
     # greedy local decoding: check up to this many tokens copied from the prompt per pass
     # (prompt lookup; the output does not change); 0 turns it off

@@ -1,38 +1,33 @@
 """A CPU decode loop for Llama-family models: fused projections, a KV cache sized per
-request, 4-bit weights multiplied without an fp32 copy, and greedy picks checked in fp32.
+request, and greedy picks checked in fp32.
 
 ``transformers.generate`` spends most of a token's time outside the matrix products that
-define it (generic cache objects, logits processors, one small op per projection), and it
-multiplies fp32 copies of weights that the bundled GGUF stores in 4 bits. This loop:
+define it (generic cache objects, logits processors, one small op per projection). This
+loop:
 
 - fuses q/k/v and gate/up into one product each and keeps the KV cache as one preallocated
   tensor, so a step is a handful of large ops per layer;
-- in ``exact`` mode, where the native kernels are built (:mod:`ragtune.models.kernels`),
-  holds weight matrices that lie on GGUF's 4-bit grid as their grid values and multiplies
-  them in fp32, each weight rebuilt bit for bit in registers: a step reads 80 MB of
-  weights, not 425 MB, and the products are those of the fp32 matrix; decode steps attend
-  over the cache with the native attention kernel (fp32);
-- in ``fast`` mode, repacks those matrices into torch's int4 layout, whose kernel takes
-  bf16 activations, so decode steps carry bf16 rounding;
-- prefills the prompt in fp32 with the grid values rebuilt one matrix at a time, so the KV
-  cache of the prompt and the first token are exact in every mode;
+- in ``fast`` mode, repacks weight matrices that lie on GGUF's 4-bit grid into torch's
+  int4 layout, whose kernel takes bf16 activations, so decode steps carry bf16 rounding;
+  the prompt is prefilled in fp32 with the grid values rebuilt one matrix at a time, so
+  the KV cache of the prompt and the first token are exact;
 - picks greedy tokens from int8 logits, then re-scores candidates against the fp32 output
   embedding: in ``fast`` mode the best ``RERANK``, in ``exact`` mode every id that a
   bound on the int8 error leaves in reach of the best, so the pick is the fp32 one.
 
-``exact`` mode matches ``transformers.generate`` (without the native kernels it multiplies
-fp32 copies with ``F.linear``, with the same results). ``fp16`` mode keeps the
-projections' weights in fp16 (fbgemm's fp16 products widen them to fp32 inside the kernel;
-activations and sums stay fp32): half the bytes of fp32 on CPUs without the native
-kernels, a weight error of fp16's rounding (2**-11, against bf16's 2**-8), which flips
-greedy picks only where the two best logits nearly tie.
+``exact`` mode multiplies fp32 matrices with ``F.linear`` and matches
+``transformers.generate``. ``fp16`` mode keeps the projections' weights in fp16 (fbgemm's
+fp16 products widen them to fp32 inside the kernel; activations and sums stay fp32): half
+the bytes of fp32, a weight error of fp16's rounding (2**-11, against bf16's 2**-8), which
+flips greedy picks only where the two best logits nearly tie.
 Models it does not cover (other architectures, rope scaling) return ``None`` from
 :func:`build_decoder`, and the caller keeps ``transformers.generate``. How each mode holds
 and multiplies a weight matrix is in :mod:`ragtune.models.projections`.
 
 The module is long because the decode loop is one recipe read top to bottom (prefill, the
-abstention weighed, drafting, verification, bans); the pieces that stand alone (the cache,
-the n-gram lookup, the projections) are small types beside it or in their own modules.
+abstention weighed, drafting, verification, bans); the pieces that stand alone (the
+n-gram lookup, the abstention check, the projections) are small types beside it or in
+their own modules.
 """
 
 from __future__ import annotations
@@ -46,15 +41,12 @@ import torch
 import torch.nn.functional as F
 
 from ragtune.models.controls import NoRepeat
-from ragtune.models.kernels import native_kernels
 from ragtune.models.projections import DecoderMode, Linear, bf16_supported, own_fp32
 
 logger = logging.getLogger(__name__)
 
 RERANK = 16  # greedy candidates re-scored in fp32 (fast mode)
 SHORTLIST_MAX = 4096  # exact and fp16 modes: above this many candidates, score them all
-BLOCK = 16  # positions per block of transposed keys (csrc/attention.cpp)
-ATTENTION_ROWS = 32  # most query rows per key head that the native attention takes
 
 
 Bans = list[list[int]]  # per row of states: the token ids it may not pick
@@ -64,16 +56,6 @@ def _ban(logits: torch.Tensor, bans: Bans) -> None:
     for row, ids in enumerate(bans):
         if ids:
             logits[row, ids] = float("-inf")
-
-
-@dataclass
-class Cache:
-    """The keys and values of one sequence: ``kv`` ``(layers, 2, kv_heads, capacity,
-    head_dim)``; where the native attention kernel runs, the keys again in transposed
-    blocks of 16 positions, ``keys_t`` ``(layers, kv_heads, capacity / 16, head_dim, 16)``."""
-
-    kv: torch.Tensor
-    keys_t: torch.Tensor | None = None
 
 
 @dataclass
@@ -110,7 +92,7 @@ class Decoder:
             ...
     """
 
-    def __init__(self, model: Any, mode: DecoderMode = "fast", *, native: bool = True) -> None:
+    def __init__(self, model: Any, mode: DecoderMode = "fast") -> None:
         cfg = model.config
         self.mode = mode
         self.heads = cfg.num_attention_heads
@@ -126,9 +108,6 @@ class Decoder:
         self._sin_sign = torch.ones(self.head_dim)
         self._sin_sign[: self.head_dim // 2] = -1
         pack = mode == "fast"
-        kernels = native_kernels() if native else None
-        # the native attention kernel covers these head sizes (csrc/attention.cpp)
-        self._kernels = kernels if self.head_dim in (32, 64, 128) else None
         inner = model.model
         self.layers = []
         for block in inner.layers:
@@ -137,11 +116,11 @@ class Decoder:
             gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
             self.layers.append(Layer(
                 own_fp32(block.input_layernorm.weight),
-                Linear.from_weight(qkv, mode, kernels),
-                Linear.from_weight(a.o_proj.weight, mode, kernels),
+                Linear.from_weight(qkv, mode),
+                Linear.from_weight(a.o_proj.weight, mode),
                 own_fp32(block.post_attention_layernorm.weight),
-                Linear.from_weight(gate_up, mode, kernels),
-                Linear.from_weight(mlp.down_proj.weight, mode, kernels),
+                Linear.from_weight(gate_up, mode),
+                Linear.from_weight(mlp.down_proj.weight, mode),
             ))
         self.embed = own_fp32(inner.embed_tokens.weight)
         self.norm = own_fp32(inner.norm.weight)
@@ -189,33 +168,24 @@ class Decoder:
         sin[:, :rotated] = (angles.sin() * self._sin_sign)[:, None]
         return cos, sin
 
-    def cache(self, positions: int) -> Cache:
-        """An empty :class:`Cache` for ``positions`` tokens (rounded up to 16)."""
-        capacity = -(-positions // BLOCK) * BLOCK
-        kv = torch.empty(len(self.layers), 2, self.kv_heads, capacity, self.head_dim)
-        keys_t = None
-        if self._kernels is not None:
-            keys_t = torch.empty(len(self.layers), self.kv_heads, capacity // BLOCK,
-                                 self.head_dim, BLOCK)
-        return Cache(kv, keys_t)
+    def cache(self, positions: int) -> torch.Tensor:
+        """An empty KV cache for ``positions`` tokens: ``(layers, 2, kv_heads, positions,
+        head_dim)``."""
+        return torch.empty(len(self.layers), 2, self.kv_heads, positions, self.head_dim)
 
-    def forward(self, tokens: torch.Tensor, start: int, cache: Cache) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, start: int, cache: torch.Tensor) -> torch.Tensor:
         """Hidden states ``(t, hidden)`` after the final norm for ``tokens`` ``(t,)`` at
         positions ``start..start+t``, writing their keys and values into ``cache``."""
         t = tokens.shape[0]
         end = start + t
         h, kv, d = self.heads, self.kv_heads, self.head_dim
         group = h // kv
-        # decode steps: the native kernel attends over the transposed keys (and writes the
-        # new keys and values); the prompt, and passes of more rows than it takes, use SDPA
-        native = (self._kernels is not None and cache.keys_t is not None and start > 0
-                  and group * t <= ATTENTION_ROWS)
-        # decode steps (one token or a drafted run being verified): fast mode's int4, or the
-        # native kernel on 4-bit grid values; the prompt (from position 0), fp32 matrices
+        # decode steps (one token or a drafted run being verified): fast mode's int4; the
+        # prompt (from position 0), fp32 matrices
         project = Linear.step if start > 0 else Linear.full
         cos, sin = self._rope(start, end)
         mask = None
-        if t > 1 and start > 0 and not native:  # drafts see the cache and the drafts before
+        if t > 1 and start > 0:  # drafts see the cache and the drafts before
             mask = torch.arange(end)[None, :] <= (start + torch.arange(t))[:, None]
             mask = mask.repeat(group, 1)  # rows as the queries are grouped in _attend
         x = self.embed[tokens]
@@ -225,20 +195,11 @@ class Decoder:
             # rotary embedding of queries and keys, values passed through: x*cos +
             # rotate_half(x)*sin, with rotate_half(x) = roll(x, d/2) with its first half negated
             qkv = qkv * cos + qkv.roll(d // 2, -1) * sin
-            if native:
-                assert self._kernels is not None and cache.keys_t is not None
-                att = self._kernels.decode_attention(qkv, cache.kv[i], cache.keys_t[i], start, h)
-                x = x + project(layer.o, att)
-            else:
-                x = x + project(layer.o, self._attend(qkv, cache.kv[i], start, mask))
+            x = x + project(layer.o, self._attend(qkv, cache[i], start, mask))
             y = F.rms_norm(x, (self.hidden,), layer.post_norm, self.eps)
             gate, up = project(layer.gate_up, y).chunk(2, -1)
             y = F.silu(gate) * up
             x = x + project(layer.down, y)
-        if cache.keys_t is not None and not native:  # the blocks holding the new keys
-            b0, b1 = start // BLOCK, -(-end // BLOCK)
-            blocks = cache.kv[:, 0, :, b0 * BLOCK:b1 * BLOCK].unflatten(2, (b1 - b0, BLOCK))
-            cache.keys_t[:, :, b0:b1] = blocks.transpose(-1, -2)
         return F.rms_norm(x, (self.hidden,), self.norm, self.eps)
 
     def _attend(self, qkv: torch.Tensor, cache: torch.Tensor, start: int,
@@ -301,7 +262,7 @@ class Decoder:
         return logits.argmax(-1).tolist()  # type: ignore[no-any-return]
 
     def _probability(self, state: torch.Tensor, check: AbstainCheck, position: int,
-                     cache: Cache) -> float:
+                     cache: torch.Tensor) -> float:
         """p(``check.ids[0]`` then one of ``check.starts`` | the text so far), from the last
         ``state`` ``(hidden,)`` and one step for ``ids[0]`` written at ``position``
         (overwritten by the tokens decoded after), in fp32 logits."""
@@ -473,15 +434,14 @@ class NgramLookup:
         return []
 
 
-def build_decoder(model: Any, mode: DecoderMode = "fast", *, native: bool = True) -> Decoder | None:
+def build_decoder(model: Any, mode: DecoderMode = "fast") -> Decoder | None:
     """A :class:`Decoder` for a transformers causal LM, or ``None`` (with the reason
-    logged) when the model is not one it covers. ``native=False`` leaves the native
-    kernels out (:mod:`ragtune.models.kernels`)."""
+    logged) when the model is not one it covers."""
     reason = supported(model.config)
     if reason is not None:
         logger.info("fast decoding does not cover %s; using transformers.generate", reason)
         return None
-    decoder = Decoder(model, mode, native=native)
+    decoder = Decoder(model, mode)
     logger.info("%s decoding: %.0f%% of projections in 4 bits, %.0f MB of weights", mode,
                 100 * decoder.packed_share, decoder.nbytes / 2**20)
     return decoder

@@ -1,29 +1,23 @@
-"""Native CPU kernels for the decode loop and the embedder, compiled once per machine.
+"""Native CPU kernels for the embedder, compiled once per machine.
 
 The C++ sources in ``csrc/`` are built with the system's C++ compiler through
-``torch.utils.cpp_extension`` (ninja, the compiler and torch's own headers) the first time a
-decoder asks for them, into ``<ragtune cache>/kernels``; later processes load the built
-library in well under a second. They register ``torch.ops.ragtune.*`` and run on torch's
-own thread pool (``at::parallel_for``), so they never compete with it for the cores.
+``torch.utils.cpp_extension`` (ninja, the compiler and torch's own headers) the first time
+the embedder asks for them, into ``<ragtune cache>/kernels``; later processes load the
+built library in well under a second. They register ``torch.ops.ragtune.*`` and run on
+torch's own thread pool (``at::parallel_for``), so they never compete with it for the cores.
 
-- ``q4_linear(x, codes, scale, low)``: ``x @ W.T`` in fp32 for a matrix held as GGUF 4-bit
-  grid values (see ``csrc/q4_linear.cpp``): each weight is rebuilt bit for bit in registers,
-  so a decode step reads 4 bits per weight instead of 32 and gets fp32 products.
-- ``q4_dequantize(codes, scale, low)``: the fp32 matrix itself, for prefill.
-- ``decode_attention(qkv, cache, keys_t, start, heads)``: attention of a decode step's few
-  queries over the KV cache in fp32, with the keys also held in transposed blocks of 16
-  positions (see ``csrc/attention.cpp``), split over key heads and chunks of keys.
 - ``int8_pack(weight)`` and ``int8_linear(x, packed, scale, sum, bias, activation)``: an
   int8 linear layer with activations scaled per row and GELU optionally applied inside
   (``csrc/int8_linear.cpp``; needs AVX-512 VNNI, ``int8_vnni_supported()``).
 - ``encoder_attention(q, k, v, lengths, scale)``: bidirectional fp32 attention over
   right-padded texts (``csrc/attention.cpp``).
+- ``add_layer_norm(x, residual, weight, bias, eps)``: BERT's residual add and layer norm in
+  one pass (``csrc/int8_linear.cpp``).
 
 The kernels need AVX-512 (checked with ``torch.backends.cpu.get_cpu_capability``). Where
 they cannot be used (another CPU, no compiler, a failed build, or
 ``RAGTUNE_NATIVE_KERNELS=0``) :func:`native_kernels` returns ``None`` and logs why once;
-the decoder then multiplies fp32 weights with ``F.linear``, with the same results, and the
-embedder uses torch's int8 layers.
+the embedder then uses torch's int8 layers and attention.
 """
 
 from __future__ import annotations
@@ -42,9 +36,8 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-SOURCES = ("q4_linear.cpp", "attention.cpp", "int8_linear.cpp")
+SOURCES = ("attention.cpp", "int8_linear.cpp")
 _FLAGS = ["-O3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma",
-          # the table's multiply and add must stay two roundings, as in de-quantisation
           "-ffp-contract=off", "-fopenmp"]
 _STALE_LOCK_S = 600  # a build takes about 15 s; a lock this old was left by a killed one
 _lock = threading.Lock()
@@ -75,7 +68,7 @@ def native_kernels() -> Any | None:
 
 @functools.cache
 def _log_once(reason: str) -> None:
-    logger.info("native CPU kernels off: %s; decoding multiplies fp32 weights", reason)
+    logger.info("native CPU kernels off: %s; the embedder uses torch's int8 layers", reason)
 
 
 @contextlib.contextmanager
@@ -123,8 +116,8 @@ def _load() -> Any | None:
                  is_python_module=False, verbose=False)
             logger.debug("native kernels ready in %.1f s", time.perf_counter() - started)
         except Exception as exc:  # no compiler, no ninja, a failed build: decode without them
-            logger.warning("could not build ragtune's native CPU kernels (%s); decoding "
-                           "multiplies fp32 weights instead. Install a C++ compiler (g++) "
+            logger.warning("could not build ragtune's native CPU kernels (%s); the embedder "
+                           "uses torch's int8 layers instead. Install a C++ compiler (g++) "
                            "and ninja (pip install ninja) to use them.",
                            str(exc).strip().splitlines()[-1] if str(exc).strip() else exc)
             return None

@@ -35,9 +35,8 @@ from ragtune.types import Completion, Message
 logger = logging.getLogger(__name__)
 
 # auto: the exact fp32 decode loop where it covers the model (same tokens as
-# transformers.generate, 5x faster with the native kernels); fp16: fp16 weights, fp32
-# activations (near-ties can flip; faster than exact only without the native kernels);
-# fast: int4 weights and bf16 decode steps (greedy output drifts); transformers:
+# transformers.generate); fp16: fp16 weights, fp32 activations (near-ties can flip); fast:
+# int4 weights and bf16 decode steps (greedy output drifts); transformers:
 # transformers.generate itself
 DECODERS = ("auto", "exact", "fp16", "fast", "transformers")
 

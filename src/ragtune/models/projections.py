@@ -1,16 +1,12 @@
 """The projections of :mod:`ragtune.models.fast_decode`: one weight matrix held the way
 a decode mode multiplies it.
 
-- ``exact``: fp32 products. A matrix whose values lie on GGUF's 4-bit grid
-  (:func:`grid4`, bit for bit) is held as its grid values where the native kernels are
-  built (:mod:`ragtune.models.kernels`): decode steps multiply them in fp32 without
-  reading an fp32 copy, prefill rebuilds the fp32 matrix for ``F.linear``. Other matrices,
-  and every matrix without the kernels, are held in fp32.
+- ``exact``: fp32 matrices, multiplied with ``F.linear``.
 - ``fp16``: fp16 weights packed for fbgemm, whose kernels widen them to fp32; activations
   and sums stay fp32.
-- ``fast``: matrices on the 4-bit grid (within 1e-6), repacked into torch's int4 layout for
-  decode steps (bf16 activations), with the grid values kept to rebuild the fp32 matrix
-  for prefill.
+- ``fast``: matrices on GGUF's 4-bit grid (:func:`grid4`, within 1e-6), repacked into
+  torch's int4 layout for decode steps (bf16 activations), with the grid values kept to
+  rebuild the fp32 matrix for prefill.
 """
 
 from __future__ import annotations
@@ -25,8 +21,6 @@ DecoderMode = Literal["fast", "fp16", "exact"]
 GROUP = 32  # values per int4 group, as in GGUF's Q4 blocks
 _GRID_TOLERANCE = 1e-6  # relative to the matrix's largest value
 _FP16_MAX = 65504.0  # a weight beyond fp16's range keeps its fp32 matrix
-# decode passes up to this many rows use the native kernel; more rebuild the fp32 matrix
-Q4_ROWS = 16
 
 
 def bf16_supported() -> bool:
@@ -48,8 +42,8 @@ class Grid:
     """A matrix ``(n, k)`` held as 4-bit grid values: ``W[i, 32g + j] = scale[i, g] * q +
     low[i, g]`` (a multiply, then an add, in fp32), ``q`` in 0..15. ``codes`` ``(n, k/2)``
     uint8: byte ``16g + j`` of row ``i`` holds ``q`` of column ``32g + j`` in its low nibble
-    and of column ``32g + 16 + j`` in its high nibble (the layout of ``csrc/q4_linear.cpp``);
-    ``scale`` and ``low`` ``(n, k/32)`` fp32."""
+    and of column ``32g + 16 + j`` in its high nibble; ``scale`` and ``low`` ``(n, k/32)``
+    fp32."""
 
     codes: torch.Tensor
     scale: torch.Tensor
@@ -72,7 +66,7 @@ class Grid:
         return sum(t.numel() * t.element_size() for t in (self.codes, self.scale, self.low))
 
 
-def grid4(weight: torch.Tensor, *, exact: bool = False) -> Grid | None:
+def grid4(weight: torch.Tensor) -> Grid | None:
     """``weight`` as 4-bit grid values (see :class:`Grid`), or ``None`` when it is not on
     such a grid (a full-precision or fine-tuned matrix), so that nothing is approximated.
 
@@ -80,8 +74,8 @@ def grid4(weight: torch.Tensor, *, exact: bool = False) -> Grid | None:
     ``q = 0`` and its maximum at ``q = 15`` (ggml ``quantize_row_q4_1``), so both are
     recovered from the de-quantised values as ``low = min`` and ``scale = (max - min) /
     15``, rounded to fp16 as stored (Q4_0's ``d * (q - 8)`` is the same grid with ``low =
-    -8d``). With ``exact`` every rebuilt weight must equal the matrix bit for bit; otherwise
-    within ``1e-6`` of its largest value.
+    -8d``). Every rebuilt weight must be within ``1e-6`` of the matrix's largest value; with
+    the stored fp16 scale a GGUF matrix is rebuilt bit for bit.
     """
     n, k = weight.shape
     if k % GROUP:
@@ -93,10 +87,7 @@ def grid4(weight: torch.Tensor, *, exact: bool = False) -> Grid | None:
         q = torch.round((groups - low[..., None]) / torch.where(scale > 0, scale, 1)[..., None])
         q = q.clamp_(0, 15)
         rebuilt = q * scale[..., None] + low[..., None]
-        if exact:
-            if torch.equal(rebuilt, groups):
-                break
-        elif float((rebuilt - groups).abs().max()) <= (
+        if float((rebuilt - groups).abs().max()) <= (
                 _GRID_TOLERANCE * float(groups.abs().max()) + 1e-12):
             break
     else:
@@ -115,50 +106,38 @@ def own_fp32(tensor: torch.Tensor) -> torch.Tensor:
 @dataclass
 class Linear:
     """One projection ``x @ W.T``: fp32, fp16 weights, or 4-bit grid values (see
-    :class:`Grid`), multiplied by the native kernel in decode steps where it is built."""
+    :class:`Grid`) repacked for torch's int4 kernel."""
 
     out_features: int
     weight: torch.Tensor | None = None  # (n, k) fp32, when held in full
     half: Any = None  # fbgemm's packed fp16 weight, in ``fp16`` mode
     half_bytes: int = 0
-    grid: Grid | None = None  # the 4-bit grid values (exact and fast modes)
+    grid: Grid | None = None  # the 4-bit grid values (fast mode)
     packed: torch.Tensor | None = None  # torch's int4 layout, for fast decode steps
     scales_zeros: torch.Tensor | None = None  # (k/32, n, 2) bf16: scale, value at q = 8
-    kernels: Any = None  # torch.ops.ragtune, where the native kernels are built
 
     @classmethod
-    def from_weight(cls, weight: torch.Tensor, mode: DecoderMode, kernels: Any = None) -> Linear:
-        """``kernels`` (``torch.ops.ragtune`` or ``None``): in ``exact`` mode a matrix on the
-        4-bit grid is held as its grid values only where they are, since without the
-        native kernel an fp32 copy multiplies faster than one rebuilt each pass."""
+    def from_weight(cls, weight: torch.Tensor, mode: DecoderMode) -> Linear:
         if mode == "fp16" and float(weight.detach().abs().max()) < _FP16_MAX:
             half = torch.ops.quantized.linear_prepack_fp16(weight.detach().float(), None)
             return cls(weight.shape[0], half=half, half_bytes=2 * weight.numel())
-        grid = None
-        if mode == "fast" or (mode == "exact" and kernels is not None):
-            grid = grid4(weight, exact=mode == "exact")
+        grid = grid4(weight) if mode == "fast" else None
         if grid is None:
             return cls(weight.shape[0], weight=own_fp32(weight))
-        if mode == "exact":
-            return cls(weight.shape[0], grid=grid, kernels=kernels)
         # torch's CPU int4 kernel de-quantises as (q - 8) * scale + zero, nibbles in order
         q = grid.q.reshape(weight.shape[0], -1).to(torch.int32)
         packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 2)
         scales_zeros = torch.stack([grid.scale.T, (grid.low + 8 * grid.scale).T], -1)
         return cls(weight.shape[0], grid=grid, packed=packed,
-                   scales_zeros=scales_zeros.to(torch.bfloat16).contiguous(), kernels=kernels)
+                   scales_zeros=scales_zeros.to(torch.bfloat16).contiguous())
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
-        """``(m, k) -> (m, n)`` for decode steps: the int4 kernel in fast mode, the native
-        fp32 kernel on the grid values for up to ``Q4_ROWS`` rows, else :meth:`full`."""
+        """``(m, k) -> (m, n)`` for decode steps: the int4 kernel in fast mode, else
+        :meth:`full`."""
         if self.packed is not None:
             out = torch.ops.aten._weight_int4pack_mm_for_cpu(
                 x.to(torch.bfloat16), self.packed, GROUP, self.scales_zeros)
             return out.float()
-        if self.grid is not None and self.kernels is not None and x.shape[0] <= Q4_ROWS:
-            grid = self.grid
-            return self.kernels.q4_linear(  # type: ignore[no-any-return]
-                x.contiguous(), grid.codes, grid.scale, grid.low)
         return self.full(x)
 
     def full(self, x: torch.Tensor) -> torch.Tensor:
@@ -169,12 +148,7 @@ class Linear:
         if self.half is not None:
             return torch.ops.quantized.linear_dynamic_fp16(x, self.half)  # type: ignore[no-any-return]
         assert self.grid is not None
-        grid = self.grid
-        if self.kernels is not None:
-            weight = self.kernels.q4_dequantize(grid.codes, grid.scale, grid.low)
-        else:
-            weight = grid.dequantize()
-        return F.linear(x, weight)
+        return F.linear(x, self.grid.dequantize())
 
     @property
     def nbytes(self) -> int:

@@ -1,4 +1,4 @@
-"""The native q4 kernels against F.linear on the de-quantised matrix."""
+"""The embedder's native kernels against torch's int8 arithmetic, SDPA and layer norm."""
 
 from __future__ import annotations
 
@@ -7,10 +7,6 @@ import torch
 import torch.nn.functional as F
 
 from ragtune.models import kernels
-from ragtune.models.fast_decode import Decoder
-from ragtune.models.projections import grid4
-
-from .test_fast_decode import gguf_q4_1, llama, reference
 
 
 @pytest.fixture(scope="module")
@@ -22,116 +18,10 @@ def ops():  # type: ignore[no-untyped-def]
     return loaded
 
 
-@pytest.mark.parametrize(("n", "k"), [(1, 32), (7, 96), (96, 64), (331, 576), (64, 1536)])
-def test_q4_linear_gives_fp32_products_of_the_dequantised_weights(ops, n: int, k: int) -> None:  # type: ignore[no-untyped-def]
-    weight = gguf_q4_1(n, k, seed=n)
-    grid = grid4(weight, exact=True)
-    assert grid is not None
-    rebuilt = ops.q4_dequantize(grid.codes, grid.scale, grid.low)
-    assert torch.equal(rebuilt, weight)  # bit for bit, as GGUF de-quantises
-    for m in (1, 2, 3, 4, 5, 8, 9, 17):
-        x = torch.randn(m, k, dtype=torch.float64).float()
-        got = ops.q4_linear(x, grid.codes, grid.scale, grid.low)
-        exact = x.double() @ weight.double().T
-        # fp32 sums in another order: within fp32 rounding of the sum of |products|
-        bound = 4 * k * 2.0 ** -24 * (x.double().abs() @ weight.double().abs().T) + 1e-30
-        assert got.shape == (m, n)
-        assert bool(((got.double() - exact).abs() <= bound).all())
-        assert (got - F.linear(x, weight)).abs().max() <= bound.max()
-
-
-def test_q4_kernels_name_what_they_expect(ops) -> None:  # type: ignore[no-untyped-def]
-    grid = grid4(gguf_q4_1(8, 64), exact=True)
-    assert grid is not None
-    with pytest.raises(RuntimeError, match="contiguous \\(m, k\\) float32"):
-        ops.q4_linear(torch.randn(2, 32), grid.codes, grid.scale, grid.low)
-    with pytest.raises(RuntimeError, match="uint8"):
-        ops.q4_linear(torch.randn(2, 64), grid.codes.int(), grid.scale, grid.low)
-    with pytest.raises(RuntimeError, match="\\(n, k/32\\) float32"):
-        ops.q4_dequantize(grid.codes, grid.scale.double(), grid.low)
-
-
-def q4_llama(seed: int = 0):  # type: ignore[no-untyped-def]
-    """A tiny Llama whose projections are GGUF Q4_1 matrices, as in the bundled model."""
-    model = llama(hidden=128, layers=2, vocab=96, seed=seed)  # head_dim 32
-    with torch.no_grad():
-        for i, (name, p) in enumerate(model.named_parameters()):
-            if p.dim() == 2 and "embed" not in name:
-                p.copy_(gguf_q4_1(*p.shape, seed=seed * 100 + i, size=0.04))
-    return model
-
-
-@pytest.mark.parametrize("seed", [0, 1])
-def test_exact_mode_on_q4_weights_holds_4_bits_and_yields_the_tokens_of_transformers(
-        ops, seed: int) -> None:  # type: ignore[no-untyped-def]
-    model = q4_llama(seed)
-    native, plain = Decoder(model, "exact"), Decoder(model, "exact", native=False)
-    assert native.packed_share == 1.0 and plain.packed_share == 0.0
-    assert native.nbytes < plain.nbytes
-    for prompt in ([5], list(range(4, 60))):
-        expected = reference(model, prompt, 40, min_new=40)
-        assert list(native.tokens(prompt, 40, eos={3}, min_new_tokens=40)) == expected
-        assert list(native.tokens(prompt, 40, eos={3}, min_new_tokens=40, lookup=6)) == expected
-
-
 def test_the_kernels_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAGTUNE_NATIVE_KERNELS", "0")
     assert kernels.native_kernels() is None
     assert kernels.unavailable() == "RAGTUNE_NATIVE_KERNELS is off"
-    decoder = Decoder(q4_llama(), "exact")
-    assert decoder.packed_share == 0.0  # fp32 matrices, multiplied with F.linear
-
-
-def sdpa_reference(qkv: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
-                   start: int, heads: int, dtype: torch.dtype) -> torch.Tensor:
-    """SDPA of the t rows of ``qkv`` over ``keys``/``values`` (kv, start + t, d), each row
-    seeing positions up to its own, in ``dtype``."""
-    t, _, d = qkv.shape
-    kv = keys.shape[0]
-    q = qkv[:, :heads].transpose(0, 1).to(dtype)  # (heads, t, d)
-    k = keys.to(dtype).repeat_interleave(heads // kv, 0)
-    v = values.to(dtype).repeat_interleave(heads // kv, 0)
-    mask = torch.arange(start + t)[None, :] <= (start + torch.arange(t))[:, None]
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    return out.transpose(0, 1).reshape(t, heads * d)
-
-
-@pytest.mark.parametrize(("d", "heads", "kv"), [(64, 9, 3), (32, 4, 2), (128, 2, 1)])
-@pytest.mark.parametrize(("start", "t"), [(1, 1), (15, 1), (16, 2), (300, 9), (1001, 4)])
-def test_decode_attention_matches_sdpa_and_writes_the_new_keys_and_values(  # type: ignore[no-untyped-def]
-        ops, d: int, heads: int, kv: int, start: int, t: int) -> None:
-    capacity = -(-(start + t + 5) // 16) * 16
-    gen = torch.Generator().manual_seed(start + t)
-    cache = torch.full((2, kv, capacity, d), float("nan"))  # unwritten positions stay unread
-    cache[:, :, :start] = torch.randn(2, kv, start, d, generator=gen) * 2
-    keys_t = torch.full((kv, capacity // 16, d, 16), float("nan"))
-    blocks = -(-start // 16)
-    keys_t[:, :blocks] = cache[0, :, :blocks * 16].unflatten(1, (blocks, 16)).transpose(-1, -2)
-    qkv = torch.randn(t, heads + 2 * kv, d, generator=gen) * 2
-    got = ops.decode_attention(qkv, cache, keys_t, start, heads)
-    new_keys = qkv[:, heads:heads + kv].transpose(0, 1)
-    assert torch.equal(cache[0, :, start:start + t], new_keys)
-    assert torch.equal(cache[1, :, start:start + t], qkv[:, heads + kv:].transpose(0, 1))
-    written = keys_t.transpose(-1, -2).flatten(1, 2)[:, start:start + t]
-    assert torch.equal(written, new_keys)
-    keys, values = cache[0, :, :start + t], cache[1, :, :start + t]
-    exact = sdpa_reference(qkv, keys, values, start, heads, torch.float64)
-    fp32 = sdpa_reference(qkv, keys, values, start, heads, torch.float32)
-    assert got.shape == (t, heads * d) and not got.isnan().any()
-    # as close to float64 as torch's own fp32 SDPA, within a few fp32 roundings
-    error = (got.double() - exact).abs().max()
-    assert error <= 2 * (fp32.double() - exact).abs().max() + 1e-6 * exact.abs().max()
-
-
-def test_decode_attention_names_what_it_expects(ops) -> None:  # type: ignore[no-untyped-def]
-    cache, keys_t = torch.zeros(2, 1, 32, 64), torch.zeros(1, 2, 64, 16)
-    with pytest.raises(RuntimeError, match="heads do not match"):
-        ops.decode_attention(torch.zeros(1, 5, 64), cache, keys_t, 4, 2)
-    with pytest.raises(RuntimeError, match="beyond the cache"):
-        ops.decode_attention(torch.zeros(2, 4, 64), cache, keys_t, 31, 2)
-    with pytest.raises(RuntimeError, match="head_dim must be 32, 64 or 128"):
-        ops.decode_attention(torch.zeros(1, 4, 48), torch.zeros(2, 1, 32, 48),
-                             torch.zeros(1, 2, 48, 16), 4, 2)
 
 
 def int8_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

@@ -1,19 +1,10 @@
-// Attention of decode steps over the KV cache, in fp32.
-//
-// A decode step has few queries (one token, or a drafted run being verified) and many
-// cached keys, so it is bound by reading the cache. Keys are kept a second time in blocks
-// of 16 positions transposed, (kv_heads, capacity / 16, head_dim, 16), so that the scores
-// of 16 keys against one query are 16 lanes of one register: head_dim fused multiply-adds
-// with no horizontal sums. Work is split over (key head, chunk of keys) so that both cores
-// share even a model with 3 key heads; each chunk's softmax is merged by its maximum and
-// sum (the log-sum-exp merge of flash attention, Dao et al. 2022).
-//
-// decode_attention(qkv, cache, keys_t, start, heads):
-//   qkv (t, heads + 2 kv_heads, d): queries, keys and values of the t new tokens at
-//     positions start .. start + t - 1, rotary embedding already applied;
-//   cache (2, kv_heads, capacity, d): the layer's keys and values; keys_t as above.
-// Writes the new keys and values into both, and returns (t, heads * d): each query sees
-// the keys up to its own position, queries of key head g being heads g * group ...
+// Bidirectional attention of an encoder over right-padded texts, in fp32:
+//   encoder_attention(q, k, v, lengths, scale): q, k, v (b, l, heads, d) as the linear
+//   layers write them; lengths (b,) the real tokens of each text. Every query row (padded
+//   ones too, as SDPA with a padding mask gives them) attends to its text's first
+//   lengths[i] keys; padded keys are never read. Returns (b, l, heads, d).
+// Per (text, head): the keys transposed into blocks of 16 (scores of 16 keys per register),
+// 4 query rows at a time: scores, softmax, then the values read once for the 4 rows.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -30,9 +21,7 @@
 
 namespace {
 
-constexpr int64_t kBlock = 16;   // keys per transposed block
-constexpr int64_t kChunk = 256;  // keys per unit of work
-constexpr int64_t kRows = 32;    // most query rows per key head (group * t)
+constexpr int64_t kBlock = 16;  // keys per transposed block
 
 // the largest of a row's padded floats
 inline float row_max(const float* row, int64_t padded) {
@@ -52,193 +41,6 @@ inline float exp_row(float* row, int64_t padded, float mx) {
   }
   return _mm512_reduce_add_ps(sum);
 }
-
-struct Partial {
-  float max;
-  float sum;
-};
-
-// One chunk of keys [k0, k1) of key head g for all rows: scores, their maximum, the
-// exponentials, their sum and the weighted sum of values (d floats per row).
-template <int D>
-void chunk(const float* q, int64_t rows, const int64_t* limit, const float* keys_t,
-           const float* values, int64_t k0, int64_t k1, float scale, float* scores,
-           Partial* part, float* acc) {
-  const int64_t n = k1 - k0;
-  constexpr int kParts = D / 16;
-  // scores[r][j]: per block of 16 keys, up to 4 rows at a time, 4 sums per row
-  for (int64_t b = 0; b < n; b += kBlock) {
-    const float* kt = keys_t + (k0 + b) * D;  // block (k0 + b) / 16: D x 16
-    for (int64_t r0 = 0; r0 < rows; r0 += 4) {
-      const int64_t rn = std::min<int64_t>(4, rows - r0);
-      __m512 s[4][4];
-      for (int r = 0; r < 4; ++r)
-        for (int a = 0; a < 4; ++a) s[r][a] = _mm512_setzero_ps();
-      for (int64_t e = 0; e < D; e += 4) {
-        for (int a = 0; a < 4; ++a) {
-          const __m512 k = _mm512_loadu_ps(kt + (e + a) * kBlock);
-          for (int r = 0; r < 4; ++r)
-            if (r < rn)
-              s[r][a] = _mm512_fmadd_ps(_mm512_set1_ps(q[(r0 + r) * D + e + a]), k, s[r][a]);
-        }
-      }
-      for (int r = 0; r < rn; ++r) {
-        __m512 total = _mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]),
-                                     _mm512_add_ps(s[r][2], s[r][3]));
-        total = _mm512_mul_ps(total, _mm512_set1_ps(scale));
-        // keys past the row's own position (or past the chunk) get -inf
-        const __m512i pos = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(k0 + b)),
-                                             _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
-                                                               10, 11, 12, 13, 14, 15));
-        const int64_t end = std::min(limit[r0 + r], k1);
-        const __mmask16 ok = _mm512_cmplt_epi32_mask(pos, _mm512_set1_epi32(static_cast<int>(end)));
-        total = _mm512_mask_blend_ps(ok, _mm512_set1_ps(-std::numeric_limits<float>::infinity()),
-                                     total);
-        _mm512_storeu_ps(scores + (r0 + r) * kChunk + b, total);
-      }
-    }
-  }
-  const int64_t padded = (n + kBlock - 1) / kBlock * kBlock;
-  for (int64_t r = 0; r < rows; ++r) {
-    float* sr = scores + r * kChunk;
-    const float mx = row_max(sr, padded);
-    part[r].max = mx;
-    if (mx == -std::numeric_limits<float>::infinity()) {  // every key of the chunk is masked
-      part[r].sum = 0;
-      std::fill(sr, sr + padded, 0.0f);
-      continue;
-    }
-    part[r].sum = exp_row(sr, padded, mx);
-  }
-  // acc[r] = sum_j p[r][j] * v[j], the values read once for up to 6 rows
-  const int64_t last = std::min(n, *std::max_element(limit, limit + rows) - k0);
-  for (int64_t r0 = 0; r0 < rows; r0 += 6) {
-    const int64_t rn = std::min<int64_t>(6, rows - r0);
-    __m512 o[6][kParts];
-    for (int r = 0; r < 6; ++r)
-      for (int a = 0; a < kParts; ++a) o[r][a] = _mm512_setzero_ps();
-    for (int64_t j = 0; j < last; ++j) {
-      __m512 v[kParts];
-      for (int a = 0; a < kParts; ++a) v[a] = _mm512_loadu_ps(values + (k0 + j) * D + a * 16);
-      for (int r = 0; r < 6; ++r) {
-        if (r >= rn) break;
-        const __m512 p = _mm512_set1_ps(scores[(r0 + r) * kChunk + j]);
-        for (int a = 0; a < kParts; ++a) o[r][a] = _mm512_fmadd_ps(p, v[a], o[r][a]);
-      }
-    }
-    for (int r = 0; r < rn; ++r)
-      for (int a = 0; a < kParts; ++a) _mm512_storeu_ps(acc + (r0 + r) * D + a * 16, o[r][a]);
-  }
-}
-
-template <int D>
-at::Tensor attend(const at::Tensor& qkv, const at::Tensor& cache, const at::Tensor& keys_t, int64_t start,
-                  int64_t heads) {
-  const int64_t t = qkv.size(0), kv = cache.size(1), capacity = cache.size(2);
-  const int64_t group = heads / kv, rows = group * t, end = start + t;
-  const int64_t width = qkv.size(1);
-  const float* qp = qkv.data_ptr<float>();
-  float* cp = cache.data_ptr<float>();
-  float* ktp = keys_t.data_ptr<float>();
-  // the new keys and values, into the cache and the transposed blocks
-  for (int64_t i = 0; i < t; ++i) {
-    for (int64_t g = 0; g < kv; ++g) {
-      const float* k = qp + (i * width + heads + g) * D;
-      const float* v = qp + (i * width + heads + kv + g) * D;
-      const int64_t pos = start + i;
-      std::copy(k, k + D, cp + (g * capacity + pos) * D);
-      std::copy(v, v + D, cp + ((kv + g) * capacity + pos) * D);
-      float* block = ktp + (g * capacity + pos / kBlock * kBlock) * D + pos % kBlock;
-      for (int64_t e = 0; e < D; ++e) block[e * kBlock] = k[e];
-    }
-  }
-  // queries as (kv, rows, D): row gi * t + i is head g * group + gi at token i
-  std::vector<float> q(kv * rows * D);
-  std::vector<int64_t> limit(rows);
-  for (int64_t gi = 0; gi < group; ++gi)
-    for (int64_t i = 0; i < t; ++i) limit[gi * t + i] = start + i + 1;
-  for (int64_t g = 0; g < kv; ++g)
-    for (int64_t gi = 0; gi < group; ++gi)
-      for (int64_t i = 0; i < t; ++i)
-        std::copy(qp + (i * width + g * group + gi) * D, qp + (i * width + g * group + gi + 1) * D,
-                  q.data() + ((g * rows) + gi * t + i) * D);
-  const int64_t chunks = (end + kChunk - 1) / kChunk;
-  std::vector<Partial> parts(kv * chunks * rows);
-  std::vector<float> accs(kv * chunks * rows * D);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  at::parallel_for(0, kv * chunks, 1, [&](int64_t begin, int64_t stop) {
-    std::vector<float> scores(rows * kChunk);
-    for (int64_t item = begin; item < stop; ++item) {
-      const int64_t g = item / chunks, c = item % chunks;
-      const int64_t k0 = c * kChunk, k1 = std::min(end, k0 + kChunk);
-      chunk<D>(q.data() + g * rows * D, rows, limit.data(), ktp + g * capacity * D,
-               cp + (kv + g) * capacity * D, k0, k1, scale, scores.data(),
-               parts.data() + item * rows, accs.data() + item * rows * D);
-    }
-  });
-  at::Tensor out = at::empty({t, heads * D}, qkv.options());
-  float* op = out.data_ptr<float>();
-  for (int64_t g = 0; g < kv; ++g) {
-    for (int64_t r = 0; r < rows; ++r) {
-      float mx = -std::numeric_limits<float>::infinity();
-      for (int64_t c = 0; c < chunks; ++c) mx = std::max(mx, parts[(g * chunks + c) * rows + r].max);
-      float total = 0;
-      float o[D] = {0};
-      for (int64_t c = 0; c < chunks; ++c) {
-        const Partial& p = parts[(g * chunks + c) * rows + r];
-        if (p.sum == 0) continue;
-        const float w = std::exp(p.max - mx);
-        total += p.sum * w;
-        const float* a = accs.data() + ((g * chunks + c) * rows + r) * D;
-        for (int64_t e = 0; e < D; ++e) o[e] += a[e] * w;
-      }
-      const int64_t gi = r / t, i = r % t;
-      float* dst = op + i * heads * D + (g * group + gi) * D;
-      for (int64_t e = 0; e < D; ++e) dst[e] = o[e] / total;
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
-at::Tensor decode_attention(const at::Tensor& qkv, const at::Tensor& cache, const at::Tensor& keys_t,
-                            int64_t start, int64_t heads) {
-  TORCH_CHECK(qkv.dim() == 3 && qkv.scalar_type() == at::kFloat && qkv.is_contiguous(),
-              "qkv must be a contiguous (t, heads + 2 kv_heads, head_dim) float32 tensor");
-  TORCH_CHECK(cache.dim() == 4 && cache.size(0) == 2 && cache.scalar_type() == at::kFloat &&
-                  cache.is_contiguous(),
-              "cache must be a contiguous (2, kv_heads, capacity, head_dim) float32 tensor");
-  const int64_t kv = cache.size(1), capacity = cache.size(2), d = cache.size(3);
-  TORCH_CHECK(keys_t.is_contiguous() && keys_t.scalar_type() == at::kFloat &&
-                  keys_t.numel() == kv * capacity * d && capacity % kBlock == 0,
-              "keys_t must be a contiguous (kv_heads, capacity / 16, head_dim, 16) float32 "
-              "tensor, capacity a multiple of 16");
-  TORCH_CHECK(qkv.size(1) == heads + 2 * kv && qkv.size(2) == d && heads % kv == 0,
-              "qkv's heads do not match the cache");
-  TORCH_CHECK(start >= 0 && start + qkv.size(0) <= capacity, "positions beyond the cache");
-  TORCH_CHECK(heads / kv * qkv.size(0) <= kRows, "at most 32 query rows per key head");
-  switch (d) {
-    case 64: return attend<64>(qkv, cache, keys_t, start, heads);
-    case 128: return attend<128>(qkv, cache, keys_t, start, heads);
-    case 32: return attend<32>(qkv, cache, keys_t, start, heads);
-    default: TORCH_CHECK(false, "head_dim must be 32, 64 or 128, got ", d);
-  }
-}
-
-TORCH_LIBRARY_FRAGMENT(ragtune, lib) {
-  lib.def("decode_attention(Tensor qkv, Tensor(a!) cache, Tensor(b!) keys_t, int start, "
-          "int heads) -> Tensor", &decode_attention);
-}
-
-// Bidirectional attention of an encoder over right-padded texts, in fp32:
-//   encoder_attention(q, k, v, lengths, scale): q, k, v (b, l, heads, d) as the linear
-//   layers write them; lengths (b,) the real tokens of each text. Every query row (padded
-//   ones too, as SDPA with a padding mask gives them) attends to its text's first
-//   lengths[i] keys; padded keys are never read. Returns (b, l, heads, d).
-// Per (text, head): the keys transposed into blocks of 16 (scores of 16 keys per register),
-// 4 query rows at a time: scores, softmax, then the values read once for the 4 rows.
-namespace {
 
 // scores[r][b .. b + 15] = (s[r][0] + s[r][1]) * scale for rn rows, keys from len on -inf;
 // with maxes, each row's running maximum kept there too

@@ -257,7 +257,7 @@ at::Tensor add_layer_norm(const at::Tensor& x, const at::Tensor& residual,
   return out;
 }
 
-TORCH_LIBRARY_FRAGMENT(ragtune, lib) {
+TORCH_LIBRARY(ragtune, lib) {
   lib.def("int8_vnni_supported() -> bool", &int8_vnni_supported);
   lib.def("add_layer_norm(Tensor x, Tensor residual, Tensor weight, Tensor bias, float eps) -> "
           "Tensor", &add_layer_norm);
