@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -196,6 +197,11 @@ def load_pdf(path: Path, source: str, *, tables: bool = True) -> list[Document]:
     import pypdfium2 as pdfium
 
     data = read_bytes(path)
+    expanded = pdf_expanded_bytes(data, MAX_EXPANDED_BYTES)
+    if expanded > MAX_EXPANDED_BYTES:
+        raise DocumentError(source, f"its streams inflate to over {MAX_EXPANDED_BYTES / 1e6:.0f} "
+                            "MB (images aside), more than a PDF's text needs (a PDF bomb, or a "
+                            "document to split)")
     try:
         pdf = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
@@ -227,6 +233,31 @@ def load_pdf(path: Path, source: str, *, tables: bool = True) -> list[Document]:
 
 
 _PdfPart = tuple[str, int | None, str | None, int | None, str, tuple[Any, ...]]
+_PDF_STREAM = re.compile(rb"(?<!end)stream\r?\n")
+
+
+def pdf_expanded_bytes(data: bytes, limit: int) -> int:
+    """What the PDF's Flate-compressed streams inflate to, images left out (text extraction
+    never decodes them), counted without holding it and only until it passes ``limit``."""
+    view = memoryview(data)
+    total = 0
+    for m in _PDF_STREAM.finditer(data):
+        if b"/Image" in data[max(0, m.start() - 4096):m.start()].rsplit(b" obj", 1)[-1]:
+            continue
+        inflate = zlib.decompressobj()
+        at = m.end()
+        try:
+            while at < len(data) and not inflate.eof and total <= limit:
+                piece = view[at:at + 65536]
+                at += len(piece)
+                total += len(inflate.decompress(piece, 1 << 20))
+                while inflate.unconsumed_tail and total <= limit:  # at most 1 MiB at a time
+                    total += len(inflate.decompress(inflate.unconsumed_tail, 1 << 20))
+        except zlib.error:
+            continue  # not Flate, encrypted or damaged: PDFium decides
+        if total > limit:
+            break
+    return total
 
 
 def _text_part(textpage: Any, raw: str, offset: int, page: int,
