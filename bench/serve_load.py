@@ -9,7 +9,13 @@ p50/p95/p99, errors, and the server's resident memory after warm-up, at its peak
 end (growth = end - after warm-up). The warm-up is the same load for ``--warmup`` seconds, so
 that the allocator and the caches reach their working size before memory is measured.
 
+With ``--hostile-kb N``, each generator is measured twice on the same server after the
+warm-up: the clients alone, then the same clients while one more client posts N KB
+questions one after another (the server cuts a question to ``serve.max_question_chars``);
+reported: the normal clients' p95 with it against without it (the bound is 2x).
+
     .venv/bin/python bench/serve_load.py --clients 16 --seconds 60
+    .venv/bin/python bench/serve_load.py --generators local --hostile-kb 100
 """
 
 from __future__ import annotations
@@ -75,12 +81,22 @@ def start_server(kb: str, generator: str) -> tuple[subprocess.Popen[str], int]:
     return proc, port
 
 
-def load(url: str, clients: int, seconds: float, sample: Callable[[], None] | None = None
-         ) -> tuple[list[float], list[str], float]:
-    """``clients`` threads posting questions for ``seconds``: latencies (ms), errors, time."""
+def hostile_question(kb: int) -> str:
+    """A question of ``kb`` KB: the demo questions and varied filler, no single repeat."""
+    words = " ".join(f"{q} (part {i})" for i, q in enumerate(QUESTIONS * (kb * 8)))
+    return words[:kb * 1024]
+
+
+def load(url: str, clients: int, seconds: float, sample: Callable[[], None] | None = None,
+         hostile: str = "") -> tuple[list[float], list[str], float, list[float]]:
+    """``clients`` threads posting questions for ``seconds``, and with ``hostile`` one more
+    posting that question in a loop: latencies (ms) of answers (200, abstentions among
+    them), errors, time, the hostile client's latencies, abstentions (normal, hostile)."""
     headers = {"Authorization": f"Bearer {KEY}"}
     latencies: list[float] = []
     errors: list[str] = []
+    slow: list[float] = []
+    abstained = [0, 0]  # normal clients, the hostile one
     lock = threading.Lock()
     stop = time.perf_counter() + seconds
 
@@ -88,21 +104,25 @@ def load(url: str, clients: int, seconds: float, sample: Callable[[], None] | No
         n = i
         with httpx.Client(timeout=600) as c:
             while time.perf_counter() < stop:
-                q = QUESTIONS[n % len(QUESTIONS)]
+                q = hostile if i < 0 else QUESTIONS[n % len(QUESTIONS)]
                 n += 1
                 t = time.perf_counter()
                 try:
                     r = c.post(url, headers=headers, json={
                         **BODY, "messages": [{"role": "user", "content": q}]})
-                    ok = r.status_code == 200 and r.json()["citations"]
+                    ok = r.status_code == 200
                     why = "" if ok else f"{r.status_code} {r.text[:200]}"
+                    if ok and not r.json()["citations"]:  # answered that it cannot answer
+                        abstained[i < 0] += 1
                 except httpx.HTTPError as exc:
                     why = repr(exc)
                 with lock:
                     (errors.append(why) if why else
-                     latencies.append((time.perf_counter() - t) * 1e3))
+                     (slow if i < 0 else latencies).append((time.perf_counter() - t) * 1e3))
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    if hostile:
+        threads.append(threading.Thread(target=client, args=(-1,)))
     t0 = time.perf_counter()
     for t in threads:
         t.start()
@@ -112,18 +132,31 @@ def load(url: str, clients: int, seconds: float, sample: Callable[[], None] | No
         threads[0].join(timeout=1.0)
     for t in threads:
         t.join()
-    return latencies, errors, time.perf_counter() - t0
+    return latencies, errors, time.perf_counter() - t0, slow, abstained
 
 
 BODY: dict[str, object] = {"model": "rag"}
 
 
-def run(kb: str, generator: str, clients: int, seconds: float, warmup: float
-        ) -> dict[str, object]:
+def run(kb: str, generator: str, clients: int, seconds: float, warmup: float,
+        hostile_kb: int = 0) -> list[dict[str, object]]:
+    """The warmed-up server under ``clients``; with ``hostile_kb``, measured again with
+    the hostile client added."""
     proc, port = start_server(kb, generator)
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     server = psutil.Process(proc.pid)
     load(url, clients, warmup)
+    rows = [measure(url, server, generator, clients, seconds, warmup)]
+    if hostile_kb:
+        rows.append(measure(url, server, generator, clients, seconds, warmup,
+                            hostile_question(hostile_kb)))
+    proc.terminate()
+    proc.wait(timeout=30)
+    return rows
+
+
+def measure(url: str, server: psutil.Process, generator: str, clients: int, seconds: float,
+            warmup: float, hostile: str = "") -> dict[str, object]:
     rss = [server.memory_info().rss]
     start = time.perf_counter()
     mid: list[int] = []
@@ -133,14 +166,15 @@ def run(kb: str, generator: str, clients: int, seconds: float, warmup: float
         if not mid and time.perf_counter() - start > seconds / 2:
             mid.append(rss[-1])
 
-    latencies, errors, elapsed = load(url, clients, seconds, sample)
+    latencies, errors, elapsed, slow, abstained = load(url, clients, seconds, sample, hostile)
     rss.append(server.memory_info().rss)
-    proc.terminate()
-    proc.wait(timeout=30)
     lat = np.array(latencies) if latencies else np.array([np.nan])
     mb = 2**20
     return {"generator": generator, "clients": clients, "seconds": round(elapsed, 1),
+            "hostile_kb": len(hostile) // 1024, "hostile_requests": len(slow),
+            "hostile_p50_ms": float(np.median(slow)) if slow else None,
             "warmup_s": warmup, "requests": len(latencies), "errors": len(errors),
+            "abstained": abstained[0], "hostile_abstained": abstained[1],
             "error_sample": errors[:3], "rps": len(latencies) / elapsed,
             "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
             "p99_ms": float(np.percentile(lat, 99)), "rss_start_mb": rss[0] / mb,
@@ -154,24 +188,37 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--warmup", type=float, default=20)
+    parser.add_argument("--hostile-kb", type=int, default=0,
+                        help="Measure each generator again with one more client posting "
+                             "questions of this many KB.")
     parser.add_argument("--generators", default="fake,local",
                         help="Runs to make, in order (llamacpp:4: llama.cpp with 4 slots); "
                              "the summary line needs fake and local.")
     args = parser.parse_args()
     BODY["max_tokens"] = args.max_tokens
     kb = build_kb()
-    rows = [run(kb, g, args.clients, args.seconds, args.warmup)
-            for g in args.generators.split(",")]
+    rows = [row for g in args.generators.split(",")
+            for row in run(kb, g, args.clients, args.seconds, args.warmup, args.hostile_kb)]
     print(f"\n{args.clients} clients, {args.seconds:.0f} s each, max_tokens {args.max_tokens}")
     print("| generator | requests | req/s | p50 ms | p95 ms | p99 ms | errors | RSS after "
           "warm-up → half-way → end, peak (MB) |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['generator']} | {r['requests']} | {r['rps']:.1f} | {r['p50_ms']:.0f} | "
+        name = f"{r['generator']} + one {r['hostile_kb']} KB client" if r["hostile_kb"] else \
+            r["generator"]
+        print(f"| {name} | {r['requests']} | {r['rps']:.1f} | {r['p50_ms']:.0f} | "
               f"{r['p95_ms']:.0f} | {r['p99_ms']:.0f} | {r['errors']} | "
               f"{r['rss_start_mb']:.0f} → {r['rss_mid_mb']:.0f} → {r['rss_end_mb']:.0f}, "
               f"{r['rss_peak_mb']:.0f} |")
-    by = {r["generator"]: r for r in rows}
+    by = {r["generator"]: r for r in rows if not r["hostile_kb"]}
+    for r in rows:
+        if r["hostile_kb"]:
+            ratio = r["p95_ms"] / by[r["generator"]]["p95_ms"]
+            print(f"{r['generator']}: normal clients' p95 with one {r['hostile_kb']} KB client "
+                  f"{ratio:.2f}x of without it ({'within' if ratio <= 2 else 'OVER'} the 2x "
+                  f"bound); its {r['hostile_requests']} requests took "
+                  f"{r['hostile_p50_ms'] or float('nan'):.0f} ms at p50, "
+                  f"{r['hostile_abstained']} of them abstained")
     if {"fake", "local"} <= set(by):
         print(f"server overhead share of a real request at p50: "
               f"{by['fake']['p50_ms'] / by['local']['p50_ms']:.1%} (fake p50 / real p50)")
