@@ -42,7 +42,7 @@ from ragtune.retrieve.filters import Filter
 from ragtune.retrieve.languages import SAMPLE, corpus_languages
 from ragtune.retrieve.pipeline import SearchPipeline
 from ragtune.retrieve.protocol import Retriever
-from ragtune.retrieve.rerank import CrossEncoderReranker
+from ragtune.retrieve.rerank import Reranker, build_reranker
 from ragtune.retrieve.retrievers import MODES, DenseRetriever, HybridRetriever, LexicalRetriever
 from ragtune.types import Answer, Hit
 
@@ -70,7 +70,7 @@ class KnowledgeBase:
         self._embedder = embedder
         self._generator = generator
         self._tuned: dict[str, Generator] = {}
-        self._reranker: CrossEncoderReranker | None = None
+        self._reranker: Reranker | None = None
         self._cached: Embedder | None = None
         self._languages: tuple[ReadView, tuple[str, ...]] | None = None
         if embedder is not None:
@@ -347,7 +347,7 @@ class KnowledgeBase:
         """The retriever of ``mode`` with the configured reranker and MMR around it."""
         r = self.settings.retrieval
         if r.reranker and self._reranker is None:
-            self._reranker = CrossEncoderReranker(r.reranker)
+            self._reranker = build_reranker(r)  # retrieval.reranker_backend names it
         return SearchPipeline(
             self.retriever(mode), view=self.reader, reranker=self._reranker if r.reranker
             else None, rerank_depth=r.rerank_depth,
