@@ -32,7 +32,7 @@ LAYERS: dict[str, int] = {
     "retrieve": 3,
     "rag": 4,
     "pipelines": 5,
-    "knowledge_base": 6, "maintenance": 6, "display": 6,
+    "knowledge_base": 6, "display": 6,
     "evaluate": 7, "advise": 8, "tune": 8,
     "serve": 9, "cli": 9,
     "testing": 10, "__init__": 10, "__main__": 10,
