@@ -18,6 +18,7 @@ import os
 import random
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 import zipfile
@@ -197,13 +198,28 @@ class Measured:
         return json.loads(self.stdout)
 
 
+# A small process starts the command and reports its peak memory: on Linux a child's
+# ``ru_maxrss`` starts from the memory of the process it was forked from and survives
+# ``exec``, so measured straight from a large test process it would read that process's size.
+_LAUNCH = """import os, sys
+pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)
+_, raw, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(raw) % 256)
+"""
+
+
 def run_measured(command: list[str], *, timeout: float, env: dict[str, str] | None = None,
                  cwd: Path | None = None) -> Measured:
     """Run ``command``, stop it after ``timeout`` seconds, and measure its peak resident
     memory from the kernel's own account (``wait4``), not by sampling."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=cwd)
+        peak = Path(tempfile.mkdtemp()) / "maxrss"
+        proc = subprocess.Popen([sys.executable, "-c", _LAUNCH, str(peak), *command],
+                                stdout=out, stderr=err, env=env, cwd=cwd,
+                                start_new_session=True)
         status: int | None = None
         while True:
             pid, raw, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -211,7 +227,7 @@ def run_measured(command: list[str], *, timeout: float, env: dict[str, str] | No
                 status = os.waitstatus_to_exitcode(raw)
                 break
             if time.perf_counter() - start > timeout:
-                proc.kill()
+                os.killpg(proc.pid, 9)  # the launcher and the command
                 pid, raw, usage = os.wait4(proc.pid, 0)
                 break
             time.sleep(0.05)
@@ -219,5 +235,6 @@ def run_measured(command: list[str], *, timeout: float, env: dict[str, str] | No
         seconds = time.perf_counter() - start
         out.seek(0)
         err.seek(0)
+        kib = int(peak.read_text()) if peak.exists() else usage.ru_maxrss  # killed: its own
         return Measured(status, out.read().decode(errors="replace"),
-                        err.read().decode(errors="replace"), usage.ru_maxrss / 1024, seconds)
+                        err.read().decode(errors="replace"), kib / 1024, seconds)
