@@ -16,12 +16,11 @@ answers the same questions with one generator, in this one run.
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 from typing import Any
 
 from answer_calibration import validation_questions
-from answer_quality import cpu_flags, record, summary
+from answer_quality import cpu_flags, run_arm, summary
 from ragtune import load_settings
 from ragtune.models.components import build_generator
 
@@ -54,19 +53,8 @@ def main() -> None:
                            retrieval=replace(base.retrieval, k=k, sentences=sentences))
         folder = RESULTS / "answer-adapter" / "train" if size == 200 else work / f"c{size}"
         kb = paragraph_kb(folder, docs, settings)
-        path = work / f"{name}.jsonl"
-        done = {}
-        if path.exists():  # a rerun continues
-            done = {r["id"]: r for r in map(json.loads, path.read_text().splitlines())}
-        with path.open("a", encoding="utf-8") as out:
-            for i, item in enumerate(questions, 1):
-                if item.id not in done:
-                    done[item.id] = record(item, kb.ask(item.question, generator=generator))
-                    out.write(json.dumps(done[item.id], ensure_ascii=False) + "\n")
-                    out.flush()
-                print(f"\r{name}: {i}/{len(questions)}", end="", flush=True)
+        answers = run_arm(kb, generator, questions, work / f"{name}.jsonl", name)
         kb.close()
-        answers = [done[i.id] for i in questions]
         rows[name] = {**summary(answers), "k": k, "chunk_tokens": size, "sentences": sentences,
                       "shown_gold": sum(r["shown_gold"] for r in answers) / len(answers)}
         r = rows[name]
