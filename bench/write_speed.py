@@ -2,7 +2,10 @@
 knowledge base holding the SciFact corpus (5,183 documents), with this checkout's code
 against a baseline revision's, in the same run.
 
-    python bench/write_speed.py [--baseline REV] [--writes 5]
+    python bench/write_speed.py [--baseline REV] [--writes 5] [--ann-min-rows N]
+
+With ``--ann-min-rows`` below the corpus's chunk count (8,114) both sides keep an HNSW graph
+(``retrieval.ann_min_rows``), so each write also updates the graph and its vector moments.
 
 The baseline's ``src/`` is taken with ``git archive REV``. One knowledge base is built
 first with the baseline (so it is one from before the tokenised corpus was kept), then each
@@ -38,14 +41,21 @@ def document(n: int) -> str:
     return " ".join(WORDS[(n * 7 + i) % len(WORDS)] for i in range(40)) + f" note {n}."
 
 
-def worker(kb_path: Path, writes: int, out: Path) -> None:
+def settings(ann_min_rows: int):  # -> ragtune.Settings of the side that runs it
+    from ragtune import Settings
+    from ragtune.config import RetrievalSettings
+
+    return Settings(retrieval=RetrievalSettings(ann_min_rows=ann_min_rows))
+
+
+def worker(kb_path: Path, writes: int, out: Path, ann_min_rows: int) -> None:
     """Runs in a process whose ``ragtune`` is one side's: times each write and removal."""
     from ragtune import KnowledgeBase
     from ragtune.testing import FakeEmbedder
 
     docs = out.parent / f"{out.stem}-docs"
     docs.mkdir(exist_ok=True)
-    kb = KnowledgeBase.open(kb_path, embedder=FakeEmbedder(dimension=384))
+    kb = KnowledgeBase.open(kb_path, settings(ann_min_rows), embedder=FakeEmbedder(dimension=384))
     adds, removes = [], []
     for n in range(writes + 1):  # the first of each: the warm-up (or this side's migration)
         path = docs / f"note{n}.txt"
@@ -63,30 +73,35 @@ def worker(kb_path: Path, writes: int, out: Path) -> None:
                                "chunks": sum(len(r.chunk_ids) for r in kb.sources())}))
 
 
-def run_side(src: Path, kb_path: Path, writes: int, out: Path) -> dict:
+def run_side(src: Path, kb_path: Path, writes: int, out: Path, ann_min_rows: int) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), str(ROOT / "bench")])}
     subprocess.run([sys.executable, __file__, "--worker", str(kb_path), "--writes", str(writes),
-                    "--out", str(out)], env=env, check=True)
+                    "--out", str(out), "--ann-min-rows", str(ann_min_rows)], env=env,
+                   check=True)
     return json.loads(out.read_text())
 
 
-def build(src: Path, kb_path: Path, corpus: Path) -> None:
+def build(src: Path, kb_path: Path, corpus: Path, ann_min_rows: int) -> None:
     code = ("import sys; from ragtune import KnowledgeBase; from ragtune.testing import "
-            "FakeEmbedder; kb = KnowledgeBase.create(sys.argv[1], embedder=FakeEmbedder("
-            "dimension=384)); print(kb.ingest([sys.argv[2]]).summary())")
-    subprocess.run([sys.executable, "-c", code, str(kb_path), str(corpus)], check=True,
-                   env={**os.environ, "PYTHONPATH": str(src)})
+            "FakeEmbedder; from write_speed import settings; kb = KnowledgeBase.create("
+            "sys.argv[1], settings(int(sys.argv[3])), embedder=FakeEmbedder(dimension=384)); "
+            "print(kb.ingest([sys.argv[2]]).summary())")
+    subprocess.run([sys.executable, "-c", code, str(kb_path), str(corpus), str(ann_min_rows)],
+                   check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                       [str(src), str(ROOT / "bench")])})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--baseline", default="HEAD~1", help="git revision to compare with")
     parser.add_argument("--writes", type=int, default=5)
+    parser.add_argument("--ann-min-rows", type=int, default=20_000,
+                        help="retrieval.ann_min_rows of both sides (below 8,114: an HNSW graph)")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        return worker(args.worker, args.writes, args.out)
+        return worker(args.worker, args.writes, args.out, args.ann_min_rows)
     corpus = require(data_dir() / "scifact" / "corpus.jsonl")
     with tempfile.TemporaryDirectory(prefix="write-speed-") as tmp:
         work = Path(tmp)
@@ -96,25 +111,27 @@ def main() -> None:
         with tarfile.open(archive) as tar:
             tar.extractall(work / "baseline", filter="data")
         baseline_src = work / "baseline" / "src"
-        build(baseline_src, work / "kb", corpus)
+        build(baseline_src, work / "kb", corpus, args.ann_min_rows)
         results = {}
         for side, src in (("baseline", baseline_src), ("this checkout", ROOT / "src")):
             copy = work / f"kb-{side.replace(' ', '-')}"
             shutil.copytree(work / "kb", copy)
-            results[side] = run_side(src, copy, args.writes, work / f"{copy.name}.json")
+            results[side] = run_side(src, copy, args.writes, work / f"{copy.name}.json",
+                                     args.ann_min_rows)
     base, new = results["baseline"], results["this checkout"]
     rows = []
     for what in ("adds", "removes"):
         b, n = statistics.median(base[what][1:]), statistics.median(new[what][1:])
         rows.append((what, b, n, n / b))
     print(f"knowledge base: SciFact corpus, {base['chunks']} chunks; baseline {args.baseline}; "
-          f"median of {args.writes} writes after one warm-up")
+          f"ann_min_rows {args.ann_min_rows}; median of {args.writes} writes after one warm-up")
     print(f"{'operation':<22} {'baseline s':>11} {'this s':>8} {'ratio':>7}")
     for what, b, n, ratio in rows:
         print(f"{'one document ' + what[:-1]:<22} {b:>11.3f} {n:>8.3f} {ratio:>7.3f}")
     print(f"first write of this checkout (migrates the lexical index): {new['adds'][0]:.3f} s; "
           f"the baseline's first: {base['adds'][0]:.3f} s")
     write_result("write_speed", {"baseline": args.baseline, "results": results,
+                                 "ann_min_rows": args.ann_min_rows,
                                  "machine": machine()})
 
 

@@ -271,7 +271,7 @@ class Index:
         if saved is None or saved.store_version != committed or saved.corpus is None:
             self._lexical_for(store, log, saved).save(self.path / LEXICAL)
         if committed is not None:
-            update_ann(self.path, store, committed, self.ann_min_rows)
+            update_ann(self.path, store, committed, self.ann_min_rows, log.chunk_ids())
         if changed:
             append_history(self.path, operation, committed, **details)
         self._forget()

@@ -81,6 +81,7 @@ def verify(index: Index, *, repair: bool = False,
             record = log.sources.pop(source, None)
             if record is not None:
                 store.delete(list(record.chunk_ids))
+        shutil.rmtree(index.path / ANN_DIR, ignore_errors=True)  # built again from the store
         index.commit(store, log, "repair", problems=len(report.problems))
         index.rebuild_lexical(store)
     present = [s for s in sorted(reingest_sources) if Path(s).is_file()]

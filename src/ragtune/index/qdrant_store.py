@@ -147,6 +147,18 @@ class QdrantStore:
     def count(self) -> int:
         return int(self._client.count(self.collection, exact=True).count)
 
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors by chunk id."""
+        out: dict[str, np.ndarray] = {}
+        ids = list(dict.fromkeys(ids))
+        for i in range(0, len(ids), 1000):
+            points = self._client.retrieve(self.collection, ids=[point_id(x) for x in
+                                                                 ids[i:i + 1000]],
+                                           with_payload=["id"], with_vectors=True)
+            out.update((p.payload["id"], np.asarray(p.vector, dtype=np.float32))
+                       for p in points if p.vector is not None)
+        return out
+
     def ids_and_vectors(self) -> tuple[list[str], np.ndarray]:
         ids, vectors = [], []
         for payload, vector in self._scroll(vectors=True):

@@ -7,7 +7,8 @@ search took about 85 ms at 100,000 chunks); a view answers in well under one:
 * dense search by exact inner product (numpy) below ``ann_min_rows`` rows, and above it by
   an HNSW graph (usearch, half-precision vectors) built by the writer for that version and
   memory-mapped here. The graph is kept current incrementally: each write removes the
-  deleted chunks from the previous version's graph and adds the new ones.
+  deleted chunks from the previous version's graph and adds the new ones, reading only
+  their vectors (:func:`update_ann`).
 """
 
 from __future__ import annotations
@@ -67,28 +68,58 @@ def _add(graph: Any, keys: np.ndarray, vectors: np.ndarray) -> None:
         graph.add(keys[serial:], vectors[serial:], threads=0)
 
 
-def vector_moments(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The mean vector and covariance matrix of ``vectors`` ``(n, d)`` (float64 sums of
-    float32 block products)."""
+def _sums(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The float64 sum and Gram matrix ``sum(v v')`` of ``vectors`` ``(n, d)`` (float32
+    block products)."""
     total = np.zeros(vectors.shape[1])
     gram = np.zeros((vectors.shape[1], vectors.shape[1]))
     for start in range(0, len(vectors), 8192):
         block = np.asarray(vectors[start:start + 8192], dtype=np.float32)
         total += block.sum(0, dtype=np.float64)
         gram += block.T @ block
-    mean = total / max(len(vectors), 1)
-    return mean, gram / max(len(vectors), 1) - np.outer(mean, mean)
+    return total, gram
+
+
+def vector_moments(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mean vector and covariance matrix of ``vectors`` ``(n, d)``."""
+    total, gram = _sums(vectors)
+    return _moments(total, gram, len(vectors))
+
+
+def _moments(total: np.ndarray, gram: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    mean = total / max(n, 1)
+    return mean, gram / max(n, 1) - np.outer(mean, mean)
 
 
 def _moments_path(folder: Path, version: int) -> Path:
     return folder / ANN_DIR / f"moments-v{version}.npz"
 
 
-def update_ann(folder: Path, store: Any, version: int, min_rows: int) -> Path | None:
-    """Write the HNSW graph for ``version`` (when the store has ``min_rows`` rows or more),
-    starting from the newest older graph when there is one; older graphs are removed."""
+def _version_of(path: Path) -> int:
+    return int(path.stem.split("-v")[1])
+
+
+def _load_moments(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    try:
+        with np.load(path) as saved:
+            return saved["mean"], saved["covariance"]
+    except (OSError, KeyError, ValueError):
+        return None  # a graph from before moments were saved
+
+
+def update_ann(folder: Path, store: Any, version: int, min_rows: int,
+               ids: Sequence[str] | None = None) -> Path | None:
+    """Write the HNSW graph and vector moments for ``version`` when it holds ``min_rows``
+    chunks or more; older graphs are removed.
+
+    With ``ids`` (every chunk id the version's record holds) the newest older graph and its
+    moments are brought up to date: the chunks no longer recorded are removed from both (the
+    graph's half-precision copy of a vector is what leaves the moments' sums) and only the
+    vectors of new chunks are read from the store, by id. Without them, or without an older
+    graph, both are built from every vector of the store.
+    """
     ann = folder / ANN_DIR
-    if store.count() < min_rows:
+    if (len(ids) if ids is not None else store.count()) < min_rows:
         shutil.rmtree(ann, ignore_errors=True)
         return None
     target = _ann_path(folder, version)
@@ -96,25 +127,21 @@ def update_ann(folder: Path, store: Any, version: int, min_rows: int) -> Path | 
         return target
     from usearch.index import Index
 
-    ids, vectors = store.ids_and_vectors()
-    keys = np.fromiter((chunk_key(i) for i in ids), dtype=np.uint64, count=len(ids))
-    previous = sorted(ann.glob("hnsw-v*.usearch"),
-                      key=lambda p: int(p.stem.split("-v")[1])) if ann.exists() else []
-    graph = Index.restore(str(previous[-1])) if previous else None
-    if graph is None:
+    previous = sorted(ann.glob("hnsw-v*.usearch"), key=_version_of) if ann.exists() else []
+    updated = None
+    if previous and ids is not None and hasattr(store, "vectors"):
+        updated = _updated(Index.restore(str(previous[-1])), ids, store,
+                           _load_moments(_moments_path(folder, _version_of(previous[-1]))))
+    if updated is None:
+        all_ids, vectors = store.ids_and_vectors()
         graph = _new_graph(store.dimension)
-        _add(graph, keys, vectors)
+        _add(graph, np.fromiter((chunk_key(i) for i in all_ids), dtype=np.uint64,
+                                count=len(all_ids)), vectors)
+        mean, covariance = vector_moments(vectors)
     else:
-        known = np.asarray(graph.keys, dtype=np.uint64)
-        gone = np.setdiff1d(known, keys)
-        new = ~np.isin(keys, known)
-        if len(gone):
-            graph.remove(gone)
-        if new.any():
-            _add(graph, keys[new], vectors[new])
+        graph, (mean, covariance) = updated
     ann.mkdir(parents=True, exist_ok=True)
     # the collection's score moments for zscore fusion, so a view need not read every vector
-    mean, covariance = vector_moments(vectors)
     moments = _moments_path(folder, version)
     with open(moments.with_suffix(".tmp"), "wb") as out:
         np.savez(out, mean=mean, covariance=covariance)
@@ -127,8 +154,40 @@ def update_ann(folder: Path, store: Any, version: int, min_rows: int) -> Path | 
     for old in ann.glob("moments-v*.npz"):
         if old != moments:
             old.unlink(missing_ok=True)
-    logger.info("HNSW graph for version %d: %d vectors", version, len(ids))
+    logger.info("HNSW graph for version %d: %d vectors", version, len(graph))
     return target
+
+
+def _updated(graph: Any, ids: Sequence[str], store: Any,
+             moments: tuple[np.ndarray, np.ndarray] | None,
+             ) -> tuple[Any, tuple[np.ndarray, np.ndarray]] | None:
+    """``graph`` and its ``moments`` with the chunks not in ``ids`` removed and the new
+    ones added; None when that cannot be done from them (no moments saved, a recorded
+    chunk the store lacks, vectors of another dimension)."""
+    if moments is None or graph.ndim != store.dimension:
+        return None
+    keys = np.fromiter((chunk_key(i) for i in ids), dtype=np.uint64, count=len(ids))
+    known = np.asarray(graph.keys, dtype=np.uint64)
+    new = ~np.isin(keys, known)
+    added = [i for i, is_new in zip(ids, new, strict=True) if is_new]
+    found = store.vectors(added) if added else {}
+    if len(found) != len(added):
+        return None
+    mean, covariance = moments
+    n = len(graph)
+    total, gram = mean * n, (covariance + np.outer(mean, mean)) * n
+    gone = np.setdiff1d(known, keys)
+    if len(gone):
+        old_total, old_gram = _sums(np.asarray(graph.get(gone), dtype=np.float32)
+                                    .reshape(len(gone), -1))
+        total, gram = total - old_total, gram - old_gram
+        graph.remove(gone)
+    if added:
+        vectors = np.stack([found[i] for i in added])
+        _add(graph, keys[new], vectors)
+        new_total, new_gram = _sums(vectors)
+        total, gram = total + new_total, gram + new_gram
+    return graph, _moments(total, gram, len(graph))
 
 
 class ReadView:
@@ -165,11 +224,7 @@ class ReadView:
 
             graph = Index.restore(str(path), view=True)
             graph.expansion_search = _EXPANSION_SEARCH  # type: ignore[misc,union-attr]
-            try:
-                with np.load(_moments_path(folder, version)) as saved:
-                    moments = (saved["mean"], saved["covariance"])
-            except (OSError, KeyError, ValueError):
-                pass  # a graph from before moments were saved: computed on first use
+            moments = _load_moments(_moments_path(folder, version))  # None: computed on use
         if meta is None or graph is None:
             ids, vectors = store.ids_and_vectors()
         else:

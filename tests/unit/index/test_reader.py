@@ -108,3 +108,33 @@ def test_moments_are_saved_with_the_graph_and_follow_writes(tmp_path, corpus):
     kb.ingest([corpus])
     saved = list((kb.path / ANN_DIR).glob("moments-v*.npz"))
     assert [m.name for m in saved] == [f"moments-v{kb.version}.npz"]
+
+
+def test_writes_update_the_graph_and_moments_without_reading_every_vector(tmp_path, corpus,
+                                                                         monkeypatch):
+    from ragtune.index.lancedb_store import LanceDBStore
+
+    kb = KnowledgeBase.create(tmp_path / "kb", settings(ann_min_rows=50))
+    kb.ingest([corpus])
+
+    def every_vector(self):
+        raise AssertionError("every vector of the store was read")
+
+    monkeypatch.setattr(LanceDBStore, "ids_and_vectors", every_vector)
+    for round_ in range(3):  # edits, a deletion and new files, three versions in a row
+        (corpus / f"d{round_:03d}.txt").write_text(f"fresh words round {round_} w1 w2.")
+        (corpus / f"d{100 + round_:03d}.txt").unlink()
+        (corpus / f"new{round_}.txt").write_text(f"brand new file {round_} w7 w8 w9.")
+        kb.ingest([corpus])
+    kb.remove([str(corpus / "d050.txt")])
+    monkeypatch.undo()
+
+    approx = KnowledgeBase.open(kb.path, settings(50)).reader
+    exact = KnowledgeBase.open(kb.path, settings(10_000)).reader
+    graph_keys = set(int(k) for k in approx._graph.keys)
+    assert graph_keys == {int(k) for k in approx._keys} and len(approx) == len(exact) == 119
+    for text in ("w5 w6", "fresh words round 2", "brand new file 1"):
+        v = kb.embedder.embed([text])[0]
+        # removals subtract the graph's float16 copies: the sums drift by far less than 1e-4
+        assert approx.moments(v) == pytest.approx(exact.moments(v), abs=1e-4)
+        assert approx.search(v, 1)[0][0] == exact.search(v, 1)[0][0]
