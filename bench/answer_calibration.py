@@ -31,7 +31,7 @@ import random
 from dataclasses import replace
 from typing import Any
 
-from answer_adapters import NAME, PACKAGE, TRAIN_ARTICLES, squad_articles
+from answer_adapters import PACKAGE, TRAIN_ARTICLES, squad_articles
 from answer_quality import cpu_flags, run_arm
 from ragtune import load_settings
 from ragtune.models.components import build_generator
@@ -130,7 +130,7 @@ def main() -> None:
         "chosen": chosen, "grid": grid})
     print(f"wrote {path}")
     if args.write:
-        target = PACKAGE / NAME / "calibration.json"
+        target = PACKAGE / "smollm2-135m-instruct-grounded-en" / "calibration.json"
         record = json.loads(target.read_text()) if target.exists() else {}
         record.update({
             "abstain": record.get("abstain", "The sources do not say."),

@@ -19,6 +19,10 @@ retrieval, k = 3, greedy). Per arm:
 
     python bench/answer_quality.py [--questions 500] [--unanswerable 200]
         [--arms grounded,raw] [--adapter auto|RUN] [--dataset squad|drcd]
+        [--chunk-tokens N] [--embedder NAME]
+
+``--chunk-tokens`` and ``--embedder`` build the knowledge bases with another
+``chunking.max_tokens`` or embedder, in folders of their own.
 """
 
 from __future__ import annotations
@@ -168,6 +172,10 @@ def main() -> None:
     parser.add_argument("--name", default="", help="Results subfolder (default: dataset).")
     parser.add_argument("--no-repeat", type=int, default=None,
                         help="generator.no_repeat for both arms (0: the raw decoding).")
+    parser.add_argument("--chunk-tokens", type=int, default=0,
+                        help="chunking.max_tokens of the knowledge bases (0: the default).")
+    parser.add_argument("--embedder", default="",
+                        help="Embedder of the knowledge bases (default: settings).")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -179,8 +187,16 @@ def main() -> None:
     questions = questions[:args.limit or len(questions)]
     print(f"{len(articles)} held-out articles, {len(docs)} paragraphs, "
           f"{len(questions)} questions; CPU: {cpu_flags()}")
-    kb = paragraph_kb(work / "full", docs)
     settings = load_settings()
+    if args.chunk_tokens:
+        settings = replace(settings, chunking=replace(settings.chunking,
+                                                      max_tokens=args.chunk_tokens))
+    if args.embedder:
+        settings = replace(settings, embedder=replace(settings.embedder, model=args.embedder))
+    # knowledge bases of other settings in folders of their own
+    tag = "".join(f"-{t}" for t in (args.chunk_tokens and f"c{args.chunk_tokens}",
+                                     args.embedder) if t)
+    kb = paragraph_kb(work / f"full{tag}", docs, settings)
     gen = settings.generator if args.model is None else replace(settings.generator,
                                                                 model=args.model)
     if args.no_repeat is not None:
@@ -209,7 +225,7 @@ def main() -> None:
         if unanswerable:
             declined = []
             for h in (0, 1):
-                other = paragraph_kb(work / f"half-{1 - h}", halves[1 - h])
+                other = paragraph_kb(work / f"half-{1 - h}{tag}", halves[1 - h], settings)
                 asked = [i for i in unanswerable if half_of[i.id] == h]
                 declined += [r["abstained"] for r in run_arm(
                     other, generator, asked, out / f"{arm}-unanswerable-{h}.jsonl",

@@ -2,7 +2,10 @@
 knowledge base holding the SciFact corpus (5,183 documents), with this checkout's code
 against a baseline revision's, in the same run.
 
-    python bench/write_speed.py [--baseline REV] [--writes 5] [--ann-min-rows N]
+    python bench/write_speed.py [--baseline REV] [--writes 5] [--ann-min-rows N] [--copies N]
+
+``--copies N`` ingests N copies of the corpus file (``corpus-0.jsonl`` ...), N x 8,114
+chunks, for the size at which a pass over every vector starts to count.
 
 With ``--ann-min-rows`` below the corpus's chunk count (8,114) both sides keep an HNSW graph
 (``retrieval.ann_min_rows``), so each write also updates the graph and its vector moments.
@@ -82,6 +85,7 @@ def run_side(src: Path, kb_path: Path, writes: int, out: Path, ann_min_rows: int
 
 
 def build(src: Path, kb_path: Path, corpus: Path, ann_min_rows: int) -> None:
+    """Ingest ``corpus`` (a file or a folder) with the ``ragtune`` of ``src``."""
     code = ("import sys; from ragtune import KnowledgeBase; from ragtune.testing import "
             "FakeEmbedder; from write_speed import settings; kb = KnowledgeBase.create("
             "sys.argv[1], settings(int(sys.argv[3])), embedder=FakeEmbedder(dimension=384)); "
@@ -97,6 +101,8 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=5)
     parser.add_argument("--ann-min-rows", type=int, default=20_000,
                         help="retrieval.ann_min_rows of both sides (below 8,114: an HNSW graph)")
+    parser.add_argument("--copies", type=int, default=1,
+                        help="copies of the corpus in the knowledge base")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -111,6 +117,11 @@ def main() -> None:
         with tarfile.open(archive) as tar:
             tar.extractall(work / "baseline", filter="data")
         baseline_src = work / "baseline" / "src"
+        if args.copies > 1:
+            (work / "corpus").mkdir()
+            for n in range(args.copies):
+                shutil.copy(corpus, work / "corpus" / f"corpus-{n}.jsonl")
+            corpus = work / "corpus"
         build(baseline_src, work / "kb", corpus, args.ann_min_rows)
         results = {}
         for side, src in (("baseline", baseline_src), ("this checkout", ROOT / "src")):
@@ -124,14 +135,15 @@ def main() -> None:
         b, n = statistics.median(base[what][1:]), statistics.median(new[what][1:])
         rows.append((what, b, n, n / b))
     print(f"knowledge base: SciFact corpus, {base['chunks']} chunks; baseline {args.baseline}; "
-          f"ann_min_rows {args.ann_min_rows}; median of {args.writes} writes after one warm-up")
+          f"ann_min_rows {args.ann_min_rows}; {args.copies} copies of the corpus; "
+          f"median of {args.writes} writes after one warm-up")
     print(f"{'operation':<22} {'baseline s':>11} {'this s':>8} {'ratio':>7}")
     for what, b, n, ratio in rows:
         print(f"{'one document ' + what[:-1]:<22} {b:>11.3f} {n:>8.3f} {ratio:>7.3f}")
     print(f"first write of this checkout (migrates the lexical index): {new['adds'][0]:.3f} s; "
           f"the baseline's first: {base['adds'][0]:.3f} s")
     write_result("write_speed", {"baseline": args.baseline, "results": results,
-                                 "ann_min_rows": args.ann_min_rows,
+                                 "ann_min_rows": args.ann_min_rows, "copies": args.copies,
                                  "machine": machine()})
 
 

@@ -10,6 +10,11 @@ token statistics under the base model's chat template and the sha256 of both fil
 ``ragtune tune prepare`` writes it with :func:`prepare`; the trainer reads it with
 :func:`load_prepared`.
 
+The module is long because reading is where bad input is caught: each reader (JSONL line by
+line, one JSON array, the encodings) reports the file and line of every bad record, and the
+prepared folder is replaced whole or not at all; the formats themselves live in
+:mod:`ragtune.tune.formats` and the split in :mod:`ragtune.tune.split`.
+
 Example:
     >>> info = prepare(["alpaca.json"], "prepared")  # doctest: +SKIP
     >>> train, held_out, info = load_prepared("prepared")  # doctest: +SKIP
