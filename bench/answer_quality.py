@@ -42,7 +42,7 @@ from ragtune import KnowledgeBase, load_settings
 from ragtune.evaluate.datasets import QAItem
 from ragtune.evaluate.metrics import exact_match, normalize_answer, token_f1, tokens
 from ragtune.evaluate.scoring import paired_bootstrap, percentile
-from ragtune.models.components import build_generator
+from ragtune.models.components import build_generator, language_generator
 from ragtune.rag.citations import strip_markers
 
 from _common import RESULTS, data_dir, machine, paragraph_kb, require, write_result
@@ -165,7 +165,7 @@ def main() -> None:
                              "answers are slow); the interval is over those pairs. 0: all.")
     parser.add_argument("--raw-unanswerable", type=int, default=-1,
                         help="Unanswerable questions for the raw arm (-1: --unanswerable).")
-    parser.add_argument("--arms", default="grounded,raw")
+    parser.add_argument("--arms", default="grounded,raw", help="Of grounded, raw, one-model.")
     parser.add_argument("--adapter", default="auto",
                         help="The grounded arm's adapter: auto (the bundled one) or a run.")
     parser.add_argument("--model", default=None, help="Generator model (default: settings).")
@@ -201,7 +201,13 @@ def main() -> None:
                                                                 model=args.model)
     if args.no_repeat is not None:
         gen = replace(gen, no_repeat=args.no_repeat)
-    arms = {"grounded": replace(gen, adapter=args.adapter), "raw": replace(gen, adapter="none")}
+    # grounded: what `ragtune ask` answers this language with (for Chinese, the bundled
+    # model whose grounded adapter is Chinese); raw: that model without its adapter;
+    # one-model: generator.by_language off (the configured model and its adapter for all)
+    grounded = replace(gen, adapter=args.adapter)
+    grounded = language_generator(grounded, lang) or grounded
+    arms = {"grounded": grounded, "raw": replace(grounded, adapter="none"),
+            "one-model": replace(gen, adapter=args.adapter, by_language="off")}
     out = work / (args.name or "run")
     out.mkdir(parents=True, exist_ok=True)
     # halves of the held-out articles: a question is unanswerable in the other half's base

@@ -165,6 +165,9 @@ class GeneratorSettings:
     # wrote none), unsupported sentences are listed | strict: and dropped | model: as written
     citations: str = "inline"
     source_order: str = "best-last"  # best-last (best source next to the question) | best-first
+    # local, adapter auto: a question in a language whose bundled grounded adapter is for
+    # another bundled model (Chinese: gemma-3-270m) is answered by that model with it | off
+    by_language: str = "auto"
     timeout_s: float = 120.0
     # llamacpp: requests decoded together in one loaded model (llama.cpp's slots, each with
     # the whole max_context); ragtune serve answers that many chat requests at once
@@ -185,6 +188,9 @@ class GeneratorSettings:
         if self.citations not in ("inline", "strict", "model"):
             raise ConfigError(f"generator.citations must be inline, strict or model, got "
                               f"{self.citations!r}")
+        if self.by_language not in ("auto", "off"):
+            raise ConfigError(f"generator.by_language must be auto or off, got "
+                              f"{self.by_language!r}")
 
 
 

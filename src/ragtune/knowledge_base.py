@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ragtune.config import EmbedderSettings, Settings
+from ragtune.documents.language import detect_language
 from ragtune.errors import ConfigError, EmbedderMismatchError
 from ragtune.index import maintenance
 from ragtune.index.bm25 import BM25Index
@@ -33,6 +34,7 @@ from ragtune.models.components import (
     build_generator,
     default_embedder_model,
     embedder_settings,
+    language_generator,
     left_to_default,
 )
 from ragtune.models.embedders import int8_supported
@@ -69,6 +71,8 @@ class KnowledgeBase:
         self.settings = settings
         self._embedder = embedder
         self._generator = generator
+        self._given_generator = generator is not None  # a caller's generator answers all
+        self._by_language: dict[str, Generator] = {}
         self._tuned: dict[str, Generator] = {}
         self._reranker: Reranker | None = None
         self._cached: Embedder | None = None
@@ -222,6 +226,20 @@ class KnowledgeBase:
         if self._generator is None:
             self._generator = build_generator(self.settings.generator)
         return self._generator
+
+    def generator_for(self, question: str) -> Generator:
+        """The generator that answers ``question``: :attr:`generator`, or for a language
+        whose bundled grounded adapter is for another bundled model, that model with it
+        (``generator.by_language``; see :func:`~ragtune.models.components.language_generator`),
+        loaded once."""
+        chosen = None if self._given_generator else language_generator(
+            self.settings.generator, detect_language(question))
+        if chosen is None:
+            return self.generator
+        key = f"{chosen.model}:{chosen.adapter}"
+        if key not in self._by_language:
+            self._by_language[key] = build_generator(chosen)
+        return self._by_language[key]
 
     # --- the index ------------------------------------------------------------------------------
 
@@ -425,7 +443,8 @@ class KnowledgeBase:
             raise ConfigError(f"router file {router} does not exist; write one with "
                               "`ragtune router train --from RESULTS --out FILE`")
         parts = Parts(
-            _Context(), generator or self.generator, tuned, embedder=self.answer_embedder,
+            _Context(), generator or self.generator_for(question), tuned,
+            embedder=self.answer_embedder,
             k=k or self.settings.retrieval.k, max_tokens=max_tokens or g.max_tokens,
             temperature=g.temperature, kb_version=self.version, prompt_style=g.prompt,
             source_order=g.source_order, citations_mode=g.citations,

@@ -13,7 +13,7 @@ from dataclasses import replace
 from ragtune.components import Registry
 from ragtune.config import EmbedderSettings, GeneratorSettings
 from ragtune.errors import ConfigError
-from ragtune.models.adapters import is_choice
+from ragtune.models.adapters import bundled_adapter, grounded_models, is_choice
 from ragtune.models.protocol import Embedder, Generator
 from ragtune.models.registry import BUNDLED
 
@@ -36,6 +36,31 @@ def build_generator(settings: GeneratorSettings) -> Generator:
             "--enable-lora --lora-modules tuned=DIR) and use --generator openai "
             "--adapter tuned")
     return GENERATORS[settings.backend](settings)
+
+
+def language_generator(settings: GeneratorSettings, lang: str) -> GeneratorSettings | None:
+    """The settings of the generator for questions in ``lang``, when it is not the one
+    ``settings`` name: with ``by_language = "auto"``, ``adapter = "auto"``, the local
+    backend and a bundled model, a language other than English gets the model's own
+    grounded adapter for it, else the bundled model that has one (gemma-3-270m for
+    Chinese). None: ``settings`` answer it as they are.
+
+    Example:
+        >>> language_generator(GeneratorSettings(), "en") is None
+        True
+    """
+    bundled = {m.name for m in BUNDLED if m.role == "generator"}
+    if (lang == "en" or settings.by_language != "auto" or settings.backend != "local"
+            or str(settings.adapter).strip().lower() != "auto"
+            or settings.model.lower() not in bundled):
+        return None
+    own = bundled_adapter(settings.model, lang)
+    if own is not None:
+        return replace(settings, adapter=str(own))
+    models = grounded_models(lang)
+    if not models:
+        return None
+    return replace(settings, model=models[0], adapter=str(bundled_adapter(models[0], lang)))
 
 
 def embedder_settings(settings: EmbedderSettings, model: str | None = None) -> EmbedderSettings:

@@ -178,8 +178,8 @@ def create_app(settings: ServeSettings, kb: KnowledgeBase | None = None) -> Fast
                                                settings.max_question_chars)
             try:
                 answer = base.ask(question, k=k, max_tokens=max_tokens, pipeline=pipeline,
-                                  adapter=adapter, generator=chat.Tee(base.generator,
-                                                                      watch.emit),
+                                  adapter=adapter,
+                                  generator=chat.Tee(base.generator_for(question), watch.emit),
                                   tuned=tuned)
             except chat.Stopped as exc:
                 raise errors.ApiError(504, f"{exc}; ask a shorter question, or raise the "

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["ADAPTERS", "NO_ADAPTER", "abstention", "bundled_adapter", "calibration",
-           "is_choice", "resolve_adapter"]
+           "grounded_models", "is_choice", "resolve_adapter"]
 
 ADAPTERS = Path(__file__).resolve().parent
 NO_ADAPTER = ("", "none", "off", "raw")  # the raw model
@@ -27,6 +27,13 @@ def bundled_adapter(model: str, lang: str = "en") -> Path | None:
     ships."""
     folder = ADAPTERS / f"{model.lower()}-grounded-{lang}"
     return folder if (folder / "adapter_config.json").exists() else None
+
+
+def grounded_models(lang: str) -> list[str]:
+    """The bundled generators that ship a grounded adapter for ``lang``, by name."""
+    suffix = f"-grounded-{lang}"
+    return sorted(p.name.removesuffix(suffix) for p in ADAPTERS.glob(f"*{suffix}")
+                  if (p / "adapter_config.json").exists())
 
 
 def resolve_adapter(adapter: str | Path | None, model: str) -> str | Path | None:
