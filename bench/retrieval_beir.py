@@ -8,6 +8,7 @@ ratio ours / anchor.
 
     python bench/retrieval_beir.py [--split test] [--rebuild]
         [--embedders all-minilm-l6-v2,multilingual-e5-small] [--sample-docs 1000]
+        [--chunk-tokens 100]
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from statistics import mean
 from typing import Any
 
 from ragtune import KnowledgeBase, Settings
-from ragtune.config import EmbedderSettings
+from ragtune.config import ChunkSettings, EmbedderSettings
 from ragtune.evaluate.datasets import load_beir
 from ragtune.evaluate.metrics import ndcg_at_k, recall_at_k
 
@@ -44,6 +45,8 @@ def main() -> None:
     parser.add_argument("--sample-docs", type=int, default=0,
                         help="index only the split's relevant documents plus random others, "
                              "this many in all (0: the whole corpus)")
+    parser.add_argument("--chunk-tokens", type=int, default=0,
+                        help="chunking.max_tokens of the knowledge bases (0: the default)")
     args = parser.parse_args()
 
     folder = require(data_dir() / args.dataset)
@@ -75,7 +78,8 @@ def main() -> None:
                 f"{results[m]['ndcg@10']:.3f} ({results[m]['ndcg@10'] / base[m]['ndcg@10']:.2f}x)"
                 for m in base) + f" | {seconds:.0f} |")
     name = f"retrieval_beir_{args.dataset}_{args.split}" + (
-        f"_{args.sample_docs}docs" if args.sample_docs else "")
+        f"_{args.sample_docs}docs" if args.sample_docs else "") + (
+        f"_c{args.chunk_tokens}" if args.chunk_tokens else "")
     path = write_result(name, {
         "embedders": {model: {"results": r, "ingest_seconds": s, "chunks": rep.chunks_total}
                       for model, (r, rep, s) in runs.items()},
@@ -110,15 +114,18 @@ def run(model: str, args: argparse.Namespace, source: Path, corpus: list[dict[st
     """One embedder's knowledge base (built once) and its scores in every mode."""
     suffix = "" if model == EmbedderSettings.model else f"-{model}"
     sample = f"-{args.sample_docs}" if args.sample_docs else ""
-    kb_path = RESULTS / f"{args.dataset}{sample}-kb{suffix}"
+    chunks = f"-c{args.chunk_tokens}" if args.chunk_tokens else ""
+    kb_path = RESULTS / f"{args.dataset}{sample}-kb{suffix}{chunks}"
     if args.rebuild and kb_path.exists():
         import shutil
 
         shutil.rmtree(kb_path)
     # the default model keeps its language: the baseline is ragtune as it was
     languages = "en" if model == EmbedderSettings.model else ""
+    chunking = ChunkSettings(max_tokens=args.chunk_tokens) if args.chunk_tokens else \
+        ChunkSettings()
     kb = KnowledgeBase.create(kb_path, Settings(embedder=EmbedderSettings(
-        model=model, languages=languages)))
+        model=model, languages=languages), chunking=chunking))
     t0 = time.perf_counter()
     report = kb.ingest([source])
     ingest_s = time.perf_counter() - t0
