@@ -1,5 +1,6 @@
 """Incremental sync, kb maintenance and bad input, with the fake embedder."""
 
+import json
 import os
 
 import numpy as np
@@ -9,7 +10,7 @@ from ragtune import KnowledgeBase, Settings
 from ragtune.config import IngestSettings
 from ragtune.errors import ConfigError, KnowledgeBaseError
 from ragtune.index.lock import write_lock
-from ragtune.index.sources import load_sources
+from ragtune.index.sources import load_sources, save_sources
 from ragtune.testing import FakeEmbedder
 from ragtune.types import Chunk
 
@@ -110,9 +111,19 @@ def test_verify_finds_and_repairs_missing_orphan_duplicate_and_lexical(kb):
               np.ones((1, 64), dtype=np.float32) / 8.0)  # orphan
     store.add_rows(first)  # duplicate (or re-adds the deleted one)
     (base.path / "lexical" / "ids.json").write_text("[]")  # lexical out of sync
+    # uncommitted, the damage is an interrupted write: readers and verify see the version
+    # before it, and only the lexical index is out of step
+    pending = reopen(kb).verify()
+    assert {p.kind for p in pending.problems} == {"lexical"}
+    assert any("interrupted write" in n for n in pending.notes)
+    log = load_sources(base.path)
+    log.store_version = store.version  # committed: now the record and the store disagree
+    save_sources(base.path, log)
+    meta = base.path / "lexical" / "meta.json"  # and the broken lexical index claims it too
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "store_version": store.version}))
     report = reopen(kb).verify()
     kinds = {p.kind for p in report.problems}
-    assert {"orphan", "lexical", "uncommitted"} <= kinds
+    assert {"orphan", "lexical"} <= kinds and not report.notes
     repaired = reopen(kb).verify(repair=True)
     assert repaired.ok, repaired.problems
     assert repaired.repaired
@@ -129,6 +140,8 @@ def test_uncommitted_writes_are_invisible_and_rolled_back(kb, docs):
     reader = reopen(kb)
     assert reader.store.count() == committed_rows  # readers see the committed version
     assert all(h.chunk.id != "ghost" for h in reader.search("ghost text", k=50, mode="dense"))
+    seen = reopen(kb).verify()  # the committed version is whole; the ghost is a note
+    assert seen.ok and "interrupted write" in seen.notes[0]
     reopen(kb).ingest([docs])  # the next writer rolls the ghost back
     assert "ghost" not in {c.id for c in reopen(kb).store.scan()}
     assert reopen(kb).verify().ok

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -40,7 +41,8 @@ def make_filter(source: str | None, pages: str | None, since: str | None,
 
 
 def run_safely(app: Any) -> None:
-    """Run the app; a RagtuneError prints ``error: ...`` and exits 1 (no traceback). Any
+    """Run the app; a RagtuneError prints ``error: ...`` and exits 1 (no traceback), as does
+    an OS error a user can act on (disk full, read-only, ...: what to do). Any
     other exception is a bug or an unforeseen input: one line names it, and
     ``RAGTUNE_TRACEBACK=1`` shows where it came from."""
     try:
@@ -51,10 +53,39 @@ def run_safely(app: Any) -> None:
     except Exception as exc:
         if os.environ.get("RAGTUNE_TRACEBACK"):
             raise
+        if isinstance(exc, OSError) and exc.errno in OS_ADVICE:
+            typer.echo(f"error: {os_error_message(exc)}", err=True)
+            sys.exit(1)
         typer.echo(f"error: unexpected {type(exc).__name__}: {exc}. Nothing more was done; "
                    "rerun with RAGTUNE_TRACEBACK=1 to see where it happened, and report it "
                    "if the input looks valid", err=True)
         sys.exit(1)
+
+
+_FULL = ("the disk is full", "free some space (or put the knowledge base on another disk) "
+          "and run it again")
+OS_ADVICE: dict[int, tuple[str, str]] = {
+    errno.ENOSPC: _FULL,
+    errno.EDQUOT: ("the disk quota is used up", _FULL[1]),
+    errno.EROFS: ("the file system is read-only",
+                  "use a folder on a writable disk (for example --kb in your home folder)"),
+    errno.EACCES: ("permission denied", "check who owns the path, or use a folder you can write to"),
+    errno.EPERM: ("operation not permitted", "check who owns the path, or use another folder"),
+    errno.ENOTDIR: ("a part of the path is a file, not a folder",
+                    "choose a path whose parents are all folders"),
+    errno.EISDIR: ("the path is a folder where a file was expected", "give the path of a file"),
+    errno.ENAMETOOLONG: ("the name is too long for the file system", "choose a shorter path"),
+    errno.EMFILE: ("too many files are open", "raise the limit (ulimit -n) and run it again"),
+}
+
+
+def os_error_message(exc: OSError) -> str:
+    """What happened, on which path, and what to do: for an OS error a user can act on.
+    Writes to a knowledge base commit all at once, so what it held before stays as it was."""
+    what, todo = OS_ADVICE[exc.errno]  # type: ignore[index]
+    where = f" ({exc.filename})" if exc.filename else ""
+    return (f"{what}{where}. Nothing more was done, and what a knowledge base held before is "
+            f"kept; {todo}.")
 
 
 def settings_from(config: Path | None, **sections: dict[str, Any]) -> Settings:

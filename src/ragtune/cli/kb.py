@@ -86,6 +86,8 @@ def verify(kb: Path = KB_OPTION,
     else:
         for line in report.repaired:
             typer.echo(f"repaired: {line}")
+        for line in report.notes:
+            typer.echo(f"note: {line}")
         for p in report.problems:
             ids = f" ({len(p.ids)} chunks)" if p.ids else ""
             typer.echo(f"{p.kind}: {p.detail}{ids}", err=True)

@@ -46,7 +46,7 @@ def verify(index: Index, *, repair: bool = False,
     a repair the knowledge base is checked again.
     """
     if not repair:
-        return _check(index, index.open_store())
+        return _check_committed(index)
     reingest_sources: set[str] = set()
     with index.write(undo=False) as store:
         report = _check(index, store)
@@ -97,16 +97,45 @@ def verify(index: Index, *, repair: bool = False,
     return final
 
 
-def _check(index: Index, store: Store) -> VerifyReport:
+def _check(index: Index, store: Store, *, catch_up: bool = False) -> VerifyReport:
+    """``catch_up``: a lexical index saved behind the record (an ingest killed before it
+    saved it) is brought up to date as searches do, and noted rather than a problem."""
     log = index.record()
     ids, vectors = store.ids_and_vectors()
     folder = index.path / LEXICAL
     try:
-        lexical: BM25Index | None = BM25Index.load(folder)
+        lexical: BM25Index | None = BM25Index.load(folder) if folder.exists() else None
     except KnowledgeBaseError:
         lexical = None
-    return check(log, ids, vectors, index.manifest.dimension, lexical,
-                 BM25Index.stored_version(folder), store.version)
+    saved = BM25Index.stored_version(folder) if lexical is not None else None
+    behind = (catch_up and log.store_version is not None and saved != log.store_version
+              and (lexical is not None or not folder.exists()))
+    if behind:
+        lexical, saved = index.lexical, log.store_version
+    report = check(log, ids, vectors, index.manifest.dimension, lexical, saved, store.version)
+    if behind:
+        report.notes.append("the lexical index on disk is behind the record (an interrupted "
+                            "ingest); searches bring it up to date and the next write saves it")
+    return report
+
+
+def _check_committed(index: Index) -> VerifyReport:
+    """Check what readers see. A LanceDB store past the committed version holds an
+    interrupted write (a process killed mid-ingest): readers never see it and the next
+    write rolls it back, so the committed version is checked and the write is a note."""
+    newest = index.open_store()
+    committed = index.record().store_version
+    if (not isinstance(newest, LanceDBStore) or committed is None
+            or newest.version == committed):
+        return _check(index, newest, catch_up=True)
+    latest = newest.version
+    newest.checkout(committed)
+    report = _check(index, newest, catch_up=True)
+    report.notes.append(
+        f"an interrupted write (store version {latest} against {committed} "
+        "committed) is not visible to readers; the next write or kb verify --repair rolls it "
+        "back")
+    return report
 
 
 def _match(pattern: str, known: list[str]) -> list[str]:

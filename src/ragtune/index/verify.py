@@ -38,6 +38,7 @@ class VerifyReport:
     lexical_entries: int = 0
     problems: list[Problem] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # true and harmless: not problems
 
     @property
     def ok(self) -> bool:
@@ -46,7 +47,8 @@ class VerifyReport:
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "sources": self.sources, "chunks_recorded": self.chunks_recorded,
                 "rows_in_store": self.rows_in_store, "lexical_entries": self.lexical_entries,
-                "problems": [p.to_dict() for p in self.problems], "repaired": self.repaired}
+                "problems": [p.to_dict() for p in self.problems], "repaired": self.repaired,
+                "notes": self.notes}
 
 
 def check(log: SourceLog, store_ids: list[str], vectors: np.ndarray | None, dimension: int,

@@ -83,6 +83,40 @@ def test_errors_are_one_line_without_traceback(env, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_os_errors_say_what_happened_and_what_to_do(env, docs, tmp_path, capsys):
+    import errno
+    import subprocess
+    import sys
+
+    from ragtune.cli.common import run_safely
+
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file, not a folder")
+    proc = subprocess.run([sys.executable, "-m", "ragtune", "ingest", str(docs), "--kb",
+                           str(blocker / "kb")], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: a part of the path is a file, not a folder")
+    assert "notes.txt" in proc.stderr and "unexpected" not in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+    def full(**_):
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/kb/store")
+
+    with pytest.raises(SystemExit) as stop:
+        run_safely(full)
+    assert stop.value.code == 1
+    message = capsys.readouterr().err
+    assert message.startswith("error: the disk is full (/data/kb/store)")
+    assert "free some space" in message and "kept" in message
+
+    def odd(**_):
+        raise OSError(errno.EIO, "Input/output error")  # not one a user can act on: the bug path
+
+    with pytest.raises(SystemExit):
+        run_safely(odd)
+    assert "unexpected OSError" in capsys.readouterr().err
+
+
 def test_models_list_json():
     result = runner.invoke(app, ["models", "list", "--json"])
     models = {m["name"]: m for m in json.loads(result.output)["models"]}

@@ -46,6 +46,7 @@ def test_kill_at_random_points_then_resume(tmp_path, corpus):
     kb = tmp_path / "kb"
     rng = random.Random(1234)
     partial = []
+    notes: list[str] = []
     # kill after a random number of commits (read from the process's log, so the kill lands
     # inside the work), plus a random extra delay that puts it anywhere within a batch
     for _ in range(4):
@@ -67,9 +68,12 @@ def test_kill_at_random_points_then_resume(tmp_path, corpus):
         visible = [c.id for c in base.store.scan()]
         assert set(visible) == recorded and len(visible) == len(set(visible))
         assert base.search("alpha beta", k=3)
+        report = base.verify()  # right after the kill, before any write rolls it back
+        assert report.ok, report.problems
+        notes.extend(report.notes)
         partial.append(len(base.sources()))
     # the kills landed part-way through, not after the work was done
-    print("sources after each kill:", partial)
+    print("sources after each kill:", partial, "notes:", notes)
     assert all(0 < n < 300 for n in partial), partial
 
     resumed = KnowledgeBase.open(kb, SETTINGS).ingest([corpus])
