@@ -21,6 +21,11 @@ in the adapter's ``calibration.json``; the similarity threshold becomes the embe
 default in ``ragtune/rag/min_similarity.json``.
 
     python bench/answer_calibration.py [--questions 300] [--unanswerable 150] [--write]
+    python bench/answer_calibration.py --dataset drcd --examples 400 [--write]
+
+``--dataset drcd``: the same on DRCD's training articles with the Chinese grounded model
+(gemma-3-270m and its adapter, which gives no abstention probability: only the similarity
+threshold is chosen) and the multilingual embedder, whose default it writes.
 """
 
 from __future__ import annotations
@@ -31,10 +36,9 @@ import random
 from dataclasses import replace
 from typing import Any
 
-from answer_adapters import PACKAGE, TRAIN_ARTICLES, squad_articles
+from answer_adapters import LANGUAGE, PACKAGE, drcd_articles, kb_settings, squad_articles
 from answer_quality import cpu_flags, run_arm
-from ragtune import load_settings
-from ragtune.models.components import build_generator
+from ragtune.models.components import build_generator, language_generator
 
 from _common import RESULTS, machine, paragraph_kb, write_result
 
@@ -43,7 +47,8 @@ SIMILARITY_GRID = [round(0.025 * i, 3) for i in range(0, 25)]  # 0: off
 
 
 def abstains(row: dict[str, Any], similarity: float, threshold: float) -> bool:
-    return bool(row["similarity"] < similarity or row["p_abstain"] >= threshold)
+    # no abstention probability (generators that do not weigh it): only the similarity
+    return bool(row["similarity"] < similarity or (row["p_abstain"] or 0.0) >= threshold)
 
 
 def scores(answerable: list[dict[str, Any]], unanswerable: list[dict[str, Any]],
@@ -60,11 +65,11 @@ def scores(answerable: list[dict[str, Any]], unanswerable: list[dict[str, Any]],
     }
 
 
-def validation_questions(n: int, examples: int = 800, seed: int = 0,
+def validation_questions(n: int, examples: int = 800, seed: int = 0, dataset: str = "squad",
                          ) -> tuple[list[Any], dict[str, str]]:
     """``n`` questions of the training articles that ``answer_adapters.py`` did not sample
     for training (``examples`` with ``seed``), and every paragraph of those articles."""
-    items, docs = squad_articles(train=True)
+    items, docs = (squad_articles if dataset == "squad" else drcd_articles)(train=True)
     trained = {i.id for i in random.Random(seed).sample(items, min(examples, len(items)))}
     left = [i for i in items if i.id not in trained]
     return random.Random(seed + 1).sample(left, min(n, len(left))), docs
@@ -72,6 +77,7 @@ def validation_questions(n: int, examples: int = 800, seed: int = 0,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", choices=tuple(LANGUAGE), default="squad")
     parser.add_argument("--questions", type=int, default=300)
     parser.add_argument("--unanswerable", type=int, default=150)
     parser.add_argument("--examples", type=int, default=800,
@@ -84,20 +90,25 @@ def main() -> None:
                         help="Store the chosen threshold in the adapter's calibration.json.")
     args = parser.parse_args()
 
-    questions, docs = validation_questions(args.questions, args.examples, args.seed)
+    questions, docs = validation_questions(args.questions, args.examples, args.seed,
+                                           args.dataset)
     print(f"{len(questions)} validation questions; CPU: {cpu_flags()}")
-    work = RESULTS / "answer-adapter"
-    settings = load_settings()
+    lang = LANGUAGE[args.dataset]
+    work = RESULTS / ("answer-adapter" if lang == "en" else "answer-adapter-gemma-3-270m-zh")
+    settings = kb_settings(args.dataset)
     settings = replace(settings, retrieval=replace(settings.retrieval, min_similarity=-1.0))
     kb = paragraph_kb(work / "train", docs, settings)  # every question reaches the model
     gen = replace(settings.generator, adapter="auto", abstain_threshold=1.0)
+    gen = language_generator(gen, lang) or gen  # what `ask` answers this language with
     generator = build_generator(gen)
     out = work / "calibration"
     out.mkdir(parents=True, exist_ok=True)
     answerable = run_arm(kb, generator, questions, out / "answerable.jsonl", "answerable")
     kb.close()
     # a question is unanswerable in the base of the other half of the articles
-    position = {t: n % 2 for n, t in enumerate(sorted(TRAIN_ARTICLES))}
+    # (alternate articles: their names hold the article before the paragraph number)
+    articles = sorted({d.rsplit("-", 1)[0] for d in docs})
+    position = {t: n % 2 for n, t in enumerate(articles)}
     half = {d: position[d.rsplit("-", 1)[0]] for d in docs}
     unanswerable: list[dict[str, Any]] = []
     asked_all = questions[:args.unanswerable]
@@ -108,8 +119,10 @@ def main() -> None:
         unanswerable += run_arm(other, generator, asked, out / f"unanswerable-{h}.jsonl",
                                 f"unanswerable {h + 1}/2")
         other.close()
+    # a generator that gives no abstention probability: the similarity threshold alone
+    weighed = any(r["p_abstain"] is not None for r in answerable)
     grid = [scores(answerable, unanswerable, c, t)
-            for c in SIMILARITY_GRID for t in ABSTAIN_GRID]
+            for c in SIMILARITY_GRID for t in (ABSTAIN_GRID if weighed else [1.0])]
     allowed = [g for g in grid if g["false_abstain"] <= args.max_false]
     chosen = max(allowed, key=lambda g: (g["abstain_unanswerable"], g["f1"]))
     greedy = [r for r in answerable if r["abstained"]]
@@ -124,12 +137,12 @@ def main() -> None:
         print(f"| {g['min_similarity']:.3f} | {g['threshold']:.2f}{mark} | {g['f1']:.3f} | "
               f"{g['em']:.3f} | {g['false_abstain']:.1%} | {g['abstain_unanswerable']:.1%} |")
     print(f"{len(greedy)} forced answers still came out as the abstention")
-    path = write_result("answer_calibration", {
+    path = write_result(f"answer_calibration{'' if lang == 'en' else '_' + args.dataset}", {
         "machine": machine(), "cpu": cpu_flags(), "questions": len(answerable),
         "unanswerable": len(unanswerable), "max_false": args.max_false,
         "chosen": chosen, "grid": grid})
     print(f"wrote {path}")
-    if args.write:
+    if args.write and lang == "en":
         target = PACKAGE / "smollm2-135m-instruct-grounded-en" / "calibration.json"
         record = json.loads(target.read_text()) if target.exists() else {}
         record.update({
@@ -145,13 +158,15 @@ def main() -> None:
         })
         target.write_text(json.dumps(record, indent=2) + "\n")
         print(f"wrote {target}")
+    if args.write:
         from ragtune.rag.relevance import DEFAULTS
 
         defaults = json.loads(DEFAULTS.read_text()) if DEFAULTS.exists() else {}
         defaults[kb.manifest.embedder_model.lower()] = {
             "min_similarity": chosen["min_similarity"],
-            "chosen_on": (f"bench/answer_calibration.py: {len(answerable)} answerable and "
-                          f"{len(unanswerable)} unanswerable SQuAD questions of the training "
+            "chosen_on": (f"bench/answer_calibration.py --dataset {args.dataset}: "
+                          f"{len(answerable)} answerable and {len(unanswerable)} unanswerable "
+                          f"{'SQuAD' if lang == 'en' else 'DRCD'} questions of the training "
                           f"articles not trained on, with abstain_threshold "
                           f"{chosen['threshold']}"),
             "validation": {k: round(v, 4) for k, v in chosen.items()}}
