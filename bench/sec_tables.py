@@ -25,7 +25,7 @@ bundled embedder, searched hybrid (dense + BM25) as ``ragtune search`` does.
    only), with its default settings (ruling lines) and with its text settings: tables found,
    seconds per filing (every page: opened, read and searched), and cells recovered on the
    hand-copied income statements, balance sheets and cash flow statements (``statements``
-   and ``more_statements`` in ``bench/sec_questions.json``, 138 cells). A cell is recovered
+   and ``more_statements`` in ``bench/sec_questions.json``, 164 cells). A cell is recovered
    when a table on its page has a row whose label ends with the row's label (letters
    compared without spaces, as pdfplumber's text settings cut labels mid-word) and the
    value in the column's place: ragtune's cell under that column; for pdfplumber, more
