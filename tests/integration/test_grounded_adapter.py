@@ -10,6 +10,7 @@ from ragtune import KnowledgeBase
 from ragtune.errors import ConfigError
 from ragtune.models.adapters import bundled_adapter
 from ragtune.models.local_generator import LocalGenerator
+from tests.integration.conftest import office_docs
 
 shipped = pytest.mark.skipif(bundled_adapter("smollm2-135m-instruct") is None,
                              reason="this checkout ships no grounded adapter yet "
@@ -24,17 +25,7 @@ def tuned():
 @pytest.fixture(scope="module")
 def kb(tmp_path_factory, embedder, tuned):
     root = tmp_path_factory.mktemp("grounded")
-    docs = root / "docs"
-    docs.mkdir()
-    (docs / "canteen.txt").write_text(
-        "The company canteen opens at 8 am and closes at 3 pm on weekdays. It serves a "
-        "vegetarian dish every day.")
-    (docs / "parking.txt").write_text(
-        "Employees park in the garage on Elm Street. A parking permit costs 40 euros a "
-        "month and is sold at the front desk.")
-    (docs / "travel.txt").write_text(
-        "Business trips are booked through the travel office at least two weeks ahead. "
-        "Train travel is preferred for journeys under four hours.")
+    docs = office_docs(root)
     base = KnowledgeBase.create(root / "kb", embedder=embedder, generator=tuned)
     assert base.ingest([docs]).exit_code == 0
     return base

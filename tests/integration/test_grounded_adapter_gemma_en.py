@@ -9,6 +9,7 @@ import pytest
 from ragtune import KnowledgeBase, load_settings
 from ragtune.models.adapters import bundled_adapter
 from ragtune.models.local_generator import LocalGenerator
+from tests.integration.conftest import office_docs
 
 pytestmark = pytest.mark.skipif(
     bundled_adapter("gemma-3-270m", "en") is None,
@@ -21,14 +22,7 @@ GEMMA = {"generator": {"model": "gemma-3-270m"}}
 @pytest.fixture(scope="module")
 def kb(tmp_path_factory, embedder):
     root = tmp_path_factory.mktemp("grounded-gemma")
-    docs = root / "docs"
-    docs.mkdir()
-    (docs / "canteen.txt").write_text(
-        "The company canteen opens at 8 am and closes at 3 pm on weekdays. It serves a "
-        "vegetarian dish every day.")
-    (docs / "parking.txt").write_text(
-        "Employees park in the garage on Elm Street. A parking permit costs 40 euros a "
-        "month and is sold at the front desk.")
+    docs = office_docs(root)
     base = KnowledgeBase.create(root / "kb", load_settings(env={}, overrides=GEMMA),
                                 embedder=embedder)
     assert base.ingest([docs]).exit_code == 0
@@ -46,7 +40,7 @@ def test_gemma_answers_english_with_its_english_adapter_short_and_cited(kb):
     answer = kb.ask("How much does a parking permit cost?")
     assert answer.adapter == "gemma-3-270m-grounded-en"
     assert not answer.abstained and "40" in answer.text
-    assert re.fullmatch(r"[^\[\]]+ \[[12]\]", answer.text), answer.text
+    assert re.fullmatch(r"[^\[\]]+ \[[123]\]", answer.text), answer.text
     assert answer.citations[0].chunk.source.endswith("parking.txt")
     plain = kb.ask("How much does a parking permit cost?",
                    generator=LocalGenerator("gemma-3-270m", adapter="none"), max_tokens=32)
