@@ -71,9 +71,9 @@ def source_label(chunk: Chunk, lang: str = "en") -> str:
 
 
 def format_source(n: int, chunk: Chunk, lang: str = "en", context: bool = True,
-                  fence: bool = True) -> str:
-    """``[n] file, page`` and the chunk's text; fenced as data when the text holds
-    instruction-like passages (``fence``, see :mod:`ragtune.rag.injection`)."""
+                  fence: bool | None = None) -> str:
+    """``[n] file, page`` and the chunk's text; fenced as data when ``fence`` (by default:
+    when the text holds instruction-like passages, see :mod:`ragtune.rag.injection`)."""
     header = f"[{n}] {source_label(chunk, lang)}"
     if chunk.kind == "table":  # rows under their header row (ragtune.rag.tables)
         body = format_table_source(header, chunk, context)
@@ -81,7 +81,7 @@ def format_source(n: int, chunk: Chunk, lang: str = "en", context: bool = True,
         if context and chunk.context:
             header += f" ({chunk.context})"
         body = f"{header}\n{chunk.text}"
-    if not (fence and suspicious(chunk.text)):
+    if not (suspicious(chunk.text) if fence is None else fence):
         return body
     head, text = body.split("\n", 1)
     start, end = _FENCE[lang]
@@ -106,9 +106,10 @@ def build_messages(question: str, sources: list[Chunk], lang: str = "en",
     """
     compact = style == "compact"
     # small models copy a long header into their answer; they get number and file only
-    numbered = [format_source(i, c, lang, context=not compact, fence=fence)
-                for i, c in enumerate(sources, start=1)]
-    rule = _DATA_RULE[lang] if fence and any(suspicious(c.text) for c in sources) else ""
+    flagged = [fence and suspicious(c.text) for c in sources]
+    numbered = [format_source(i, c, lang, context=not compact, fence=f)
+                for i, (c, f) in enumerate(zip(sources, flagged, strict=True), start=1)]
+    rule = _DATA_RULE[lang] if any(flagged) else ""
     blocks = "\n\n".join(numbered[::-1] if order == "best-last" else numbered)
     if compact:
         text = _COMPACT[lang].format(sources=blocks or _NO_SOURCES[lang],
