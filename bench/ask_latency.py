@@ -125,10 +125,14 @@ class StreamedGenerator:
 
 
 def engine(settings: Any, name: str) -> Any:
-    """The generator of backend ``name`` (``local``, ``llamacpp``)."""
+    """The generator of backend ``name`` (``local``, ``llamacpp``), or ``backend/model``
+    (``llamacpp/gemma-3-270m``) for another model than the settings name, with its own
+    grounded adapter."""
     from ragtune.models.components import build_generator
 
-    return build_generator(replace(settings.generator, backend=name))
+    backend, _, model = name.partition("/")
+    return build_generator(replace(settings.generator, backend=backend,
+                                   model=model or settings.generator.model))
 
 
 def compare_engines(kb_path: str, questions: list[str], engines: list[str],
@@ -262,7 +266,7 @@ def main() -> None:
     parser.add_argument("--serve-requests", type=int, default=10)
     parser.add_argument("--engines", default="",
                         help="Compare these generator engines end to end first, e.g. "
-                             "local,llamacpp.")
+                             "local,llamacpp or local,llamacpp/gemma-3-270m.")
     parser.add_argument("--engines-only", action="store_true")
     parser.add_argument("--demo-kb", default=str(ROOT / ".ragtune" / "demo-kb"))
     args = parser.parse_args()

@@ -93,6 +93,19 @@ def test_the_bundled_adapter_runs_on_llama_cpp_as_a_gguf_lora() -> None:
     assert "".join(tuned.stream(GROUNDED, max_tokens=32)).strip() == answer
 
 
+def test_gemmas_adapter_runs_on_llama_cpp_as_on_the_local_engine() -> None:
+    # gemma 3 keeps its query/key rows in transformers' order: nothing is permuted, and a
+    # wrong permutation would change the answer
+    tuned = LlamaCppGenerator("gemma-3-270m", adapter="auto")
+    assert tuned.adapter_name == "gemma-3-270m-grounded-en"
+    local = LocalGenerator("gemma-3-270m", adapter="auto")
+    answer = tuned.generate(GROUNDED, max_tokens=24).text
+    assert "1932" in answer and answer.endswith("[1]"), answer
+    assert answer == local.generate(GROUNDED, max_tokens=24).text
+    raw = LlamaCppGenerator("gemma-3-270m", adapter="none").generate(GROUNDED, max_tokens=24)
+    assert raw.text != answer
+
+
 def test_the_bundled_adapters_abstention_is_weighed_as_on_the_local_engine() -> None:
     tuned = LlamaCppGenerator("smollm2-135m-instruct", adapter="auto")
     local = LocalGenerator("smollm2-135m-instruct", adapter="auto")

@@ -3,7 +3,9 @@
 The tensors are renamed to llama.cpp's (``blk.N.attn_q.weight.lora_a``), and the output
 side (B) of the query and key projections is permuted the way llama.cpp's own
 ``convert_hf_to_gguf.py`` permutes those weights for its rotary embedding, as its
-``convert_lora_to_gguf.py`` does. Llama-architecture models only (SmolLM2 is one).
+``convert_lora_to_gguf.py`` does. Llama-architecture models (SmolLM2) and Gemma 3
+(gemma-3-270m, whose weights llama.cpp keeps in the transformers row order, so nothing is
+permuted).
 Conversions are cached beside the GGUF weights' cache, keyed by the adapter's hash.
 """
 
@@ -27,6 +29,8 @@ _NAMES = {
     "mlp.down_proj": "ffn_down",
 }
 _PREFIX = "base_model.model.model.layers."
+# transformers model_type → llama.cpp architecture, and whether q/k rows are permuted
+_ARCHES = {"llama": ("llama", True), "gemma3_text": ("gemma3", False)}
 
 
 def _permute(b: np.ndarray, n_head: int) -> np.ndarray:
@@ -45,13 +49,15 @@ def write_gguf_lora(adapter: Path, base: Path, out: Path) -> None:
     config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
     if config.get("use_dora") or config.get("use_rslora"):
         raise ConfigError(f"{adapter}: DoRA and rsLoRA adapters cannot be exported to GGUF")
-    if base_config.get("model_type") != "llama":
-        raise ConfigError(f"{adapter}: GGUF LoRA export covers llama-architecture models, "
-                          f"not {base_config.get('model_type')!r}; run it with --generator local")
+    model_type = base_config.get("model_type")
+    if model_type not in _ARCHES:
+        raise ConfigError(f"{adapter}: GGUF LoRA export covers {', '.join(_ARCHES)} models, "
+                          f"not {model_type!r}; run it with --generator local")
+    arch, permute = _ARCHES[str(model_type)]
     heads = {"attn_q": int(str(base_config["num_attention_heads"])),
              "attn_k": int(str(base_config.get("num_key_value_heads")
-                               or base_config["num_attention_heads"]))}
-    writer = gguf.GGUFWriter(str(out), "llama")
+                               or base_config["num_attention_heads"]))} if permute else {}
+    writer = gguf.GGUFWriter(str(out), arch)
     writer.add_string("general.type", "adapter")
     writer.add_string("adapter.type", "lora")
     writer.add_float32("adapter.lora.alpha", float(config["lora_alpha"]))

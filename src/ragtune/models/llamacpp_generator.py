@@ -132,8 +132,16 @@ class LlamaCppGenerator:
         except Exception as exc:  # jinja errors, bad roles
             raise GenerationError(f"could not apply {self.name}'s chat template: {exc}") from exc
 
+    def _ids(self, messages: Sequence[Message]) -> list[int]:
+        """The prompt as token ids, sent as ids: llama.cpp tokenizing the text would add a
+        second BOS to a template that writes its own (gemma's), and a prompt that differs
+        by one token is not found in the cache the abstention's requests leave."""
+        ids: list[int] = self.tokenizer(self._prompt(messages),
+                                        add_special_tokens=False)["input_ids"]
+        return ids
+
     def count_tokens(self, messages: Sequence[Message]) -> int:
-        return len(self.tokenizer(self._prompt(messages), add_special_tokens=False)["input_ids"])
+        return len(self._ids(messages))
 
     def _probabilities(self, prompt: list[int]) -> dict[int, float]:
         """The ``TOP`` likeliest next tokens after ``prompt`` (token ids) and their
@@ -152,7 +160,7 @@ class LlamaCppGenerator:
         first = self._abstain_first
         if first is None:
             return None
-        prompt = self.tokenizer(self._prompt(messages), add_special_tokens=False)["input_ids"]
+        prompt = self._ids(messages)
         p_first = self._probabilities(prompt).get(first, 0.0)
         if p_first == 0.0 or not self._abstain_seconds:
             return p_first
@@ -162,7 +170,7 @@ class LlamaCppGenerator:
     def _request(self, messages: Sequence[Message], max_tokens: int, temperature: float,
                  stream: bool, ban: Sequence[int] = ()) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "prompt": self._prompt(messages), "max_tokens": max_tokens, "stream": stream,
+            "prompt": self._ids(messages), "max_tokens": max_tokens, "stream": stream,
             "temperature": temperature, "stop": self.stop, "cache_prompt": True,
         }
         if ban:
