@@ -21,7 +21,7 @@ from ragtune.rag.prompts import (
     is_abstention,
 )
 from ragtune.rag.relevance import best_similarity
-from ragtune.rag.spans import complete_list
+from ragtune.rag.spans import close_code, complete_list
 from ragtune.retrieve.protocol import Retriever
 from ragtune.types import Answer, Hit
 
@@ -145,8 +145,10 @@ def answer_from_hits(
     t2 = time.perf_counter()
     text, abstained = completion.text, is_abstention(completion.text)
     if not abstained and getattr(generator, "one_answer", False):
-        # a grounded adapter's one span, completed to the list it begins (rag.spans)
-        text = complete_list(text, [h.chunk.text for h in kept], question)
+        # a grounded adapter's one span, with the code span it opens closed and completed
+        # to the list it begins (rag.spans)
+        shown = [h.chunk.text for h in kept]
+        text = complete_list(close_code(text, shown), shown, question)
     unsupported: list[str] = []
     if abstained:
         citations = []

@@ -2,9 +2,14 @@
 
 A grounded adapter answers with one span of its source and that source's ``[n]``. Asked
 for several things ("Which file formats can it read?"), a small model often quotes only the
-first item of the source's enumeration ("plain text"). Where the span is followed in the
-source by the rest of its list in the same sentence (", Markdown, HTML and PDF"), and the
-question asks for more than one thing, the answer is the whole list.
+first item of the source's enumeration ("plain text"), or stops before its last one
+("plain text, Markdown, HTML"). Where the span is followed in the source by the rest of its
+list in the same sentence (", Markdown, HTML and PDF"), and the question asks for more than
+one thing, the answer is the whole list.
+
+A span that opens a code span and stops inside it (``run `tool install``, the model
+trained on prose ending before ``--all``) is completed to the closing backtick the source
+has for it (:func:`close_code`): a command is quoted whole or not at all.
 
 Example:
     >>> complete_list("plain text [1]", ["It reads plain text, Markdown and PDF (.txt)."],
@@ -17,13 +22,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["asks_for_several", "complete_list"]
+__all__ = ["asks_for_several", "close_code", "complete_list"]
 
 # the rest of an enumeration after its first item: ", B, C and D" up to the end of the
 # clause; items are short and hold no clause punctuation
 _ITEM = r"[^,;:.()\[\]\n]{1,48}?"
 _REST = re.compile(rf"^((?:,\s*{_ITEM})*,?\s+(?:and|or)\s+{_ITEM})(?=\s*(?:[,;:.()\[\]\n]|$))")
 _MARKERS = re.compile(r"\s*(\[\d+(?:\s*,\s*\d+)*\])+\s*$")
+_CODE_REST = 120  # the most characters a code span is completed by
 # "Which file formats", "What countries", "What are", "List", "Name the": a word in -s
 # after which/what that is not a verb or one of the singulars in -ss, -us, -is
 _NOT_PLURAL = r"(?:was|does|is|has|this|its|his|us|thus|plus|yes)"
@@ -52,9 +58,10 @@ def complete_list(answer: str, sources: Sequence[str], question: str) -> str:
         return answer
     span = answer[:markers.start()].strip()
     numbers = [int(n) for n in re.findall(r"\d+", markers.group(0))]
-    if (not span or len(span.split()) > 6 or "," in span or " and " in span
-            or not 1 <= numbers[0] <= len(sources)):  # already a list, or no such source
-        return answer
+    items = span.split(",")  # the first item, or the first few ("plain text, Markdown")
+    if (not span or any(len(i.split()) > 6 for i in items) or " and " in span
+            or " or " in span or not 1 <= numbers[0] <= len(sources)):
+        return answer  # a whole list already (its "and"), or no such source
     source = sources[numbers[0] - 1]
     at = source.find(span)
     if at < 0 or source[:at].rstrip().endswith(","):  # absent, or not the list's start
@@ -63,3 +70,28 @@ def complete_list(answer: str, sources: Sequence[str], question: str) -> str:
     if rest is None:
         return answer
     return f"{span}{rest.group(1).rstrip()} {markers.group(0).strip()}"
+
+
+def close_code(answer: str, sources: Sequence[str]) -> str:
+    """``answer`` (``span [n]``) with a code span it leaves open closed as source ``n``
+    (1-based in ``sources``) closes it, on the same line; else ``answer`` unchanged.
+
+    >>> close_code("run `tool install [1]", ["To set up, run `tool install --all` first."])
+    'run `tool install --all` [1]'
+    """
+    markers = _MARKERS.search(answer)
+    if markers is None:
+        return answer
+    span = answer[:markers.start()].rstrip()
+    numbers = [int(n) for n in re.findall(r"\d+", markers.group(0))]
+    if span.count("`") % 2 == 0 or not 1 <= numbers[0] <= len(sources):
+        return answer
+    source = sources[numbers[0] - 1]
+    at = source.find(span)
+    if at < 0:
+        return answer
+    after = source[at + len(span):at + len(span) + _CODE_REST]
+    end = after.find("`")
+    if end < 0 or "\n" in after[:end]:
+        return answer
+    return f"{span}{after[:end + 1]} {markers.group(0).strip()}"

@@ -3,7 +3,7 @@ for several things and the source goes on with the list."""
 
 import pytest
 
-from ragtune.rag.spans import asks_for_several, complete_list
+from ragtune.rag.spans import asks_for_several, close_code, complete_list
 
 SOURCE = ("The file formats ragtune can ingest are plain text, Markdown, HTML, PDF, Word "
           "and JSON (`.txt`, `.md`). Text is cleaned first.")
@@ -30,6 +30,14 @@ def test_the_first_item_becomes_the_whole_list_of_its_sentence() -> None:
     assert got == "plain text, Markdown, HTML, PDF, Word and JSON [1]"
 
 
+def test_a_list_cut_before_its_last_items_is_completed() -> None:
+    got = complete_list("plain text, Markdown, HTML, PDF, Word [1]", [SOURCE],
+                        "Which file formats can ragtune ingest?")
+    assert got == "plain text, Markdown, HTML, PDF, Word and JSON [1]"
+    # not from the middle of the list
+    assert complete_list("Markdown, HTML [1]", [SOURCE], "Which formats?") == "Markdown, HTML [1]"
+
+
 def test_the_cited_source_is_the_one_read() -> None:
     other = "Nothing about formats here: plain text is simple."
     question = "Which file formats can ragtune ingest?"
@@ -45,7 +53,35 @@ def test_the_cited_source_is_the_one_read() -> None:
     ("plain text", "Which file formats can ragtune ingest?"),  # no marker: not a grounded span
     ("plain text [3]", "Which file formats can ragtune ingest?"),  # no such source
     ("JSON files [1]", "Which file formats can ragtune ingest?"),  # not in the source
-    ("plain text, Markdown [1]", "Which file formats can ragtune ingest?"),  # a list already
+    ("plain text, Markdown and HTML [1]", "Which file formats can ragtune ingest?"),  # whole
 ])
 def test_anything_else_is_left_as_it_is(answer: str, question: str) -> None:
     assert complete_list(answer, [SOURCE], question) == answer
+
+
+COMMANDS = ("To install the bundled models, run `ragtune models install --all` (`make demo` "
+            "runs it for you).")
+
+
+def test_a_command_cut_inside_its_backticks_is_quoted_whole() -> None:
+    assert close_code("run `ragtune models install [1]", [COMMANDS]) == \
+        "run `ragtune models install --all` [1]"
+    # the source cited is the one read
+    assert close_code("run `ragtune models install [2]", ["other", COMMANDS]).endswith(
+        "--all` [2]")
+
+
+@pytest.mark.parametrize("answer", [
+    "run `ragtune models install --all` [1]",  # closed already
+    "`make demo` [1]",  # closed already
+    "run `ragtune models install",  # no marker: not a grounded span
+    "run `ragtune models install [2]",  # no such source
+    "run `ragtune models uninstall [1]",  # not in the source
+])
+def test_a_closed_or_unknown_span_is_left_as_it_is(answer: str) -> None:
+    assert close_code(answer, [COMMANDS]) == answer
+
+
+def test_a_code_span_is_not_closed_across_lines() -> None:
+    source = "Run `tool install\nand then` more."
+    assert close_code("Run `tool install [1]", [source]) == "Run `tool install [1]"
