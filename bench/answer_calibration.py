@@ -15,8 +15,10 @@ otherwise; every pair of thresholds is then scored from those:
 - false abstention: answerable questions abstained on; F1 and EM (SQuAD) of the answers
   to the others (an abstention scores 0); abstention on the unanswerable questions.
 
-The pair chosen abstains most on unanswerable questions while false abstention stays at
-``--max-false`` or below (ties: the higher F1). ``--write`` stores the abstention threshold
+The pair chosen gives the highest F1 among those that abstain on ``--min-unanswerable``
+(80%) of the unanswerable questions or more while false abstention stays at ``--max-false``
+(10%) or below; where no pair reaches both, the one that abstains most on unanswerable
+questions within the false-abstention bound (ties: the higher F1). ``--write`` stores the abstention threshold
 in the adapter's ``calibration.json``; the similarity threshold becomes the embedder's
 default in ``ragtune/rag/min_similarity.json``.
 
@@ -89,6 +91,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-false", type=float, default=0.10,
                         help="The most false abstention allowed on answerable questions.")
+    parser.add_argument("--min-unanswerable", type=float, default=0.80,
+                        help="Abstention wanted on unanswerable questions: among the pairs "
+                             "that reach it (false abstention within bounds), the highest "
+                             "F1; 1 turns it off (the most abstention is chosen).")
     parser.add_argument("--max-added", type=float, default=0.02,
                         help="Where the model alone abstains on more answerable questions "
                              "than --max-false: the most the thresholds may add to that.")
@@ -100,13 +106,16 @@ def main() -> None:
                                            args.dataset)
     print(f"{len(questions)} validation questions; CPU: {cpu_flags()}")
     lang = LANGUAGE[args.dataset]
-    work = RESULTS / ("answer-adapter" if lang == "en" else "answer-adapter-gemma-3-270m-zh")
     settings = kb_settings(args.dataset)
     settings = replace(settings, retrieval=replace(settings.retrieval, min_similarity=-1.0))
-    kb = paragraph_kb(work / "train", docs, settings)  # every question reaches the model
     gen = replace(settings.generator, adapter="auto", abstain_threshold=1.0)
     gen = language_generator(gen, lang) or gen  # what `ask` answers this language with
     generator = build_generator(gen)
+    # the folder answer_adapters.py trained this adapter in (its knowledge bases)
+    work = RESULTS / ("answer-adapter" if (lang, gen.model) == ("en", "smollm2-135m-instruct")
+                      else f"answer-adapter-{gen.model}-{lang}")
+    print(f"generator {gen.model} with {getattr(generator, 'adapter_name', None)}")
+    kb = paragraph_kb(work / "train", docs, settings)  # every question reaches the model
     out = work / "calibration"
     out.mkdir(parents=True, exist_ok=True)
     answerable = run_arm(kb, generator, questions, out / "answerable.jsonl", "answerable")
@@ -136,7 +145,15 @@ def main() -> None:
         print(f"the model itself abstains on {own:.1%} of the answerable questions, over "
               f"{args.max_false:.0%}: thresholds may add {args.max_added:.0%} to it")
     allowed = [g for g in grid if g["false_abstain"] <= bound + 1e-9]
-    chosen = max(allowed, key=lambda g: (g["abstain_unanswerable"], g["f1"]))
+    # the best answers among the pairs that meet both bounds; else the most abstention on
+    # unanswerable questions the false-abstention bound allows
+    both = [g for g in allowed if g["abstain_unanswerable"] >= args.min_unanswerable - 1e-9]
+    chosen = (max(both, key=lambda g: (g["f1"], g["abstain_unanswerable"])) if both else
+              max(allowed, key=lambda g: (g["abstain_unanswerable"], g["f1"])))
+    rule = (f"the highest F1 with abstention on unanswerable questions at least "
+            f"{args.min_unanswerable:.0%} and false abstention at most {bound:.1%}" if both else
+            f"the most abstention on unanswerable questions with false abstention at most "
+            f"{bound:.1%}")
     greedy = [r for r in answerable if r["abstained"]]
     print("\n| min_similarity | abstain_threshold | F1 | EM | false abstention | abstains, "
           f"unanswerable |\n|{'---|' * 6}")
@@ -146,7 +163,8 @@ def main() -> None:
                    key=lambda g: (g["abstain_unanswerable"], g["f1"]))) for c in SIMILARITY_GRID}
     shown = ([*model_only, *similarity_only, *(g for g in grid if id(g) in best)]
              if weighed else similarity_only)
-    shown = [g for g in shown if g is chosen or round(g["min_similarity"] / 0.025, 6) % 1 == 0]
+    shown = [g for g in shown if round(g["min_similarity"] / 0.025, 6) % 1 == 0]
+    shown += [] if any(g is chosen for g in shown) else [chosen]
     for g in shown:
         mark = " (chosen)" if g is chosen else ""
         print(f"| {g['min_similarity']:.3f} | {g['threshold']:.2f}{mark} | {g['f1']:.3f} | "
@@ -157,8 +175,8 @@ def main() -> None:
         "unanswerable": len(unanswerable), "max_false": args.max_false, "bound": bound,
         "chosen": chosen, "grid": grid})
     print(f"wrote {path}")
-    if args.write and lang == "en":
-        target = PACKAGE / "smollm2-135m-instruct-grounded-en" / "calibration.json"
+    if args.write and weighed:
+        target = PACKAGE / f"{gen.model}-grounded-{lang}" / "calibration.json"
         record = json.loads(target.read_text()) if target.exists() else {}
         record.update({
             "abstain": record.get("abstain", "The sources do not say."),
@@ -166,9 +184,7 @@ def main() -> None:
             "chosen_on": (f"{len(answerable)} answerable and {len(unanswerable)} unanswerable "
                           "questions of the training articles not trained on "
                           "(bench/answer_calibration.py), together with retrieval."
-                          f"min_similarity {chosen['min_similarity']}: the most abstention "
-                          "on unanswerable questions with false abstention at most "
-                          f"{args.max_false:.0%}"),
+                          f"min_similarity {chosen['min_similarity']}: {rule}"),
             "validation": {k: round(v, 4) for k, v in chosen.items()},
         })
         target.write_text(json.dumps(record, indent=2) + "\n")
@@ -185,8 +201,7 @@ def main() -> None:
                           f"articles not trained on, "
                           + (f"with abstain_threshold {chosen['threshold']}" if weighed else
                              "by similarity alone")
-                          + f": the most abstention on unanswerable questions with false "
-                          f"abstention at most {bound:.1%}"),
+                          + f": {rule}"),
             "validation": {k: round(v, 4) for k, v in chosen.items()}}
         DEFAULTS.write_text(json.dumps(defaults, indent=2) + "\n")
         print(f"wrote {DEFAULTS}")

@@ -130,8 +130,10 @@ class RetrievalSettings:
 
 @dataclass(frozen=True)
 class GeneratorSettings:
-    backend: str = "local"  # local | llamacpp | openai | a plugin's name
-    model: str = "smollm2-135m-instruct"  # bundled name, model folder, .gguf file, remote name
+    # auto (a bundled model's fastest engine, else local) | local | llamacpp | openai | a
+    # plugin's name
+    backend: str = "auto"
+    model: str = "gemma-3-270m"  # bundled name, model folder, .gguf file, remote name
     # auto: the bundled grounded-answer adapter of the model (ragtune.models.adapters), if
     # it has one; none: the raw model; else a LoRA run folder or PEFT adapter folder
     adapter: str | None = "auto"

@@ -1,5 +1,6 @@
-"""The bundled English grounded-answer adapter of gemma-3-270m: with `generator.model =
-"gemma-3-270m"` an English question gets it, a Chinese one the model's Chinese adapter."""
+"""The bundled English grounded-answer adapter of gemma-3-270m, the default generator: an
+English question gets it, a Chinese one the model's Chinese adapter, on the engine
+`generator.backend = "auto"` picks for gemma (llama.cpp)."""
 
 import json
 import re
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.skipif(
     reason="this checkout ships no English grounded adapter for gemma-3-270m "
            "(bench/answer_adapters.py --base gemma-3-270m --install builds it)")
 
-GEMMA = {"generator": {"model": "gemma-3-270m"}}
+GEMMA: dict[str, dict[str, str]] = {}  # the defaults
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +40,7 @@ def test_the_english_gemma_adapter_ships_with_its_run_record():
 def test_gemma_answers_english_with_its_english_adapter_short_and_cited(kb):
     answer = kb.ask("How much does a parking permit cost?")
     assert answer.adapter == "gemma-3-270m-grounded-en"
+    assert type(kb.generator).__name__ == "LlamaCppGenerator"
     assert not answer.abstained and "40" in answer.text
     assert re.fullmatch(r"[^\[\]]+ \[[123]\]", answer.text), answer.text
     assert answer.citations[0].chunk.source.endswith("parking.txt")

@@ -65,6 +65,6 @@ def test_a_chinese_question_gets_a_short_cited_answer_from_the_chinese_adapter(k
 
 
 def test_by_language_off_keeps_the_configured_model(kb):
-    one = KnowledgeBase.open(kb.path, load_settings(
-        env={}, overrides={"generator": {"by_language": "off"}}))
+    one = KnowledgeBase.open(kb.path, load_settings(env={}, overrides={"generator": {
+        "by_language": "off", "model": "smollm2-135m-instruct"}}))
     assert one.ask("停車證每個月多少錢？").adapter == "smollm2-135m-instruct-grounded-en"

@@ -7,7 +7,7 @@ from ragtune.errors import ConfigError
 def test_defaults():
     s = load_settings(env={})
     assert s == Settings()
-    assert s.retrieval.mode == "hybrid" and s.generator.model == "smollm2-135m-instruct"
+    assert s.retrieval.mode == "hybrid" and s.generator.model == "gemma-3-270m"
 
 
 def test_precedence_file_env_overrides(tmp_path):

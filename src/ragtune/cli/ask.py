@@ -62,7 +62,8 @@ def ask(
     kb: Path = KB_OPTION,
     k: int = typer.Option(None, "-k", help="Chunks to retrieve (default 3)."),
     mode: str = typer.Option(None, "--mode", help="hybrid (default), dense or lexical."),
-    generator: str = typer.Option(None, "--generator", help="local (default) or openai."),
+    generator: str = typer.Option(None, "--generator", help="auto (default: the bundled "
+                                  "model's fastest engine), local, llamacpp or openai."),
     model: str = typer.Option(None, "--model",
                               help="Bundled model, model folder, .gguf file, or remote name."),
     adapter: str = typer.Option(None, "--adapter",

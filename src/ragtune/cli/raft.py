@@ -61,7 +61,7 @@ def raft_build(
         if qa is not None:
             items = load_qa(qa).items
         else:
-            if settings.generator.backend == "local":
+            if settings.generator.backend in ("auto", "local", "llamacpp"):
                 typer.echo("warning: the local generator (a small bundled model) writes few "
                            "usable questions; use --generator openai --base-url URL",
                            err=True)

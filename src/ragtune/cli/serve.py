@@ -41,8 +41,8 @@ def serve(
                                  "and layered pipelines with the fine-tuned model. With "
                                  "--generator openai: the adapter's name on that server "
                                  "(vLLM --lora-modules NAME=DIR) or its export folder."),
-    generator: str = typer.Option(None, "--generator", help="local (default), llamacpp or "
-                                  "openai (an OpenAI-compatible server such as vLLM)."),
+    generator: str = typer.Option(None, "--generator", help="auto (default), local, llamacpp "
+                                  "or openai (an OpenAI-compatible server such as vLLM)."),
     model: str = typer.Option(None, "--model", help="Generator model: bundled name, folder, "
                               ".gguf file, or the base model's name on the server."),
     base_url: str = typer.Option(None, "--base-url",

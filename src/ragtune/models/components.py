@@ -26,8 +26,24 @@ EMBEDDERS: Registry[Callable[[EmbedderSettings], Embedder]] = Registry(
     "embedders", "embedder backend")
 
 
+def generator_backend(settings: GeneratorSettings) -> str:
+    """The backend that runs ``settings``: ``auto`` is the engine a bundled model answers
+    fastest on (its registry entry), ``local`` for any other model.
+
+    Example:
+        >>> generator_backend(GeneratorSettings(model="smollm2-135m-instruct"))
+        'local'
+    """
+    if settings.backend != "auto":
+        return settings.backend
+    bundled = {m.name: m.backend for m in BUNDLED if m.role == "generator"}
+    return bundled.get(settings.model.lower()) or "local"
+
+
 def build_generator(settings: GeneratorSettings) -> Generator:
-    """The generator named by ``settings.backend``, built from the settings."""
+    """The generator named by ``settings.backend`` (``auto``: see
+    :func:`generator_backend`), built from the settings."""
+    settings = replace(settings, backend=generator_backend(settings))
     if settings.backend in GENERATORS and not is_choice(settings.adapter) \
             and settings.backend not in ("local", "llamacpp", "openai"):
         raise ConfigError(
@@ -40,17 +56,18 @@ def build_generator(settings: GeneratorSettings) -> Generator:
 
 def language_generator(settings: GeneratorSettings, lang: str) -> GeneratorSettings | None:
     """The settings of the generator for questions in ``lang``, when it is not the one
-    ``settings`` name: with ``by_language = "auto"``, ``adapter = "auto"``, the local
-    backend and a bundled model, a language other than English gets the model's own
-    grounded adapter for it, else the bundled model that has one (gemma-3-270m for
-    Chinese). None: ``settings`` answer it as they are.
+    ``settings`` name: with ``by_language = "auto"``, ``adapter = "auto"``, a local engine
+    (auto, local, llamacpp) and a bundled model, a language other than English gets the
+    model's own grounded adapter for it, else the bundled model that has one (gemma-3-270m
+    for Chinese). None: ``settings`` answer it as they are.
 
     Example:
         >>> language_generator(GeneratorSettings(), "en") is None
         True
     """
     bundled = {m.name for m in BUNDLED if m.role == "generator"}
-    if (lang == "en" or settings.by_language != "auto" or settings.backend != "local"
+    if (lang == "en" or settings.by_language != "auto"
+            or settings.backend not in ("auto", "local", "llamacpp")
             or str(settings.adapter).strip().lower() != "auto"
             or settings.model.lower() not in bundled):
         return None

@@ -33,7 +33,9 @@ class BundledModel:
     description: str
     sha256: str | None = None  # of the assembled file, when the package publishes it
     languages: tuple[str, ...] | None = None  # what it was trained on; None: many
-    backend: str = ""  # the embedder backend that runs it (embedders only)
+    # the backend that runs it: an embedder's; a generator's under generator.backend = auto,
+    # the engine that answered fastest end to end with its grounded adapter (BENCHMARKS.md)
+    backend: str = ""
 
     @property
     def install_command(self) -> str:
@@ -72,7 +74,9 @@ BUNDLED: tuple[BundledModel, ...] = (
         files=("SmolLM2-135M-Instruct.Q4_1.gguf",),
         # its declared dependencies compile llama.cpp; we only need the GGUF file
         no_deps=True,
-        description="HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1), default generator",
+        description="HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1), English",
+        languages=("en",),
+        backend="local",  # ragtune's exact decode loop: faster than llama.cpp (BENCHMARKS.md)
     ),
     BundledModel(
         name="gemma-3-270m",
@@ -97,8 +101,10 @@ BUNDLED: tuple[BundledModel, ...] = (
             "data/gemma-3-270m-q4_k_m.gguf.part03",
         ),
         no_deps=True,
-        description="google/gemma-3-270m base (GGUF Q4_K_M, split in 4 packages), multilingual",
+        description="google/gemma-3-270m base (GGUF Q4_K_M, split in 4 packages), "
+                    "multilingual, default generator",
         sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        backend="llamacpp",  # ragtune's decode loop covers llama models; torch is 1.5x slower
     ),
 )
 

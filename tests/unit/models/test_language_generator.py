@@ -10,6 +10,8 @@ from ragtune.errors import ConfigError
 from ragtune.models.components import language_generator
 from ragtune.testing import FakeGenerator
 
+SMOL = "smollm2-135m-instruct"
+
 
 @pytest.fixture
 def bundled(tmp_path, monkeypatch):
@@ -23,26 +25,36 @@ def bundled(tmp_path, monkeypatch):
 
 
 def test_chinese_questions_go_to_the_model_with_a_chinese_adapter(bundled):
-    chosen = language_generator(GeneratorSettings(), "zh")
+    chosen = language_generator(GeneratorSettings(model=SMOL), "zh")
     assert chosen is not None
     assert chosen.model == "gemma-3-270m"
     assert chosen.adapter == str(bundled / "gemma-3-270m-grounded-zh")
     assert adapters.grounded_models("zh") == ["gemma-3-270m"]
 
 
+def test_the_default_model_answers_chinese_with_its_own_chinese_adapter(bundled):
+    for backend in ("auto", "local", "llamacpp"):
+        chosen = language_generator(GeneratorSettings(backend=backend), "zh")
+        assert chosen is not None and chosen.model == "gemma-3-270m"
+        assert chosen.adapter == str(bundled / "gemma-3-270m-grounded-zh")
+        assert chosen.backend == backend
+
+
 def test_the_configured_generator_answers_otherwise(bundled):
-    assert language_generator(GeneratorSettings(), "en") is None
-    assert language_generator(GeneratorSettings(), "fr") is None  # no adapter for French
-    for settings in (GeneratorSettings(by_language="off"), GeneratorSettings(adapter="none"),
-                     GeneratorSettings(adapter=str(bundled)), GeneratorSettings(
-                         backend="openai"), GeneratorSettings(model="/models/my-llama")):
+    assert language_generator(GeneratorSettings(model=SMOL), "en") is None
+    assert language_generator(GeneratorSettings(model=SMOL), "fr") is None  # no French one
+    for settings in (GeneratorSettings(model=SMOL, by_language="off"),
+                     GeneratorSettings(model=SMOL, adapter="none"),
+                     GeneratorSettings(model=SMOL, adapter=str(bundled)),
+                     GeneratorSettings(model=SMOL, backend="openai"),
+                     GeneratorSettings(model="/models/my-llama")):
         assert language_generator(settings, "zh") is None, settings
 
 
 def test_a_model_with_its_own_adapter_for_the_language_keeps_it(bundled):
     (bundled / "smollm2-135m-instruct-grounded-zh").mkdir()
     (bundled / "smollm2-135m-instruct-grounded-zh" / "adapter_config.json").write_text("{}")
-    chosen = language_generator(GeneratorSettings(), "zh")
+    chosen = language_generator(GeneratorSettings(model=SMOL), "zh")
     assert chosen is not None and chosen.model == "smollm2-135m-instruct"
     assert chosen.adapter == str(bundled / "smollm2-135m-instruct-grounded-zh")
 
@@ -71,7 +83,8 @@ def test_the_knowledge_base_builds_the_language_generator_once(tmp_path, bundled
 
     monkeypatch.setattr(knowledge_base, "build_generator", build)
     kb = KnowledgeBase.create(tmp_path / "kb", Settings(
-        embedder=EmbedderSettings(backend="fake", model="fake-hash")))
+        embedder=EmbedderSettings(backend="fake", model="fake-hash"),
+        generator=GeneratorSettings(model=SMOL)))
     english = kb.generator_for("What is Apple's revenue?")
     chinese = kb.generator_for("苹果公司的营收是多少？")
     assert chinese is not english

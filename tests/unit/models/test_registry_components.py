@@ -70,3 +70,16 @@ def test_embedder_precision_is_checked_before_loading():
         SentenceTransformerEmbedder(precision="int8", device="cuda")
     with pytest.raises(ConfigError, match="batch_size must be 0"):
         SentenceTransformerEmbedder(batch_size=-1)
+
+
+def test_auto_runs_each_bundled_generator_on_its_own_engine():
+    from ragtune.models.components import generator_backend
+
+    assert GeneratorSettings().backend == "auto"
+    assert generator_backend(GeneratorSettings()) == "llamacpp"  # gemma-3-270m
+    assert generator_backend(GeneratorSettings(model="SmolLM2-135M-Instruct")) == "local"
+    assert generator_backend(GeneratorSettings(model="/models/my-llama")) == "local"
+    assert generator_backend(GeneratorSettings(model="model.gguf")) == "local"
+    for chosen in ("local", "llamacpp", "openai", "fake"):
+        assert generator_backend(GeneratorSettings(backend=chosen)) == chosen
+    assert isinstance(build_generator(GeneratorSettings(backend="fake")), FakeGenerator)
