@@ -21,7 +21,7 @@ from ragtune.rag.prompts import (
     is_abstention,
 )
 from ragtune.rag.relevance import best_similarity
-from ragtune.rag.spans import close_code, complete_list
+from ragtune.rag.spans import close_code, complete_list, complete_phrase
 from ragtune.retrieve.protocol import Retriever
 from ragtune.types import Answer, Hit
 
@@ -144,11 +144,19 @@ def answer_from_hits(
     completion = generator.generate(messages, max_tokens=max_tokens, temperature=temperature)
     t2 = time.perf_counter()
     text, abstained = completion.text, is_abstention(completion.text)
+    notes: list[str] = []
+    if abstained:  # as the question's language writes it, whatever case the model used
+        text = ABSTAIN[lang]
+    elif not MARKER.sub("", text).strip(" \t\n.,;:"):
+        notes.append("the model wrote no answer" + (", only a citation" if text.strip() else ""))
+        text, abstained = ABSTAIN[lang], True
     if not abstained and getattr(generator, "one_answer", False):
-        # a grounded adapter's one span, with the code span it opens closed and completed
-        # to the list it begins (rag.spans)
+        # a grounded adapter's one span, completed where it stops too early: the code
+        # span it opens closed, the clause it breaks off finished, the list it begins
+        # given whole (rag.spans)
         shown = [h.chunk.text for h in kept]
-        text = complete_list(close_code(text, shown), shown, question)
+        text = complete_list(complete_phrase(close_code(text, shown), shown), shown,
+                             question)
     unsupported: list[str] = []
     if abstained:
         citations = []
@@ -182,5 +190,5 @@ def answer_from_hits(
         language=lang, kb_version=kb_version, steps=("prompt", "generate", "cite"),
         context=tuple(h.chunk for h in kept),
         abstain_probability=getattr(completion, "abstain_probability", None),
-        similarity=similarity,
+        similarity=similarity, notes=tuple(notes),
     )

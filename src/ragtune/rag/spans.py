@@ -7,6 +7,9 @@ first item of the source's enumeration ("plain text"), or stops before its last 
 list in the same sentence (", Markdown, HTML and PDF"), and the question asks for more than
 one thing, the answer is the whole list.
 
+A span that stops on a word that cannot end a phrase ("the vector store and the") is
+completed to the end of its clause in the source (:func:`complete_phrase`).
+
 A span that opens a code span and stops inside it (``run `tool install``, the model
 trained on prose ending before ``--all``) is completed to the closing backtick the source
 has for it (:func:`close_code`): a command is quoted whole or not at all.
@@ -22,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["asks_for_several", "close_code", "complete_list"]
+__all__ = ["asks_for_several", "close_code", "complete_list", "complete_phrase"]
 
 # the rest of an enumeration after its first item: ", B, C and D" up to the end of the
 # clause; items are short and hold no clause punctuation
@@ -30,6 +33,12 @@ _ITEM = r"[^,;:.()\[\]\n]{1,48}?"
 _REST = re.compile(rf"^((?:,\s*{_ITEM})*,?\s+(?:and|or)\s+{_ITEM})(?=\s*(?:[,;:.()\[\]\n]|$))")
 _MARKERS = re.compile(r"\s*(\[\d+(?:\s*,\s*\d+)*\])+\s*$")
 _CODE_REST = 120  # the most characters a code span is completed by
+# words an English phrase does not end on: a span ending on one was cut mid-phrase
+_OPEN_ENDS = frozenset(("and", "or", "nor", "but", "the", "a", "an", "of", "to", "in", "on",
+                        "at", "by", "for", "from", "with", "into", "than", "as", "its",
+                        "their", "his", "her", "our", "your", "whose"))
+# the rest of a clause: up to its punctuation, a bracket or a line break, a few words
+_CLAUSE = re.compile(r"^\s+([^,;:.!?()\[\]\n]{1,60}?)(?=\s*(?:[,;:.!?()\[\]\n]|$))")
 # "Which file formats", "What countries", "What are", "List", "Name the": a word in -s
 # after which/what that is not a verb or one of the singulars in -ss, -us, -is
 _NOT_PLURAL = r"(?:was|does|is|has|this|its|his|us|thus|plus|yes)"
@@ -95,3 +104,30 @@ def close_code(answer: str, sources: Sequence[str]) -> str:
     if end < 0 or "\n" in after[:end]:
         return answer
     return f"{span}{after[:end + 1]} {markers.group(0).strip()}"
+
+
+def complete_phrase(answer: str, sources: Sequence[str]) -> str:
+    """``answer`` (``span [n]``) completed to the end of its clause in source ``n`` (1-based
+    in ``sources``) when the span ends on a word no phrase ends on (``and``, ``the``,
+    ``of``...); else ``answer`` unchanged.
+
+    >>> complete_phrase("the store and the [1]", ["It checks the store and the index agree."])
+    'the store and the index agree [1]'
+    """
+    markers = _MARKERS.search(answer)
+    if markers is None:
+        return answer
+    span = answer[:markers.start()].rstrip()
+    numbers = [int(n) for n in re.findall(r"\d+", markers.group(0))]
+    words = span.split()
+    if not words or words[-1].lower() not in _OPEN_ENDS or not 1 <= numbers[0] <= len(sources):
+        return answer
+    source = sources[numbers[0] - 1]
+    # where the span ends in the source: all of it, else its last words (the model may
+    # have changed a word near its start: "check that" for "checks that")
+    tail = span if span in source else " ".join(words[-4:])
+    at = source.find(tail) if len(words) >= 4 or tail == span else -1
+    rest = _CLAUSE.match(source[at + len(tail):]) if at >= 0 else None
+    if rest is None:
+        return answer
+    return f"{span} {rest.group(1).strip()} {markers.group(0).strip()}"

@@ -178,3 +178,18 @@ def test_manuals_and_memberships_are_not_injections():
     for text in ("You are now in edit mode: press Save to keep the changes.",
                  "You are now a member of the club.", "你现在是会员，可以借书。"):
         assert not suspicious(text), text
+
+
+def test_an_abstention_reads_as_the_question_language_writes_it():
+    for reply in ("the sources do not say.", "The source does not say [2]"):
+        answer = answer_from_hits("When did the tower open?", HITS, FakeGenerator(reply=reply))
+        assert answer.abstained and answer.text == "The sources do not say.", reply
+        assert not answer.citations
+
+
+@pytest.mark.parametrize("reply, note", [
+    ("[2]", "the model wrote no answer, only a citation"), ("", "the model wrote no answer")])
+def test_a_citation_without_an_answer_is_no_answer(reply: str, note: str):
+    answer = answer_from_hits("How tall is the tower?", HITS, FakeGenerator(reply=reply))
+    assert answer.abstained and answer.text == "The sources do not say."
+    assert answer.notes == (note,) and not answer.citations

@@ -3,7 +3,7 @@ for several things and the source goes on with the list."""
 
 import pytest
 
-from ragtune.rag.spans import asks_for_several, close_code, complete_list
+from ragtune.rag.spans import asks_for_several, close_code, complete_list, complete_phrase
 
 SOURCE = ("The file formats ragtune can ingest are plain text, Markdown, HTML, PDF, Word "
           "and JSON (`.txt`, `.md`). Text is cleaned first.")
@@ -85,3 +85,32 @@ def test_a_closed_or_unknown_span_is_left_as_it_is(answer: str) -> None:
 def test_a_code_span_is_not_closed_across_lines() -> None:
     source = "Run `tool install\nand then` more."
     assert close_code("Run `tool install [1]", [source]) == "Run `tool install [1]"
+
+
+KB_VERIFY = ("`ragtune kb verify` checks that the record of sources, the vector store and the "
+             "lexical index agree, as readers see them.")
+
+
+def test_a_span_cut_on_a_word_no_phrase_ends_on_gets_its_clause() -> None:
+    assert complete_phrase("the record of sources, the vector store and the [1]",
+                           [KB_VERIFY]) == (
+        "the record of sources, the vector store and the lexical index agree [1]")
+    # a word changed near its start ("check" for "checks"): its last words are found
+    assert complete_phrase("check that the record of sources, the vector store and [1]",
+                           [KB_VERIFY]) == ("check that the record of sources, the vector "
+                                            "store and the lexical index agree [1]")
+    cut = "the electrostatic force (due to the electric field) and [1]"
+    source = ("It is the electrostatic force (due to the electric field) and the magnetic "
+              "force.")
+    assert complete_phrase(cut, [source]) == (
+        "the electrostatic force (due to the electric field) and the magnetic force [1]")
+
+
+@pytest.mark.parametrize("answer", [
+    "the vector store [1]",  # ends on a noun
+    "the vector store and the [2]",  # no such source
+    "the index and the [1]",  # not in the source
+    "the vector store and the",  # no marker
+])
+def test_a_whole_phrase_or_an_unknown_span_is_left_as_it_is(answer: str) -> None:
+    assert complete_phrase(answer, [KB_VERIFY]) == answer
