@@ -18,9 +18,9 @@ otherwise; every pair of thresholds is then scored from those:
 The pair chosen gives the highest F1 among those that abstain on ``--min-unanswerable``
 (80%) of the unanswerable questions or more while false abstention stays at ``--max-false``
 (10%) or below; where no pair reaches both, the one that abstains most on unanswerable
-questions within the false-abstention bound (ties: the higher F1). ``--write`` stores the abstention threshold
-in the adapter's ``calibration.json``; the similarity threshold becomes the embedder's
-default in ``ragtune/rag/min_similarity.json``.
+questions within the false-abstention bound (ties: the higher F1). ``--write`` stores the
+abstention threshold in the adapter's ``calibration.json``; the similarity threshold
+becomes the embedder's default in ``ragtune/rag/min_similarity.json``.
 
     python bench/answer_calibration.py [--questions 300] [--unanswerable 150] [--write]
     python bench/answer_calibration.py --dataset drcd --examples 400 [--write]
