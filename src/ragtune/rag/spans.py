@@ -58,27 +58,37 @@ def asks_for_several(question: str) -> bool:
     return bool(_SEVERAL.search(question))
 
 
+def _cited(answer: str, sources: Sequence[str]) -> tuple[str, str, str] | None:
+    """The span of ``answer`` (``span [n]``), its markers and the text of the source its
+    first marker names (1-based in ``sources``); None without a marker or such a source."""
+    markers = _MARKERS.search(answer)
+    if markers is None:
+        return None
+    number = int(re.findall(r"\d+", markers.group(0))[0])
+    if not 1 <= number <= len(sources):
+        return None
+    return answer[:markers.start()].strip(), markers.group(0).strip(), sources[number - 1]
+
+
 def complete_list(answer: str, sources: Sequence[str], question: str) -> str:
     """``answer`` (``span [n]``) with its span extended to the rest of the enumeration it
     begins in source ``n`` (1-based in ``sources``), when ``question`` asks for several
     things; else ``answer`` unchanged."""
-    markers = _MARKERS.search(answer)
-    if markers is None or not asks_for_several(question):
+    cited = _cited(answer, sources) if asks_for_several(question) else None
+    if cited is None:
         return answer
-    span = answer[:markers.start()].strip()
-    numbers = [int(n) for n in re.findall(r"\d+", markers.group(0))]
+    span, markers, source = cited
     items = span.split(",")  # the first item, or the first few ("plain text, Markdown")
     if (not span or any(len(i.split()) > 6 for i in items) or " and " in span
-            or " or " in span or not 1 <= numbers[0] <= len(sources)):
-        return answer  # a whole list already (its "and"), or no such source
-    source = sources[numbers[0] - 1]
+            or " or " in span):
+        return answer  # a whole list already (its "and")
     at = source.find(span)
     if at < 0 or source[:at].rstrip().endswith(","):  # absent, or not the list's start
         return answer
     rest = _REST.match(source[at + len(span):])
     if rest is None:
         return answer
-    return f"{span}{rest.group(1).rstrip()} {markers.group(0).strip()}"
+    return f"{span}{rest.group(1).rstrip()} {markers}"
 
 
 def close_code(answer: str, sources: Sequence[str]) -> str:
@@ -88,14 +98,10 @@ def close_code(answer: str, sources: Sequence[str]) -> str:
     >>> close_code("run `tool install [1]", ["To set up, run `tool install --all` first."])
     'run `tool install --all` [1]'
     """
-    markers = _MARKERS.search(answer)
-    if markers is None:
+    cited = _cited(answer, sources)
+    if cited is None or cited[0].count("`") % 2 == 0:
         return answer
-    span = answer[:markers.start()].rstrip()
-    numbers = [int(n) for n in re.findall(r"\d+", markers.group(0))]
-    if span.count("`") % 2 == 0 or not 1 <= numbers[0] <= len(sources):
-        return answer
-    source = sources[numbers[0] - 1]
+    span, markers, source = cited
     at = source.find(span)
     if at < 0:
         return answer
@@ -103,7 +109,7 @@ def close_code(answer: str, sources: Sequence[str]) -> str:
     end = after.find("`")
     if end < 0 or "\n" in after[:end]:
         return answer
-    return f"{span}{after[:end + 1]} {markers.group(0).strip()}"
+    return f"{span}{after[:end + 1]} {markers}"
 
 
 def complete_phrase(answer: str, sources: Sequence[str]) -> str:
@@ -114,15 +120,11 @@ def complete_phrase(answer: str, sources: Sequence[str]) -> str:
     >>> complete_phrase("the store and the [1]", ["It checks the store and the index agree."])
     'the store and the index agree [1]'
     """
-    markers = _MARKERS.search(answer)
-    if markers is None:
+    cited = _cited(answer, sources)
+    words = cited[0].split() if cited else []
+    if cited is None or not words or words[-1].lower() not in _OPEN_ENDS:
         return answer
-    span = answer[:markers.start()].rstrip()
-    numbers = [int(n) for n in re.findall(r"\d+", markers.group(0))]
-    words = span.split()
-    if not words or words[-1].lower() not in _OPEN_ENDS or not 1 <= numbers[0] <= len(sources):
-        return answer
-    source = sources[numbers[0] - 1]
+    span, markers, source = cited
     # where the span ends in the source: all of it, else its last words (the model may
     # have changed a word near its start: "check that" for "checks that")
     tail = span if span in source else " ".join(words[-4:])
@@ -130,4 +132,4 @@ def complete_phrase(answer: str, sources: Sequence[str]) -> str:
     rest = _CLAUSE.match(source[at + len(tail):]) if at >= 0 else None
     if rest is None:
         return answer
-    return f"{span} {rest.group(1).strip()} {markers.group(0).strip()}"
+    return f"{span} {rest.group(1).strip()} {markers}"
