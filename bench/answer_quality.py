@@ -169,6 +169,10 @@ def main() -> None:
     parser.add_argument("--adapter", default="auto",
                         help="The grounded arm's adapter: auto (the bundled one) or a run.")
     parser.add_argument("--model", default=None, help="Generator model (default: settings).")
+    parser.add_argument("--one-answer", action="store_true",
+                        help="Read an --adapter folder's answers as a bundled grounded "
+                             "adapter's are read, up to the first [n] (a checkpoint of "
+                             "answer_adapters.py, for a learning curve).")
     parser.add_argument("--name", default="", help="Results subfolder (default: dataset).")
     parser.add_argument("--no-repeat", type=int, default=None,
                         help="generator.no_repeat for both arms (0: the raw decoding).")
@@ -217,6 +221,8 @@ def main() -> None:
     results: dict[str, Any] = {}
     for arm in args.arms.split(","):
         generator = build_generator(arms[arm])
+        if args.one_answer and arm != "raw":
+            generator.one_answer = True  # type: ignore[attr-defined]
         mine = questions
         unanswerable = questions[:args.unanswerable]
         if arm == "raw":

@@ -155,3 +155,18 @@ def test_tune_export_gguf_writes_the_lora_file_llama_cpp_loads(tmp_path: Path) -
     again = CliRunner().invoke(app, ["tune", "export", str(adapter), "--out", str(out),
                                      "--gguf"])
     assert again.exit_code != 0 and "exists" in again.output
+
+
+def test_a_fresh_machine_converts_only_the_tokenizer_for_llama_cpp(tmp_path, monkeypatch):
+    # llama.cpp runs the GGUF file: the de-quantised weights are never written for it
+    monkeypatch.setenv("RAGTUNE_CACHE_DIR", str(tmp_path))
+    fresh = LlamaCppGenerator("smollm2-135m-instruct", adapter="auto")
+    folders = [p for p in (tmp_path / "converted").iterdir() if not p.name.startswith(".")]
+    assert [p.name.endswith("-tokenizer") for p in folders] == [True]
+    assert not (folders[0] / "model.safetensors").exists()
+    monkeypatch.delenv("RAGTUNE_CACHE_DIR")
+    whole = LlamaCppGenerator("smollm2-135m-instruct", adapter="auto")
+    assert fresh.count_tokens(GROUNDED) == whole.count_tokens(GROUNDED)
+    assert fresh._ids(GROUNDED) == whole._ids(GROUNDED)
+    assert fresh.generate(GROUNDED, max_tokens=16).text == whole.generate(
+        GROUNDED, max_tokens=16).text

@@ -92,19 +92,39 @@ def bundled_gguf(model: BundledModel) -> Path:
 
 def converted_model(gguf_path: Path) -> Path:
     """A transformers folder (safetensors) for ``gguf_path``, converting it on first use."""
+    return _converted(gguf_path, _target(gguf_path), weights=True)
+
+
+def converted_tokenizer(gguf_path: Path) -> Path:
+    """A folder with the tokenizer, chat template and config of ``gguf_path``: what the
+    llama.cpp generator needs beside the GGUF file it runs. The whole conversion when one
+    was made; else these alone, written on first use (gemma-3-270m: about half the time of
+    the whole conversion, and no de-quantised weights on disk)."""
+    whole = _target(gguf_path)
+    if (whole / "ragtune-conversion.json").exists():
+        return whole
+    return _converted(gguf_path, whole.with_name(whole.name + "-tokenizer"), weights=False)
+
+
+def _target(gguf_path: Path) -> Path:
     if not gguf_path.is_file():
         raise RagtuneError(f"GGUF file {gguf_path} does not exist")
     key = f"{gguf_path.stem}-{_fingerprint(gguf_path)}-v{_CONVERSION_VERSION}"
-    target = cache_dir() / "converted" / key
+    return cache_dir() / "converted" / key
+
+
+def _converted(gguf_path: Path, target: Path, *, weights: bool) -> Path:
+    """``target``, written from ``gguf_path`` on first use through a temporary folder."""
     if (target / "ragtune-conversion.json").exists():
         return target
-    logger.info("converting %s to safetensors in %s (once)", gguf_path.name, target)
+    logger.info("converting %s to %s in %s (once)", gguf_path.name,
+                "safetensors" if weights else "a tokenizer", target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
     try:
-        _convert(gguf_path, tmp)
+        _convert(gguf_path, tmp, weights=weights)
         (tmp / "ragtune-conversion.json").write_text(
-            json.dumps({"source": gguf_path.name, "fingerprint": key}, indent=2)
+            json.dumps({"source": gguf_path.name, "fingerprint": target.name}, indent=2)
         )
         try:
             os.replace(tmp, target)
@@ -116,26 +136,33 @@ def converted_model(gguf_path: Path) -> Path:
     return target
 
 
-def _convert(gguf_path: Path, out: Path) -> None:
+def _convert(gguf_path: Path, out: Path, *, weights: bool = True) -> None:
     ensure_offline()
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     kwargs = {"gguf_file": gguf_path.name, "local_files_only": True}
     tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), **kwargs)
-    # The de-quantised weights are plain tensors; drop the GGUF quantizer marker so that
-    # save_pretrained writes them as an ordinary checkpoint.
-    model.hf_quantizer = None  # type: ignore[assignment]
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
+    if weights:
+        model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), **kwargs)
+        config = model.config
+    else:
+        config = AutoConfig.from_pretrained(str(gguf_path.parent), **kwargs)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
     if not getattr(tokenizer, "chat_template", None):
-        is_gemma = model.config.model_type.startswith("gemma")
+        is_gemma = config.model_type.startswith("gemma")
         tokenizer.chat_template = GEMMA_CHAT_TEMPLATE if is_gemma else PLAIN_CHAT_TEMPLATE
-        if is_gemma:
+        if is_gemma and weights:
             end_of_turn = tokenizer.convert_tokens_to_ids("<end_of_turn>")
             eos = model.generation_config.eos_token_id
             eos_ids = eos if isinstance(eos, list) else [eos]
             if isinstance(end_of_turn, int) and end_of_turn not in eos_ids:
                 model.generation_config.eos_token_id = [*eos_ids, end_of_turn]
-    model.save_pretrained(str(out))
+    if weights:
+        # The de-quantised weights are plain tensors; drop the GGUF quantizer marker so
+        # that save_pretrained writes them as an ordinary checkpoint.
+        model.hf_quantizer = None  # type: ignore[assignment]
+        model.save_pretrained(str(out))
+    else:
+        config.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))

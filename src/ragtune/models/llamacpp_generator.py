@@ -65,11 +65,11 @@ class LlamaCppGenerator:
             ) from exc
         from transformers import AutoTokenizer
 
-        from ragtune.models.local_generator import resolve_model_dir
+        from ragtune.models.local_generator import resolve_tokenizer_dir
 
         self.name = model
         self.path = gguf_path(model)
-        base = resolve_model_dir(model)
+        base = resolve_tokenizer_dir(model)  # llama.cpp runs the GGUF: no weights needed
         self.tokenizer: Any = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
         self.adapter = self._adapter(adapter, model, base)
         # the bundled adapters answer "short answer [n]"; what follows is copied text
@@ -100,14 +100,14 @@ class LlamaCppGenerator:
 
     @staticmethod
     def _adapter(adapter: str | Path | None, model: str, base: Path) -> Path | None:
-        from ragtune.models.local_generator import resolve_model_dir
+        from ragtune.models.local_generator import resolve_tokenizer_dir
         from ragtune.models.peft_adapters import adapter_dir, base_of
 
         chosen = resolve_adapter(adapter, model)
         if chosen is None:
             return None
         path = adapter_dir(chosen)
-        if resolve_model_dir(base_of(path)) != base:
+        if resolve_tokenizer_dir(base_of(path)) != base:
             raise ConfigError(f"adapter {path} was trained on {base_of(path)!r}, not {model!r}: "
                               f"pass --model {base_of(path)}")
         return path

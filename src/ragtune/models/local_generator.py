@@ -26,7 +26,7 @@ from ragtune.models.controls import (
     until_stop,
 )
 from ragtune.models.fast_decode import AbstainCheck, Decoder, build_decoder
-from ragtune.models.gguf_cache import bundled_gguf, converted_model
+from ragtune.models.gguf_cache import bundled_gguf, converted_model, converted_tokenizer
 from ragtune.models.offline import ensure_offline
 from ragtune.models.projections import DecoderMode, bf16_supported, fp16_supported
 from ragtune.models.registry import BUNDLED, bundled_model
@@ -39,6 +39,19 @@ logger = logging.getLogger(__name__)
 # int4 weights and bf16 decode steps (greedy output drifts); transformers:
 # transformers.generate itself
 DECODERS = ("auto", "exact", "fp16", "fast", "transformers")
+
+
+def resolve_tokenizer_dir(model: str) -> Path:
+    """A folder with the tokenizer and config of a bundled name, a ``.gguf`` path or a
+    model folder: the whole conversion where one exists, else the tokenizer's alone
+    (:func:`~ragtune.models.gguf_cache.converted_tokenizer`)."""
+    names = [m.name for m in BUNDLED if m.role == "generator"]
+    path = Path(model).expanduser()
+    if model.lower() in names:
+        return converted_tokenizer(bundled_gguf(bundled_model(model)))
+    if path.is_file() and path.suffix == ".gguf":
+        return converted_tokenizer(path)
+    return resolve_model_dir(model)
 
 
 def resolve_model_dir(model: str) -> Path:
