@@ -187,7 +187,7 @@ def main() -> None:
                           f"min_similarity {chosen['min_similarity']}: {rule}"),
             "validation": {k: round(v, 4) for k, v in chosen.items()},
         })
-        target.write_text(json.dumps(record, indent=2) + "\n")
+        target.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"wrote {target}")
     if args.write:
         from ragtune.rag.relevance import DEFAULTS
