@@ -9,6 +9,7 @@ import typer
 from ragtune.cli.common import CONFIG_OPTION, KB_OPTION, settings_from
 from ragtune.errors import ConfigError
 from ragtune.knowledge_base import KnowledgeBase
+from ragtune.models.components import LOCAL_BACKENDS
 
 app = typer.Typer(help="RAFT: retrieval-augmented fine-tuning data.", no_args_is_help=True)
 
@@ -61,7 +62,7 @@ def raft_build(
         if qa is not None:
             items = load_qa(qa).items
         else:
-            if settings.generator.backend in ("auto", "local", "llamacpp"):
+            if settings.generator.backend in LOCAL_BACKENDS:
                 typer.echo("warning: the local generator (a small bundled model) writes few "
                            "usable questions; use --generator openai --base-url URL",
                            err=True)

@@ -19,6 +19,7 @@ from ragtune.models.registry import BUNDLED
 
 DEFAULT_BACKEND = EmbedderSettings.backend
 MULTILINGUAL = "multilingual-e5-small"  # the bundled embedder for Chinese and mixed text
+LOCAL_BACKENDS = ("auto", "local", "llamacpp")  # generators that run on this machine
 
 GENERATORS: Registry[Callable[[GeneratorSettings], Generator]] = Registry(
     "generators", "generator backend")
@@ -67,7 +68,7 @@ def language_generator(settings: GeneratorSettings, lang: str) -> GeneratorSetti
     """
     bundled = {m.name for m in BUNDLED if m.role == "generator"}
     if (lang == "en" or settings.by_language != "auto"
-            or settings.backend not in ("auto", "local", "llamacpp")
+            or settings.backend not in LOCAL_BACKENDS
             or str(settings.adapter).strip().lower() != "auto"
             or settings.model.lower() not in bundled):
         return None

@@ -157,20 +157,22 @@ class LlamaCppGenerator:
         """The probability of the abstention's first token followed by any form of its
         second word (a token outside the ``TOP`` likeliest counts 0); ``None`` without a
         bundled adapter's abstention."""
+        return self._abstain_probability(self._ids(messages))
+
+    def _abstain_probability(self, prompt: list[int]) -> float | None:
         first = self._abstain_first
         if first is None:
             return None
-        prompt = self._ids(messages)
         p_first = self._probabilities(prompt).get(first, 0.0)
         if p_first == 0.0 or not self._abstain_seconds:
             return p_first
         after = self._probabilities([*prompt, first])
         return p_first * sum(after.get(i, 0.0) for i in self._abstain_seconds)
 
-    def _request(self, messages: Sequence[Message], max_tokens: int, temperature: float,
+    def _request(self, prompt: list[int], max_tokens: int, temperature: float,
                  stream: bool, ban: Sequence[int] = ()) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "prompt": self._ids(messages), "max_tokens": max_tokens, "stream": stream,
+            "prompt": prompt, "max_tokens": max_tokens, "stream": stream,
             "temperature": temperature, "stop": self.stop, "cache_prompt": True,
         }
         if ban:
@@ -192,31 +194,32 @@ class LlamaCppGenerator:
             raise GenerationError(f"llama.cpp failed: {response}")
         return response
 
-    def _weigh(self, messages: Sequence[Message], temperature: float
+    def _weigh(self, prompt: list[int], temperature: float
                ) -> tuple[float | None, bool, list[int]]:
         """The abstention's probability, whether it is the answer, and the ids to ban
         in the answer when it is not: its first token (``The`` without a space before it
         starts nothing else a short answer needs; llama.cpp bans for the whole answer)."""
         if temperature > 0 or self._abstain_first is None:
             return None, False, []
-        p = self.abstain_probability(messages)
+        p = self._abstain_probability(prompt)
         if self.abstain_threshold is None or p is None:
             return p, False, []
         return p, p >= self.abstain_threshold, [self._abstain_first]
 
     def generate(self, messages: Sequence[Message], *, max_tokens: int,
                  temperature: float = 0.0) -> Completion:
+        prompt = self._ids(messages)  # once: the abstention's requests and the answer's
         if self.one_answer:  # streamed, so decoding ends at the first marker
-            p, abstain, ban = self._weigh(messages, temperature)
+            p, abstain, ban = self._weigh(prompt, temperature)
             text = self.abstain_text if abstain else "".join(
-                until_marker(self._pieces(messages, max_tokens, temperature, ban)))
+                until_marker(self._pieces(prompt, max_tokens, temperature, ban)))
             written = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-            return Completion(text=text.strip(), prompt_tokens=self.count_tokens(messages),
+            return Completion(text=text.strip(), prompt_tokens=len(prompt),
                               completion_tokens=written, finish_reason="stop"
                               if cut_after_marker(text)[1] or written < max_tokens
                               else "length", abstain_probability=p)
         out = self._check(self._server.handle_completions(
-            self._request(messages, max_tokens, temperature, stream=False)))
+            self._request(prompt, max_tokens, temperature, stream=False)))
         choice, usage = out["choices"][0], out["usage"]
         return Completion(text=choice["text"].strip(), prompt_tokens=usage["prompt_tokens"],
                           completion_tokens=usage["completion_tokens"],
@@ -225,14 +228,15 @@ class LlamaCppGenerator:
 
     def stream(self, messages: Sequence[Message], *, max_tokens: int,
                temperature: float = 0.0) -> Iterator[str]:
+        prompt = self._ids(messages)
         if not self.one_answer:
-            return self._pieces(messages, max_tokens, temperature)
-        _, abstain, ban = self._weigh(messages, temperature)
+            return self._pieces(prompt, max_tokens, temperature)
+        _, abstain, ban = self._weigh(prompt, temperature)
         if abstain:
             return iter([self.abstain_text])
-        return until_marker(self._pieces(messages, max_tokens, temperature, ban))
+        return until_marker(self._pieces(prompt, max_tokens, temperature, ban))
 
-    def _pieces(self, messages: Sequence[Message], max_tokens: int,
+    def _pieces(self, prompt: list[int], max_tokens: int,
                 temperature: float, ban: Sequence[int] = ()) -> Iterator[str]:
         chunks: queue.Queue[Any] = queue.Queue()
         done = object()
@@ -245,7 +249,7 @@ class LlamaCppGenerator:
         def run() -> None:
             try:
                 self._server.handle_completions(
-                    self._request(messages, max_tokens, temperature, stream=True, ban=ban),
+                    self._request(prompt, max_tokens, temperature, stream=True, ban=ban),
                     on_chunk)
             except Exception as exc:  # surfaced in the caller's thread
                 chunks.put(exc)

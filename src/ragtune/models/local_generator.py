@@ -45,23 +45,19 @@ def resolve_tokenizer_dir(model: str) -> Path:
     """A folder with the tokenizer and config of a bundled name, a ``.gguf`` path or a
     model folder: the whole conversion where one exists, else the tokenizer's alone
     (:func:`~ragtune.models.gguf_cache.converted_tokenizer`)."""
-    names = [m.name for m in BUNDLED if m.role == "generator"]
-    path = Path(model).expanduser()
-    if model.lower() in names:
-        return converted_tokenizer(bundled_gguf(bundled_model(model)))
-    if path.is_file() and path.suffix == ".gguf":
-        return converted_tokenizer(path)
-    return resolve_model_dir(model)
+    return resolve_model_dir(model, weights=False)
 
 
-def resolve_model_dir(model: str) -> Path:
-    """A transformers folder for a bundled name, a ``.gguf`` path or a model folder."""
+def resolve_model_dir(model: str, *, weights: bool = True) -> Path:
+    """A transformers folder for a bundled name, a ``.gguf`` path or a model folder
+    (``weights=False``: see :func:`resolve_tokenizer_dir`)."""
+    convert = converted_model if weights else converted_tokenizer
     names = [m.name for m in BUNDLED if m.role == "generator"]
     if model.lower() in names:
-        return converted_model(bundled_gguf(bundled_model(model)))
+        return convert(bundled_gguf(bundled_model(model)))
     path = Path(model).expanduser()
     if path.is_file() and path.suffix == ".gguf":
-        return converted_model(path)
+        return convert(path)
     if path.is_dir() and (path / "config.json").exists():
         return path
     raise ConfigError(
