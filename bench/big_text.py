@@ -27,25 +27,31 @@ def paragraphs() -> list[str]:
     return [t.strip() for t in texts if t.strip()]
 
 
-def main() -> None:
-    out, megabytes = Path(sys.argv[1]), float(sys.argv[2])
+def chosen(megabytes: float) -> list[str]:
+    """Paragraphs, shuffled again each round, until they reach ``megabytes`` (UTF-8)."""
     distinct = paragraphs()
     target = int(megabytes * 1_000_000)
-    chosen: list[str] = []
+    out: list[str] = []
     size = 0
     rnd = random.Random(0)
     while size < target:
         order = distinct[:]
         rnd.shuffle(order)
         for p in order:
-            chosen.append(p)
+            out.append(p)
             size += len(p.encode()) + 2
             if size >= target:
                 break
+    return out
+
+
+def main() -> None:
+    out, megabytes = Path(sys.argv[1]), float(sys.argv[2])
+    texts = chosen(megabytes)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n\n".join(chosen) + "\n")
-    print(f"{out}: {out.stat().st_size:,} bytes, {len(chosen):,} paragraphs "
-          f"({len(distinct):,} distinct)")
+    out.write_text("\n\n".join(texts) + "\n")
+    print(f"{out}: {out.stat().st_size:,} bytes, {len(texts):,} paragraphs "
+          f"({len(set(texts)):,} distinct)")
 
 
 if __name__ == "__main__":

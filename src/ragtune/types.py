@@ -5,7 +5,7 @@ All are frozen dataclasses; ``to_dict`` gives the stable JSON form used by ``--j
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypedDict
 
@@ -69,18 +69,23 @@ class Document:
         title: str | None = None, record: int | None = None,
     ) -> Document:
         """Build from ``(text, page, heading, line)`` tuples, or ``(text, page, heading,
-        line, kind, boxes)``, computing each section's offset."""
-        sections: list[Section] = []
-        offset = 0
-        for text, page, heading, line, *more in parts:
-            if not text.strip():
-                continue
-            kind: Any = more[0] if more else "text"
-            boxes: Any = more[1] if len(more) > 1 else ()
-            sections.append(Section(text=text, start=offset, page=page, heading=heading,
-                                    line=line, kind=kind, boxes=boxes))
-            offset += len(text) + 2  # the "\n\n" that Document.text puts between sections
+        line, kind, boxes)``, computing each section's offset (:func:`sections_of`)."""
+        sections = sections_of(parts)
         return cls(source=source, sections=tuple(sections), title=title, record=record)
+
+
+def sections_of(parts: Iterable[tuple[Any, ...]]) -> Iterator[Section]:
+    """The sections of ``(text, page, heading, line[, kind, boxes])`` parts, empty ones left
+    out, each with its offset in the document's text (sections joined by blank lines)."""
+    offset = 0
+    for text, page, heading, line, *more in parts:
+        if not text.strip():
+            continue
+        kind: Any = more[0] if more else "text"
+        boxes: Any = more[1] if len(more) > 1 else ()
+        yield Section(text=text, start=offset, page=page, heading=heading, line=line,
+                      kind=kind, boxes=boxes)
+        offset += len(text) + 2  # the "\n\n" that Document.text puts between sections
 
 
 @dataclass(frozen=True)

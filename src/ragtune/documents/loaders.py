@@ -9,15 +9,16 @@ their own modules.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
-import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ragtune.components import Registry
 from ragtune.documents.boxes import line_boxes
+from ragtune.documents.pdf_streams import pdf_expanded_bytes
 from ragtune.documents.protocol import Loader
 from ragtune.documents.tables import Table, filing_title, find_tables, has_table_lines
 from ragtune.documents.text import clean, decode, read_bytes
@@ -41,7 +42,6 @@ def load_text(path: Path, source: str) -> list[Document]:
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
 _MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
-_FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.S)
 _MD_BLOCK_START = re.compile(r"^\s*([-*+]\s|\d+[.)]\s|\||>|#|```|~~~|    )")
 
 
@@ -70,50 +70,94 @@ def _heading_path(stack: list[str]) -> str | None:
     return " › ".join(stack) if stack else None
 
 
-def load_markdown(path: Path, source: str) -> list[Document]:
-    raw = decode(read_bytes(path), source).replace("\r\n", "\n")
-    title = None
-    front = _FRONT_MATTER.match(raw)
-    offset_lines = 0
-    if front:
-        for line in front.group(1).splitlines():
-            if line.lower().startswith("title:"):
-                title = line.split(":", 1)[1].strip().strip("\"'")
-        offset_lines = front.group(0).count("\n")
-        raw = raw[front.end():]
-    parts: list[_Part] = []
+# a section longer than this is cut at its next blank line outside code (so that a file
+# read as it streams holds one such section at a time, ragtune.documents.streaming)
+MAX_SECTION_CHARS = 1024 * 1024
+_FRONT_MATTER_LINES = 200  # front matter not closed within this many lines is text
+
+
+def _front_matter(lines: Iterator[str]) -> tuple[str | None, int, list[str]]:
+    """The front matter's ``title:`` (if any), how many lines the front matter takes, and
+    the lines read that are text after all (a ``---`` first line never closed)."""
+    first = next(lines, None)
+    if first is None:
+        return None, 0, []
+    if first != "---":
+        return None, 0, [first]
+    read: list[str] = []
+    for line in lines:
+        if line == "---" and read:
+            title = next((x.split(":", 1)[1].strip().strip("\"'") for x in read
+                          if x.lower().startswith("title:")), None)
+            return title, len(read) + 2, []
+        read.append(line)
+        if len(read) >= _FRONT_MATTER_LINES:
+            break
+    return None, 0, [first, *read]
+
+
+def markdown_title(lines: Iterable[str]) -> str | None:
+    """The front matter's title, else the first level-1 heading outside code."""
+    rest = iter(lines)
+    title, _, read = _front_matter(rest)
+    if title is not None:
+        return title
+    in_fence = False
+    for line in itertools.chain(read, rest):
+        if line.lstrip().startswith(("```", "~~~")):
+            in_fence = not in_fence
+        match = None if in_fence else _MD_HEADING.match(line)
+        if match and len(match.group(1)) == 1:
+            return match.group(2).strip()
+    return None
+
+
+def markdown_parts(lines: Iterable[str]) -> Iterator[_Part]:
+    """The sections of a Markdown text given line by line (without line ends): one per
+    heading, with its heading path and first line; a section over
+    :data:`MAX_SECTION_CHARS` goes on in a new one after a blank line outside code."""
+    rest = iter(lines)
+    _, skipped, read = _front_matter(rest)
     stack: list[str] = []
     levels: list[int] = []
     buf: list[str] = []
-    start_line = offset_lines + 1
+    size = 0
+    start_line = skipped + 1
     in_fence = False
 
-    def flush(next_line: int) -> None:
-        nonlocal start_line
+    def flush() -> Iterator[_Part]:
         text = clean(_unwrap_markdown(_MD_LINK.sub(r"\1", _MD_IMAGE.sub(r"\1", "\n".join(buf)))))
         if text:
-            parts.append((text, None, _heading_path(stack), start_line))
+            yield text, None, _heading_path(stack), start_line
         buf.clear()
-        start_line = next_line
 
-    for i, line in enumerate(raw.split("\n"), start=offset_lines + 1):
+    for i, line in enumerate(itertools.chain(read, rest), start=skipped + 1):
         if line.lstrip().startswith(("```", "~~~")):
             in_fence = not in_fence
         match = None if in_fence else _MD_HEADING.match(line)
         if match:
-            flush(i)
-            level, heading = len(match.group(1)), match.group(2).strip()
+            yield from flush()
+            start_line, size = i, 0  # a section's line is its heading's
+            level = len(match.group(1))
             while levels and levels[-1] >= level:
                 levels.pop()
                 stack.pop()
             levels.append(level)
-            stack.append(heading)
-            if title is None and level == 1:
-                title = heading
+            stack.append(match.group(2).strip())
+            continue
+        if size > MAX_SECTION_CHARS and not in_fence and not line.strip():
+            yield from flush()
+            start_line, size = i + 1, 0
             continue
         buf.append(line)
-    flush(0)
-    return [Document.from_sections(source, parts, title=title or path.stem)]
+        size += len(line) + 1
+    yield from flush()
+
+
+def load_markdown(path: Path, source: str) -> list[Document]:
+    lines = decode(read_bytes(path), source).splitlines()
+    return [Document.from_sections(source, list(markdown_parts(lines)),
+                                   title=markdown_title(lines) or path.stem)]
 
 
 # --- HTML ----------------------------------------------------------------------------------
@@ -197,7 +241,7 @@ def load_pdf(path: Path, source: str, *, tables: bool = True) -> list[Document]:
     import pypdfium2 as pdfium
 
     data = read_bytes(path)
-    expanded = pdf_expanded_bytes(data, MAX_EXPANDED_BYTES)
+    expanded = pdf_expanded_bytes(data, MAX_EXPANDED_BYTES, source)
     if expanded > MAX_EXPANDED_BYTES:
         raise DocumentError(source, f"its streams inflate to over {MAX_EXPANDED_BYTES / 1e6:.0f} "
                             "MB (images aside), more than a PDF's text needs (a PDF bomb, or a "
@@ -233,33 +277,6 @@ def load_pdf(path: Path, source: str, *, tables: bool = True) -> list[Document]:
 
 
 _PdfPart = tuple[str, int | None, str | None, int | None, str, tuple[Any, ...]]
-_PDF_STREAM = re.compile(rb"(?<!end)stream\r?\n")
-
-
-def pdf_expanded_bytes(data: bytes, limit: int) -> int:
-    """What the PDF's Flate-compressed streams inflate to, images left out (text extraction
-    never decodes them), counted without holding it and only until it passes ``limit``."""
-    view = memoryview(data)
-    total = 0
-    for m in _PDF_STREAM.finditer(data):
-        if b"/Image" in data[max(0, m.start() - 4096):m.start()].rsplit(b" obj", 1)[-1]:
-            continue
-        inflate = zlib.decompressobj()
-        at = m.end()
-        try:
-            while at < len(data) and not inflate.eof and total <= limit:
-                piece = view[at:at + 65536]
-                at += len(piece)
-                total += len(inflate.decompress(piece, 1 << 20))
-                while inflate.unconsumed_tail and total <= limit:  # at most 1 MiB at a time
-                    total += len(inflate.decompress(inflate.unconsumed_tail, 1 << 20))
-        except zlib.error:
-            continue  # not Flate, encrypted or damaged: PDFium decides
-        if total > limit:
-            break
-    return total
-
-
 def _text_part(textpage: Any, raw: str, offset: int, page: int,
                size: tuple[float, float]) -> _PdfPart:
     """Page text from character ``offset`` on, cleaned, with the boxes of its lines."""
@@ -429,15 +446,15 @@ def load_json(path: Path, source: str) -> list[Document]:
     return [d for d in docs if d is not None]
 
 
-def load_jsonl(path: Path, source: str) -> list[Document]:
-    docs: list[Document] = []
-    text = decode(read_bytes(path), source)
-    for number, line in enumerate(text.splitlines(), start=1):
+def jsonl_documents(lines: Iterable[str], source: str) -> Iterator[Document]:
+    """One document per record of a JSON Lines text given line by line; a line that is
+    not JSON is an error naming it."""
+    record = 0
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-            doc = _record_document(record, source, len(docs), number)
+            doc = _record_document(json.loads(line), source, record, number)
         except json.JSONDecodeError as exc:
             raise DocumentError(f"{source}:{number}", f"invalid JSON on line {number}: {exc.msg}; "
                                 "fix or remove that line") from None
@@ -445,8 +462,12 @@ def load_jsonl(path: Path, source: str) -> list[Document]:
             raise DocumentError(f"{source}:{number}", f"JSON on line {number} is nested too "
                                 "deeply to read; flatten it") from None
         if doc is not None:
-            docs.append(doc)
-    return docs
+            record += 1
+            yield doc
+
+
+def load_jsonl(path: Path, source: str) -> list[Document]:
+    return list(jsonl_documents(decode(read_bytes(path), source).splitlines(), source))
 
 
 # by file suffix, from the ragtune.loaders entry points (pyproject.toml)

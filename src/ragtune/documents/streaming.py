@@ -1,6 +1,15 @@
-"""Plain text too large to hold whole, chunked as it is read.
+"""Text files too large to hold whole, chunked as they are read.
 
-A ``.txt`` file over :data:`STREAM_FROM_BYTES` is read in blocks, decoded, cleaned and
+A plain-text, Markdown or JSON Lines file over :data:`STREAM_FROM_BYTES` is read in blocks
+and gives the chunks that reading it whole gives, holding a bounded part of it at a time:
+
+- Markdown, one section at a time (a heading's text, never much over
+  :data:`~ragtune.documents.loaders.MAX_SECTION_CHARS` characters, see
+  :func:`~ragtune.documents.loaders.markdown_parts`);
+- JSON Lines, one record (line) at a time;
+- plain text as below.
+
+A ``.txt`` file is read in blocks, decoded, cleaned and
 chunked as it goes, holding about :data:`WINDOW_CHARS` characters of text at a time (and
 never more than twice :data:`MAX_WINDOW_CHARS`), so its size on disk bounds the time an ingest
 takes but not its memory. The chunks are exactly those that reading the whole file gives
@@ -23,10 +32,11 @@ from __future__ import annotations
 import codecs
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from ragtune.documents.chunking import CountTokens, chunk_spans
+from ragtune.documents import loaders
+from ragtune.documents.chunking import CountTokens, chunk_document, chunk_section, chunk_spans
 from ragtune.documents.text import (
     BLOCK_BYTES,
     MAX_FILE_BYTES,
@@ -35,10 +45,11 @@ from ragtune.documents.text import (
     read_blocks,
     undecodable,
 )
-from ragtune.types import Chunk
+from ragtune.types import Chunk, Document, sections_of
 
 STREAM_FROM_BYTES = 8 * 1024 * 1024  # smaller files are read whole
-STREAM_SUFFIXES = (".txt", ".text")
+# the suffixes whose built-in loader has a streamed reading here
+STREAM_SUFFIXES = (".txt", ".text", ".md", ".markdown", ".jsonl")
 WINDOW_CHARS = 1024 * 1024  # text chunked at a time, cut after a paragraph break
 MAX_WINDOW_CHARS = 4 * WINDOW_CHARS  # a paragraph longer than this is cut at a line or space
 SAMPLE_BYTES = 1024 * 1024  # what the encoding of a file not in UTF-8 is detected from
@@ -50,14 +61,19 @@ _PARAGRAPH_CUT = re.compile(r"\n\n+(?=[^\n])")
 _FORCED_CUT = re.compile(r"[\n ](?=[^\n ])")
 
 
-def streams(path: Path) -> bool:
-    """Whether ingest reads ``path`` in blocks rather than whole: a large plain-text file
-    whose suffix the built-in text loader reads (a plugin's loader reads its files whole)."""
-    from ragtune.documents.loaders import LOADERS, load_text
+def _builtin(suffix: str) -> Callable[..., object]:
+    return {".md": loaders.load_markdown, ".markdown": loaders.load_markdown,
+            ".jsonl": loaders.load_jsonl}.get(suffix, loaders.load_text)
 
+
+def streams(path: Path) -> bool:
+    """Whether ingest reads ``path`` in blocks rather than whole: a large plain-text,
+    Markdown or JSON Lines file that the built-in loader of its suffix reads (a plugin's
+    loader reads its files whole)."""
     suffix = path.suffix.lower()
     try:
-        return (suffix in STREAM_SUFFIXES and suffix in LOADERS and LOADERS[suffix] is load_text
+        return (suffix in STREAM_SUFFIXES and suffix in loaders.LOADERS
+                and loaders.LOADERS[suffix] is _builtin(suffix)
                 and path.stat().st_size > STREAM_FROM_BYTES)
     except OSError:
         return False  # the whole-file reader reports why it cannot be read
@@ -159,17 +175,47 @@ def windows(texts: Iterable[str], size: int = WINDOW_CHARS,
         yield offset, buffer
 
 
+def decoded_lines(blocks: Iterable[str]) -> Iterator[str]:
+    """The lines of the joined ``blocks`` without their line ends, as ``str.splitlines``
+    gives them (a ``\\r\\n`` cut by a block edge is one line end)."""
+    pending = ""
+    for block in blocks:
+        pending += block
+        lines = pending.splitlines(keepends=True)
+        pending = lines.pop() if lines else ""  # it may go on in the next block
+        for line in lines:
+            yield line.splitlines()[0]
+    if pending:
+        yield pending.splitlines()[0]
+
+
 def stream_chunks(path: Path, source: str, count: CountTokens, max_tokens: int = 200,
                   overlap: int = 40, *, limit: int = MAX_FILE_BYTES, block: int = BLOCK_BYTES,
                   window: int = WINDOW_CHARS,
                   most: int = MAX_WINDOW_CHARS) -> Iterator[Chunk]:
-    """The chunks of a plain-text file, read in blocks (see the module's description).
+    """The chunks of a text file, read in blocks (see the module's description): plain
+    text, Markdown or JSON Lines by its suffix.
 
     Raises :class:`~ragtune.errors.DocumentError` as the whole-file loader does; the
-    encoding is checked over the whole file before the first chunk is given.
+    encoding is checked over the whole file before the first chunk is given (a JSON Lines
+    line that is not JSON fails when it is reached).
     """
     encoding = file_encoding(path, source, limit, block)
-    text = cleaned_blocks(decoded_blocks(path, source, encoding, limit, block), most)
-    yield from chunk_spans(source, path.stem, windows(text, window, most), count,
-                           max_tokens, overlap)
 
+    def lines() -> Iterator[str]:
+        return decoded_lines(decoded_blocks(path, source, encoding, limit, block))
+
+    suffix = path.suffix.lower()
+    if _builtin(suffix) is loaders.load_markdown:
+        # the title (front matter, else the first level-1 heading) first: every chunk has it
+        doc = Document(source=source, sections=(),
+                       title=loaders.markdown_title(lines()) or path.stem)
+        for section in sections_of(loaders.markdown_parts(lines())):
+            yield from chunk_section(doc, section, count, max_tokens, overlap)
+    elif _builtin(suffix) is loaders.load_jsonl:
+        for record in loaders.jsonl_documents(lines(), source):
+            yield from chunk_document(record, count, max_tokens, overlap)
+    else:
+        text = cleaned_blocks(decoded_blocks(path, source, encoding, limit, block), most)
+        yield from chunk_spans(source, path.stem, windows(text, window, most), count,
+                               max_tokens, overlap)

@@ -246,7 +246,7 @@ class Ingestor:
     def _ingest_file(self, path: Path) -> None:
         source = source_name(path)
         try:
-            big = streams(path)  # a large plain-text file: read in blocks, never whole
+            big = streams(path)  # a large text file: read in blocks, never whole
             if big:
                 sha, size = digest(path, self.max_file_bytes)
             else:
@@ -263,7 +263,8 @@ class Ingestor:
                 return
             stored: tuple[str, ...] = ()
             if big:
-                documents, chunks, stored = 1, [], self._store_streamed(path, source, sha, old)
+                chunks = []
+                documents, stored = self._store_streamed(path, source, sha, old)
             else:
                 docs = load(path, source)
                 documents, chunks = len(docs), [c for d in docs for c in chunk_document(
@@ -289,19 +290,22 @@ class Ingestor:
         self._pending_chunks += len(chunks)
 
     def _store_streamed(self, path: Path, source: str, sha: str,
-                        old: SourceRecord | None) -> tuple[str, ...]:
-        """Chunk a large plain-text file as it is read (:mod:`ragtune.documents.streaming`),
-        embedding and storing ``batch_chunks`` at a time; returns its chunk ids. Its record
+                        old: SourceRecord | None) -> tuple[int, tuple[str, ...]]:
+        """Chunk a large text file as it is read (:mod:`ragtune.documents.streaming`),
+        embedding and storing ``batch_chunks`` at a time; returns how many documents
+        (JSON Lines records) it holds and its chunk ids. Its record
         is committed with the next batch, like any file's; until then the rows are not
         read, and a failure removes them."""
         known = set(old.chunk_ids) if old else set()
         ids: list[str] = []
         added: list[str] = []
+        records: set[int | None] = set()
         batch: dict[str, Chunk] = {}
         try:
             for chunk in stream_chunks(path, source, self.embedder.count_tokens,
                                        self.max_tokens, self.overlap, limit=self.max_file_bytes):
                 ids.append(chunk.id)
+                records.add(chunk.record)
                 if chunk.id not in known:
                     batch[chunk.id] = chunk
                 if len(batch) >= self.batch_chunks:
@@ -316,7 +320,7 @@ class Ingestor:
                 self._commit()
             raise
         self.report.chunks_reused += len(ids) - len(known.intersection(ids)) - len(added)
-        return tuple(ids)
+        return max(1, len(records)), tuple(ids)
 
     def _labels(self, source: str, old: SourceRecord | None) -> tuple[str, str | None]:
         """The display name and owner collection to record (a run without a collection

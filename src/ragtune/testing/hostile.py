@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -42,13 +43,46 @@ def _prose(rnd: random.Random, chars: int, sentence_end: str = ". ") -> str:
     return "".join(out)
 
 
-def pdf_bytes(text: str, *, padding: int = 0) -> bytes:
+# the standard security handler's padding (PDF 1.7, 7.6.3.3, algorithm 2)
+_PAD = bytes.fromhex("28bf4e5e4e758a4164004e56fffa01082e2e00b6d0683e802f0ca9fe6453697a")
+
+
+def _rc4(key: bytes, data: bytes) -> bytes:
+    """RC4, for test PDFs encrypted as PDF 1.1 to 1.3 did (revision 2, 40 bits)."""
+    box = list(range(256))
+    j = 0
+    for i in range(256):
+        j = (j + box[i] + key[i % len(key)]) % 256
+        box[i], box[j] = box[j], box[i]
+    out = bytearray()
+    i = j = 0
+    for byte in data:
+        i = (i + 1) % 256
+        j = (j + box[i]) % 256
+        box[i], box[j] = box[j], box[i]
+        out.append(byte ^ box[(box[i] + box[j]) % 256])
+    return bytes(out)
+
+
+def pdf_bytes(text: str, *, padding: int = 0, encrypted: bool = False) -> bytes:
     """A one-page PDF showing ``text`` in Helvetica; its content stream is Flate-compressed
     and, with ``padding``, followed by that many spaces (which compress to almost nothing:
-    a PDF that inflates far beyond its size)."""
+    a PDF that inflates far beyond its size). ``encrypted``: with the standard security
+    handler and an empty user password (PDFium opens it without asking)."""
     escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
     content = zlib.compress(f"BT /F1 12 Tf 72 720 Td ({escaped}) Tj ET".encode("latin-1")
                             + b" " * padding, 9)
+    trailer = b""
+    if encrypted:
+        owner, document_id, permissions = bytes(range(32)), bytes(range(16, 32)), -4
+        key = hashlib.md5(_PAD + owner + struct.pack("<i", permissions)
+                          + document_id).digest()[:5]
+        content = _rc4(hashlib.md5(key + struct.pack("<I", 4)[:3] + b"\0\0").digest()[:10],
+                       content)  # object 4, generation 0
+        trailer = (b" /Encrypt << /Filter /Standard /V 1 /R 2 /O <%s> /U <%s> /P %d >> "
+                   b"/ID [<%s> <%s>]" % (owner.hex().encode(), _rc4(key, _PAD).hex().encode(),
+                                         permissions, document_id.hex().encode(),
+                                         document_id.hex().encode()))
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
@@ -66,8 +100,8 @@ def pdf_bytes(text: str, *, padding: int = 0) -> bytes:
     xref = len(out)
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, xref)
+    out += b"trailer\n<< /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, trailer, xref)
     return bytes(out)
 
 
@@ -149,6 +183,13 @@ def make_hostile(folder: Path, outside: Path, *, huge_mb: float = 20,
     expected["garbage.pdf"] = "not a readable PDF"
     (folder / "bomb.pdf").write_bytes(pdf_bytes("Inflated.", padding=bomb_mb * 1024 * 1024))
     expected["bomb.pdf"] = "inflate to over"
+    # encrypted with an empty password: PDFium opens it, its streams are ciphertext
+    (folder / "locked-bomb.pdf").write_bytes(pdf_bytes("Inflated.", encrypted=True,
+                                                        padding=bomb_mb * 1024 * 1024))
+    expected["locked-bomb.pdf"] = "inflate to over"
+    (folder / "locked.pdf").write_bytes(pdf_bytes("The lock keeper opens the gates at dawn.",
+                                                  encrypted=True))
+    expected["locked.pdf"] = None
 
     huge = int(huge_mb * 1e6)
     (folder / "huge-line.txt").write_text(_prose(rnd, huge))  # no newline at all

@@ -1,5 +1,6 @@
 """Large plain-text files are chunked as they are read: the same chunks as read whole."""
 
+import json
 import random
 
 import pytest
@@ -100,14 +101,94 @@ def test_a_paragraph_over_the_window_bound_is_cut_and_memory_stays_bounded(tmp_p
     assert all(words[c.start:c.end] == c.text for c in chunks)
 
 
-def test_only_large_plain_text_streams(tmp_path, monkeypatch):
+def test_only_large_text_markdown_and_json_lines_files_stream(tmp_path, monkeypatch):
     monkeypatch.setattr(streaming, "STREAM_FROM_BYTES", 100)
-    for name, size in [("big.txt", 101), ("small.txt", 100), ("big.md", 500)]:
+    for name, size in [("big.txt", 101), ("small.txt", 100), ("big.md", 500),
+                       ("big.jsonl", 500), ("big.json", 500), ("big.html", 500)]:
         (tmp_path / name).write_bytes(b"x" * size)
     assert streaming.streams(tmp_path / "big.txt")
     assert not streaming.streams(tmp_path / "small.txt")
-    assert not streaming.streams(tmp_path / "big.md")
+    assert streaming.streams(tmp_path / "big.md")
+    assert streaming.streams(tmp_path / "big.jsonl")
+    assert not streaming.streams(tmp_path / "big.json")  # one JSON value: parsed whole
+    assert not streaming.streams(tmp_path / "big.html")
     assert not streaming.streams(tmp_path / "missing.txt")
+
+
+def _markdown(rnd: random.Random, newline: str) -> str:
+    out = [f"---{newline}title: \"Rivers\"{newline}tags: [a, b]{newline}---{newline}"]
+    for i in range(40):
+        if rnd.random() < 0.4:
+            out.append(f"{'#' * rnd.randint(1, 3)} Heading {i}{newline}{newline}")
+        if rnd.random() < 0.15:
+            out.append(f"```{newline}# not a heading {i}{newline}code line{newline}```{newline}")
+        if rnd.random() < 0.2:
+            out.append(f"- item with a [link](http://x/{i}){newline}- second item{newline}")
+        out.append(_text(rnd, rnd.randint(1, 3), newline))
+    return "".join(out)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize("block", [7, 256, 100_000])
+def test_streamed_markdown_gives_the_whole_files_chunks(tmp_path, newline, block):
+    from ragtune.documents.loaders import load_markdown
+
+    path = tmp_path / "rivers.md"
+    path.write_bytes(_markdown(random.Random(block), newline).encode())
+    whole = chunk_document(load_markdown(path, str(path))[0], COUNT, 40, 10)
+    streamed = list(stream_chunks(path, str(path), COUNT, 40, 10, block=block))
+    assert len(whole) > 30 and len({c.heading for c in whole}) > 3
+    assert whole[0].title == "Rivers"
+    assert streamed == whole  # text, offsets, ids, headings, lines, title
+
+
+def test_a_markdown_section_over_the_bound_goes_on_in_a_new_section(monkeypatch):
+    from ragtune.documents import loaders
+
+    monkeypatch.setattr(loaders, "MAX_SECTION_CHARS", 1_000)
+    paragraph = " ".join(["The mill stands by the weir."] * 10)  # 289 characters
+    lines = ["# Mill", ""] + [paragraph, ""] * 20 + ["```", "x", "", "y", "```"]
+    parts = list(loaders.markdown_parts(lines))
+    assert len(parts) > 4 and all(len(text) < 1_000 + 2 * len(paragraph) for text, *_ in parts)
+    assert {heading for _, _, heading, _ in parts} == {"Mill"}
+    assert "".join(text for text, *_ in parts).count("weir") == 200  # nothing lost
+    assert parts[-1][0].endswith("```")  # a code block is never cut
+
+
+def test_streamed_json_lines_give_the_whole_files_records(tmp_path):
+    from ragtune.documents.loaders import load_jsonl
+
+    rnd = random.Random(3)
+    lines = []
+    for i in range(300):
+        if i % 37 == 0:
+            lines.append("")  # blank lines are skipped, their numbers counted
+        record = {"title": f"Note {i}", "text": _text(rnd, rnd.randint(1, 4), "\n")}
+        lines.append(json.dumps(record, ensure_ascii=i % 2 == 0))
+        if i % 50 == 0:
+            lines.append(json.dumps({"id": i}))  # no text: no document
+    path = tmp_path / "notes.jsonl"
+    path.write_text("\r\n".join(lines), encoding="utf-8")
+    whole = [c for d in load_jsonl(path, str(path)) for c in chunk_document(d, COUNT, 40, 10)]
+    streamed = list(stream_chunks(path, str(path), COUNT, 40, 10, block=333))
+    assert len({c.record for c in whole}) > 290
+    assert streamed == whole
+
+
+def test_a_bad_json_line_late_in_a_streamed_file_names_its_line(tmp_path):
+    path = tmp_path / "notes.jsonl"
+    path.write_text("\n".join([json.dumps({"text": f"Note {i}."}) for i in range(500)]
+                              + ["{not json"]))
+    chunks = stream_chunks(path, str(path), COUNT, 40, 10, block=512)
+    with pytest.raises(DocumentError, match=r"notes.jsonl:501.*line 501"):
+        list(chunks)
+
+
+def test_lines_cut_by_block_edges_are_whole():
+    text = "one\r\ntwo\rthree\n\nfour\u2028five"
+    for size in range(1, 8):
+        blocks = [text[i:i + size] for i in range(0, len(text), size)]
+        assert list(streaming.decoded_lines(blocks)) == text.splitlines()
 
 
 def test_a_word_longer_than_a_chunk_is_cut_into_slices():

@@ -92,3 +92,37 @@ def test_a_file_that_changes_while_it_streams_leaves_nothing_behind(
     assert report.chunks_embedded > 4  # some batches had been stored, then removed
     kb = KnowledgeBase.open(kb.path, _settings())
     assert _rows(kb) == before and kb.verify().ok
+
+
+def test_large_markdown_and_json_lines_files_stream_into_the_same_rows(
+        tmp_path, monkeypatch, small_streams):
+    import json
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    rnd = random.Random(5)
+    sections = []
+    for i in range(30):
+        sections.append(f"## Reach {i}\n\n" + " ".join(
+            " ".join(rnd.choice(WORDS) for _ in range(12)).capitalize() + "." for _ in range(6)))
+    (docs / "river.md").write_text("# River\n\n" + "\n\n".join(sections) + "\n")
+    (docs / "notes.jsonl").write_text("\n".join(
+        json.dumps({"title": f"Note {i}", "text": " ".join(rnd.choice(WORDS) for _ in range(40))})
+        for i in range(60)) + "\n")
+    embedded: list[int] = []
+    embed = FakeEmbedder.embed
+    monkeypatch.setattr(FakeEmbedder, "embed",
+                        lambda self, texts: embedded.append(len(texts)) or embed(self, texts))
+    streamed = KnowledgeBase.create(tmp_path / "streamed", _settings())
+    assert streamed.ingest([docs]).failed == []
+    assert max(embedded) <= 4  # batch by batch, never a whole file
+    monkeypatch.setattr(streaming, "STREAM_FROM_BYTES", 1 << 30)  # read whole
+    whole = KnowledgeBase.create(tmp_path / "whole", _settings())
+    whole.ingest([docs])
+    assert _rows(streamed) == _rows(whole)
+    records = {r.source.rsplit("/", 1)[-1]: r for r in streamed.sources()}
+    assert records["notes.jsonl"].documents == 60 and records["river.md"].documents == 1
+    assert [(r.chunk_ids, r.documents) for r in streamed.sources()] == [
+        (r.chunk_ids, r.documents) for r in whole.sources()]
+    hit = streamed.search("Reach 7", k=1)[0].chunk
+    assert hit.heading == "River › Reach 7" and hit.title == "River"
