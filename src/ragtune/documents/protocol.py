@@ -1,4 +1,5 @@
-"""The Loader role: a function that reads one file into documents."""
+"""The Loader role: a function that reads one file into documents, and the parts loaders
+build documents from."""
 
 from __future__ import annotations
 
@@ -16,3 +17,12 @@ class Loader(Protocol):
     """
 
     def __call__(self, path: Path, source: str) -> list[Document]: ...
+
+
+# a section as a loader finds it: text, page, heading path, line
+Part = tuple[str, int | None, str | None, int | None]
+
+
+def heading_path(stack: list[str]) -> str | None:
+    """The heading path of a section: ``Install › From PyPI``."""
+    return " › ".join(stack) if stack else None

@@ -4,8 +4,8 @@ A plain-text, Markdown or JSON Lines file over :data:`STREAM_FROM_BYTES` is read
 and gives the chunks that reading it whole gives, holding a bounded part of it at a time:
 
 - Markdown, one section at a time (a heading's text, never much over
-  :data:`~ragtune.documents.loaders.MAX_SECTION_CHARS` characters, see
-  :func:`~ragtune.documents.loaders.markdown_parts`);
+  :data:`~ragtune.documents.markdown.MAX_SECTION_CHARS` characters, see
+  :func:`~ragtune.documents.markdown.markdown_parts`);
 - JSON Lines, one record (line) at a time;
 - plain text as below.
 
@@ -35,7 +35,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from ragtune.documents import loaders
+from ragtune.documents import json_records, loaders, markdown
 from ragtune.documents.chunking import CountTokens, chunk_document, chunk_section, chunk_spans
 from ragtune.documents.text import (
     BLOCK_BYTES,
@@ -62,8 +62,8 @@ _FORCED_CUT = re.compile(r"[\n ](?=[^\n ])")
 
 
 def _builtin(suffix: str) -> Callable[..., object]:
-    return {".md": loaders.load_markdown, ".markdown": loaders.load_markdown,
-            ".jsonl": loaders.load_jsonl}.get(suffix, loaders.load_text)
+    return {".md": markdown.load_markdown, ".markdown": markdown.load_markdown,
+            ".jsonl": json_records.load_jsonl}.get(suffix, loaders.load_text)
 
 
 def streams(path: Path) -> bool:
@@ -206,14 +206,14 @@ def stream_chunks(path: Path, source: str, count: CountTokens, max_tokens: int =
         return decoded_lines(decoded_blocks(path, source, encoding, limit, block))
 
     suffix = path.suffix.lower()
-    if _builtin(suffix) is loaders.load_markdown:
+    if _builtin(suffix) is markdown.load_markdown:
         # the title (front matter, else the first level-1 heading) first: every chunk has it
         doc = Document(source=source, sections=(),
-                       title=loaders.markdown_title(lines()) or path.stem)
-        for section in sections_of(loaders.markdown_parts(lines())):
+                       title=markdown.markdown_title(lines()) or path.stem)
+        for section in sections_of(markdown.markdown_parts(lines())):
             yield from chunk_section(doc, section, count, max_tokens, overlap)
-    elif _builtin(suffix) is loaders.load_jsonl:
-        for record in loaders.jsonl_documents(lines(), source):
+    elif _builtin(suffix) is json_records.load_jsonl:
+        for record in json_records.jsonl_documents(lines(), source):
             yield from chunk_document(record, count, max_tokens, overlap)
     else:
         text = cleaned_blocks(decoded_blocks(path, source, encoding, limit, block), most)

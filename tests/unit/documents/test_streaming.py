@@ -131,7 +131,7 @@ def _markdown(rnd: random.Random, newline: str) -> str:
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
 @pytest.mark.parametrize("block", [7, 256, 100_000])
 def test_streamed_markdown_gives_the_whole_files_chunks(tmp_path, newline, block):
-    from ragtune.documents.loaders import load_markdown
+    from ragtune.documents.markdown import load_markdown
 
     path = tmp_path / "rivers.md"
     path.write_bytes(_markdown(random.Random(block), newline).encode())
@@ -143,12 +143,12 @@ def test_streamed_markdown_gives_the_whole_files_chunks(tmp_path, newline, block
 
 
 def test_a_markdown_section_over_the_bound_goes_on_in_a_new_section(monkeypatch):
-    from ragtune.documents import loaders
+    from ragtune.documents import markdown
 
-    monkeypatch.setattr(loaders, "MAX_SECTION_CHARS", 1_000)
+    monkeypatch.setattr(markdown, "MAX_SECTION_CHARS", 1_000)
     paragraph = " ".join(["The mill stands by the weir."] * 10)  # 289 characters
     lines = ["# Mill", ""] + [paragraph, ""] * 20 + ["```", "x", "", "y", "```"]
-    parts = list(loaders.markdown_parts(lines))
+    parts = list(markdown.markdown_parts(lines))
     assert len(parts) > 4 and all(len(text) < 1_000 + 2 * len(paragraph) for text, *_ in parts)
     assert {heading for _, _, heading, _ in parts} == {"Mill"}
     assert "".join(text for text, *_ in parts).count("weir") == 200  # nothing lost
@@ -156,7 +156,7 @@ def test_a_markdown_section_over_the_bound_goes_on_in_a_new_section(monkeypatch)
 
 
 def test_streamed_json_lines_give_the_whole_files_records(tmp_path):
-    from ragtune.documents.loaders import load_jsonl
+    from ragtune.documents.json_records import load_jsonl
 
     rnd = random.Random(3)
     lines = []
