@@ -126,3 +126,26 @@ def test_large_markdown_and_json_lines_files_stream_into_the_same_rows(
         (r.chunk_ids, r.documents) for r in whole.sources()]
     hit = streamed.search("Reach 7", k=1)[0].chunk
     assert hit.heading == "River › Reach 7" and hit.title == "River"
+
+
+def test_a_bad_line_late_in_a_streamed_json_lines_file_stores_nothing_of_it(
+        tmp_path, monkeypatch, small_streams):
+    import json
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "note.txt").write_text("A short note about the ferry timetable.")
+    kb = KnowledgeBase.create(tmp_path / "kb", _settings())
+    kb.ingest([docs])
+    before = _rows(kb)
+    rnd = random.Random(7)
+    lines = [json.dumps({"text": " ".join(rnd.choice(WORDS) for _ in range(40))})
+             for _ in range(80)]
+    (docs / "notes.jsonl").write_text("\n".join([*lines, "{broken", *lines[:3]]) + "\n")
+    report = KnowledgeBase.open(kb.path, _settings()).ingest([docs])
+    assert report.chunks_embedded > 4  # batches were stored before the bad line, then removed
+    assert [(p.rsplit("/", 1)[-1], r) for p, r in report.failed] == [
+        ("notes.jsonl:81", "invalid JSON on line 81: Expecting property name enclosed in "
+                           "double quotes; fix or remove that line")]
+    kb = KnowledgeBase.open(kb.path, _settings())
+    assert _rows(kb) == before and kb.verify().ok
