@@ -42,6 +42,16 @@ def _rows(kb):
     return sorted((c.id, c.text, c.start) for c in kb.store.scan())
 
 
+def _kb_with_a_note(tmp_path):
+    """A folder with one short note, its knowledge base, and the rows stored."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "note.txt").write_text("A short note about the ferry timetable.")
+    kb = KnowledgeBase.create(tmp_path / "kb", _settings())
+    kb.ingest([docs])
+    return docs, kb, _rows(kb)
+
+
 def test_a_streamed_file_is_stored_in_batches_with_the_chunks_read_whole(
         tmp_path, monkeypatch, small_streams):
     docs = tmp_path / "docs"
@@ -77,12 +87,7 @@ def test_a_streamed_file_is_stored_in_batches_with_the_chunks_read_whole(
 
 def test_a_file_that_changes_while_it_streams_leaves_nothing_behind(
         tmp_path, monkeypatch, small_streams):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "note.txt").write_text("A short note about the ferry timetable.")
-    kb = KnowledgeBase.create(tmp_path / "kb", _settings())
-    kb.ingest([docs])
-    before = _rows(kb)
+    docs, kb, before = _kb_with_a_note(tmp_path)
     _write(docs / "river.txt", 60)
     digests = iter(["first", "second"])  # the file read at the end is not the one hashed
     monkeypatch.setattr(ingest, "digest", lambda path, limit: (next(digests), 1))
@@ -132,12 +137,7 @@ def test_a_bad_line_late_in_a_streamed_json_lines_file_stores_nothing_of_it(
         tmp_path, monkeypatch, small_streams):
     import json
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "note.txt").write_text("A short note about the ferry timetable.")
-    kb = KnowledgeBase.create(tmp_path / "kb", _settings())
-    kb.ingest([docs])
-    before = _rows(kb)
+    docs, kb, before = _kb_with_a_note(tmp_path)
     rnd = random.Random(7)
     lines = [json.dumps({"text": " ".join(rnd.choice(WORDS) for _ in range(40))})
              for _ in range(80)]
