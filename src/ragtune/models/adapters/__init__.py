@@ -6,7 +6,7 @@ They teach the bundled generator to answer from numbered sources the way ``ragtu
 shows them: a short answer that ends with the ``[n]`` of its source, or
 ``The sources do not say.`` when none holds the answer. An adapter's ``calibration.json``
 names that abstention and the probability at which it is chosen (``threshold``, set on a
-validation split of the training articles by ``bench/answer_adapters.py --calibrate``).
+validation split of the training articles by ``bench/answer_calibration.py``).
 """
 
 from __future__ import annotations
