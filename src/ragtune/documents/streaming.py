@@ -32,7 +32,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ragtune.documents import json_records, loaders, markdown
@@ -48,8 +48,10 @@ from ragtune.documents.text import (
 from ragtune.types import Chunk, Document, sections_of
 
 STREAM_FROM_BYTES = 8 * 1024 * 1024  # smaller files are read whole
-# the suffixes whose built-in loader has a streamed reading here
-STREAM_SUFFIXES = (".txt", ".text", ".md", ".markdown", ".jsonl")
+# the built-in loaders that have a streamed reading here, by the suffixes they read
+STREAMED = {".txt": loaders.load_text, ".text": loaders.load_text,
+            ".md": markdown.load_markdown, ".markdown": markdown.load_markdown,
+            ".jsonl": json_records.load_jsonl}
 WINDOW_CHARS = 1024 * 1024  # text chunked at a time, cut after a paragraph break
 MAX_WINDOW_CHARS = 4 * WINDOW_CHARS  # a paragraph longer than this is cut at a line or space
 SAMPLE_BYTES = 1024 * 1024  # what the encoding of a file not in UTF-8 is detected from
@@ -61,19 +63,13 @@ _PARAGRAPH_CUT = re.compile(r"\n\n+(?=[^\n])")
 _FORCED_CUT = re.compile(r"[\n ](?=[^\n ])")
 
 
-def _builtin(suffix: str) -> Callable[..., object]:
-    return {".md": markdown.load_markdown, ".markdown": markdown.load_markdown,
-            ".jsonl": json_records.load_jsonl}.get(suffix, loaders.load_text)
-
-
 def streams(path: Path) -> bool:
     """Whether ingest reads ``path`` in blocks rather than whole: a large plain-text,
     Markdown or JSON Lines file that the built-in loader of its suffix reads (a plugin's
     loader reads its files whole)."""
     suffix = path.suffix.lower()
     try:
-        return (suffix in STREAM_SUFFIXES and suffix in loaders.LOADERS
-                and loaders.LOADERS[suffix] is _builtin(suffix)
+        return (suffix in STREAMED and loaders.LOADERS.get(suffix) is STREAMED[suffix]
                 and path.stat().st_size > STREAM_FROM_BYTES)
     except OSError:
         return False  # the whole-file reader reports why it cannot be read
@@ -205,14 +201,14 @@ def stream_chunks(path: Path, source: str, count: CountTokens, max_tokens: int =
     def lines() -> Iterator[str]:
         return decoded_lines(decoded_blocks(path, source, encoding, limit, block))
 
-    suffix = path.suffix.lower()
-    if _builtin(suffix) is markdown.load_markdown:
+    loader = STREAMED.get(path.suffix.lower(), loaders.load_text)
+    if loader is markdown.load_markdown:
         # the title (front matter, else the first level-1 heading) first: every chunk has it
         doc = Document(source=source, sections=(),
                        title=markdown.markdown_title(lines()) or path.stem)
         for section in sections_of(markdown.markdown_parts(lines())):
             yield from chunk_section(doc, section, count, max_tokens, overlap)
-    elif _builtin(suffix) is json_records.load_jsonl:
+    elif loader is json_records.load_jsonl:
         for record in json_records.jsonl_documents(lines(), source):
             yield from chunk_document(record, count, max_tokens, overlap)
     else:
