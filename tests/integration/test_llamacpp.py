@@ -136,6 +136,34 @@ def test_parallel_slots_answer_concurrent_requests_as_they_answer_one_at_a_time(
     assert together == alone
 
 
+def test_an_answers_requests_share_its_slot_so_its_prompt_is_read_once() -> None:
+    """The bundled adapter weighs its abstention in two requests before the answer's: all
+    three go to one slot, whose cache then holds the prompt; answers at once get others."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    gen = LlamaCppGenerator("gemma-3-270m", parallel=2, adapter="auto")
+    sent: list[tuple[list[int], int]] = []
+    handle = gen._server.handle_completions
+
+    def spy(body: dict, *callback: object) -> object:
+        sent.append((list(body["prompt"]), body["id_slot"]))
+        return handle(body, *callback)
+
+    gen._server = type("Spy", (), {"handle_completions": staticmethod(spy)})()
+    questions = [build_messages(q, [Chunk(id="a", source="notes.txt", text=t, start=0, end=len(t))])
+                 for q, t in [("What colour is the door?", "The door is painted green."),
+                              ("How old is the cat?", "The cat is seven years old.")]]
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda m: gen.generate(m, max_tokens=12), questions))
+    slots = []
+    for messages in questions:
+        ids = gen._ids(messages)
+        used = {slot for prompt, slot in sent if prompt[:len(ids)] == ids}
+        assert len(used) == 1 and len([p for p, _ in sent if p[:len(ids)] == ids]) == 3
+        slots.append(used.pop())
+    assert len(sent) == 6 and slots[0] != slots[1]
+
+
 def test_tune_export_gguf_writes_the_lora_file_llama_cpp_loads(tmp_path: Path) -> None:
     import gguf
     from typer.testing import CliRunner

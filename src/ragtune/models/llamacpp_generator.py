@@ -1,8 +1,9 @@
 """Local generation on llama.cpp, in process, through the prebuilt ``xllamacpp`` wheel.
 
 The bundled GGUF file runs as stored (no conversion to torch). The prompt is the model's
-own chat template applied by its transformers tokenizer, so the text and the token count
-are the same as the ``local`` generator's. Greedy decoding at temperature 0; stop
+own chat template over its own tokenizer (read without transformers where it can be:
+:mod:`ragtune.models.chat_tokenizer`), so the text and the token count are the same as the
+``local`` generator's. Greedy decoding at temperature 0; stop
 sequences; repetition is held back with llama.cpp's DRY sampler over the answer.
 
 LoRA adapters (the bundled grounded-answer adapter, ``ragtune tune lora`` runs) are PEFT
@@ -21,12 +22,14 @@ import os
 import queue
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ragtune.config import GeneratorSettings
 from ragtune.errors import ConfigError, GenerationError, RagtuneError
 from ragtune.models.adapters import ADAPTERS, abstention, resolve_adapter
+from ragtune.models.chat_tokenizer import load_chat_tokenizer
 from ragtune.models.controls import abstention_tokens, cut_after_marker, until_marker
 from ragtune.models.gguf_cache import bundled_gguf
 from ragtune.models.gguf_lora import gguf_lora
@@ -63,14 +66,12 @@ class LlamaCppGenerator:
             raise RagtuneError(
                 f"the llamacpp generator needs llama.cpp's engine; install it with: {INSTALL}"
             ) from exc
-        from transformers import AutoTokenizer
-
         from ragtune.models.local_generator import resolve_tokenizer_dir
 
         self.name = model
         self.path = gguf_path(model)
         base = resolve_tokenizer_dir(model)  # llama.cpp runs the GGUF: no weights needed
-        self.tokenizer: Any = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
+        self.tokenizer: Any = load_chat_tokenizer(base)
         self.adapter = self._adapter(adapter, model, base)
         # the bundled adapters answer "short answer [n]"; what follows is copied text
         self.one_answer = self.adapter is not None and self.adapter.parent == ADAPTERS
@@ -92,6 +93,11 @@ class LlamaCppGenerator:
             lora.scale = 1.0
             params.lora_adapters = [lora]
         self._server = xllamacpp.Server(params)
+        # each answer's requests (the abstention's two, then the answer) go to one slot, so
+        # the prompt it has read is still in that slot's cache for the next request
+        self._slots: queue.Queue[int] = queue.Queue()
+        for slot in range(parallel):
+            self._slots.put(slot)
         text, self.abstain_threshold = abstention(
             self.adapter if self.one_answer else None, abstain_threshold)
         self.abstain_text = text
@@ -143,12 +149,22 @@ class LlamaCppGenerator:
     def count_tokens(self, messages: Sequence[Message]) -> int:
         return len(self._ids(messages))
 
-    def _probabilities(self, prompt: list[int]) -> dict[int, float]:
+    @contextmanager
+    def _slot(self) -> Iterator[int]:
+        """One of llama.cpp's slots, held for one answer's requests."""
+        slot = self._slots.get()
+        try:
+            yield slot
+        finally:
+            self._slots.put(slot)
+
+    def _probabilities(self, prompt: list[int], slot: int) -> dict[int, float]:
         """The ``TOP`` likeliest next tokens after ``prompt`` (token ids) and their
         probabilities, from one one-token request (the prompt's cache is kept)."""
         out = self._check(self._server.handle_completions({
             "prompt": prompt, "max_tokens": 1, "n_probs": TOP, "temperature": 0.0,
-            "top_k": 1, "cache_prompt": True, "post_sampling_probs": False}))
+            "top_k": 1, "cache_prompt": True, "post_sampling_probs": False,
+            "id_slot": slot}))
         content = (out["choices"][0].get("logprobs") or {}).get("content") or [{}]
         return {int(t["id"]): math.exp(t["logprob"])
                 for t in content[0].get("top_logprobs", [])}
@@ -157,23 +173,25 @@ class LlamaCppGenerator:
         """The probability of the abstention's first token followed by any form of its
         second word (a token outside the ``TOP`` likeliest counts 0); ``None`` without a
         bundled adapter's abstention."""
-        return self._abstain_probability(self._ids(messages))
+        with self._slot() as slot:
+            return self._abstain_probability(self._ids(messages), slot)
 
-    def _abstain_probability(self, prompt: list[int]) -> float | None:
+    def _abstain_probability(self, prompt: list[int], slot: int) -> float | None:
         first = self._abstain_first
         if first is None:
             return None
-        p_first = self._probabilities(prompt).get(first, 0.0)
+        p_first = self._probabilities(prompt, slot).get(first, 0.0)
         if p_first == 0.0 or not self._abstain_seconds:
             return p_first
-        after = self._probabilities([*prompt, first])
+        after = self._probabilities([*prompt, first], slot)
         return p_first * sum(after.get(i, 0.0) for i in self._abstain_seconds)
 
     def _request(self, prompt: list[int], max_tokens: int, temperature: float,
-                 stream: bool, ban: Sequence[int] = ()) -> dict[str, Any]:
+                 stream: bool, slot: int, ban: Sequence[int] = ()) -> dict[str, Any]:
         body: dict[str, Any] = {
             "prompt": prompt, "max_tokens": max_tokens, "stream": stream,
             "temperature": temperature, "stop": self.stop, "cache_prompt": True,
+            "id_slot": slot,
         }
         if ban:
             body["logit_bias"] = [[i, False] for i in ban]
@@ -194,14 +212,14 @@ class LlamaCppGenerator:
             raise GenerationError(f"llama.cpp failed: {response}")
         return response
 
-    def _weigh(self, prompt: list[int], temperature: float
+    def _weigh(self, prompt: list[int], temperature: float, slot: int
                ) -> tuple[float | None, bool, list[int]]:
         """The abstention's probability, whether it is the answer, and the ids to ban
         in the answer when it is not: its first token (``The`` without a space before it
         starts nothing else a short answer needs; llama.cpp bans for the whole answer)."""
         if temperature > 0 or self._abstain_first is None:
             return None, False, []
-        p = self._abstain_probability(prompt)
+        p = self._abstain_probability(prompt, slot)
         if self.abstain_threshold is None or p is None:
             return p, False, []
         return p, p >= self.abstain_threshold, [self._abstain_first]
@@ -209,17 +227,18 @@ class LlamaCppGenerator:
     def generate(self, messages: Sequence[Message], *, max_tokens: int,
                  temperature: float = 0.0) -> Completion:
         prompt = self._ids(messages)  # once: the abstention's requests and the answer's
-        if self.one_answer:  # streamed, so decoding ends at the first marker
-            p, abstain, ban = self._weigh(prompt, temperature)
-            text = self.abstain_text if abstain else "".join(
-                until_marker(self._pieces(prompt, max_tokens, temperature, ban)))
-            written = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-            return Completion(text=text.strip(), prompt_tokens=len(prompt),
-                              completion_tokens=written, finish_reason="stop"
-                              if cut_after_marker(text)[1] or written < max_tokens
-                              else "length", abstain_probability=p)
-        out = self._check(self._server.handle_completions(
-            self._request(prompt, max_tokens, temperature, stream=False)))
+        with self._slot() as slot:
+            if self.one_answer:  # streamed, so decoding ends at the first marker
+                p, abstain, ban = self._weigh(prompt, temperature, slot)
+                text = self.abstain_text if abstain else "".join(
+                    until_marker(self._pieces(prompt, max_tokens, temperature, slot, ban)))
+                written = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+                return Completion(text=text.strip(), prompt_tokens=len(prompt),
+                                  completion_tokens=written, finish_reason="stop"
+                                  if cut_after_marker(text)[1] or written < max_tokens
+                                  else "length", abstain_probability=p)
+            out = self._check(self._server.handle_completions(
+                self._request(prompt, max_tokens, temperature, stream=False, slot=slot)))
         choice, usage = out["choices"][0], out["usage"]
         return Completion(text=choice["text"].strip(), prompt_tokens=usage["prompt_tokens"],
                           completion_tokens=usage["completion_tokens"],
@@ -229,15 +248,18 @@ class LlamaCppGenerator:
     def stream(self, messages: Sequence[Message], *, max_tokens: int,
                temperature: float = 0.0) -> Iterator[str]:
         prompt = self._ids(messages)
-        if not self.one_answer:
-            return self._pieces(prompt, max_tokens, temperature)
-        _, abstain, ban = self._weigh(prompt, temperature)
-        if abstain:
-            return iter([self.abstain_text])
-        return until_marker(self._pieces(prompt, max_tokens, temperature, ban))
+        with self._slot() as slot:  # held until the answer is read or dropped
+            if not self.one_answer:
+                yield from self._pieces(prompt, max_tokens, temperature, slot)
+                return
+            _, abstain, ban = self._weigh(prompt, temperature, slot)
+            if abstain:
+                yield self.abstain_text
+                return
+            yield from until_marker(self._pieces(prompt, max_tokens, temperature, slot, ban))
 
-    def _pieces(self, prompt: list[int], max_tokens: int,
-                temperature: float, ban: Sequence[int] = ()) -> Iterator[str]:
+    def _pieces(self, prompt: list[int], max_tokens: int, temperature: float, slot: int,
+                ban: Sequence[int] = ()) -> Iterator[str]:
         chunks: queue.Queue[Any] = queue.Queue()
         done = object()
         stopped = threading.Event()
@@ -249,13 +271,15 @@ class LlamaCppGenerator:
         def run() -> None:
             try:
                 self._server.handle_completions(
-                    self._request(prompt, max_tokens, temperature, stream=True, ban=ban),
+                    self._request(prompt, max_tokens, temperature, stream=True, slot=slot,
+                                  ban=ban),
                     on_chunk)
             except Exception as exc:  # surfaced in the caller's thread
                 chunks.put(exc)
             chunks.put(done)
 
-        threading.Thread(target=run, daemon=True).start()
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
         try:
             while (chunk := chunks.get()) is not done:
                 if isinstance(chunk, Exception):
@@ -265,3 +289,4 @@ class LlamaCppGenerator:
                     yield text
         finally:
             stopped.set()
+            worker.join(timeout=60)  # the request has ended: its slot is free again
