@@ -9,6 +9,10 @@ p50/p95/p99, errors, and the server's resident memory after warm-up, at its peak
 end (growth = end - after warm-up). The warm-up is the same load for ``--warmup`` seconds, so
 that the allocator and the caches reach their working size before memory is measured.
 
+``--distinct`` asks every request a question not asked before (one per section heading of
+docs/, about 95), so that no answer comes from llama.cpp's prompt cache; without it the
+clients rotate over 8 questions, whose prompts the cache holds after the first round.
+
 With ``--hostile-kb N``, each generator is measured twice on the same server after the
 warm-up: the clients alone, then the same clients while one more client posts N KB
 questions one after another (the server cuts a question to ``serve.max_question_chars``);
@@ -48,6 +52,14 @@ QUESTIONS = [
     "What does the layered pipeline do?",
 ]
 KEY = "bench-key"
+
+
+def heading_questions() -> list[str]:
+    """One question per section heading of docs/ (``--distinct``)."""
+    headings = [line.lstrip("#").strip().strip("`") for path in sorted(ROOT.glob("docs/*.md"))
+                for line in path.read_text(encoding="utf-8").splitlines()
+                if line.startswith("#")]
+    return [f"What does the documentation say about {h}?" for h in dict.fromkeys(headings)]
 
 
 def build_kb() -> str:
@@ -104,7 +116,9 @@ def load(url: str, clients: int, seconds: float, sample: Callable[[], None] | No
         n = i
         with httpx.Client(timeout=600) as c:
             while time.perf_counter() < stop:
-                q = hostile if i < 0 else QUESTIONS[n % len(QUESTIONS)]
+                with lock:
+                    q = hostile if i < 0 else DISTINCT.pop() if DISTINCT else \
+                        QUESTIONS[n % len(QUESTIONS)]
                 n += 1
                 t = time.perf_counter()
                 try:
@@ -136,6 +150,8 @@ def load(url: str, clients: int, seconds: float, sample: Callable[[], None] | No
 
 
 BODY: dict[str, object] = {"model": "rag"}
+DISTINCT: list[str] = []  # --distinct: the questions this server has not been asked yet
+ASKED: list[str] = []  # --distinct: all of them, in order, for each server anew
 
 
 def run(kb: str, generator: str, clients: int, seconds: float, warmup: float,
@@ -143,6 +159,7 @@ def run(kb: str, generator: str, clients: int, seconds: float, warmup: float,
     """The warmed-up server under ``clients``; with ``hostile_kb``, measured again with
     the hostile client added."""
     proc, port = start_server(kb, generator)
+    DISTINCT[:] = ASKED[::-1]  # every server gets the same questions in the same order
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     server = psutil.Process(proc.pid)
     load(url, clients, warmup)
@@ -194,8 +211,13 @@ def main() -> None:
     parser.add_argument("--generators", default="fake,local",
                         help="Runs to make, in order (llamacpp:4: llama.cpp with 4 slots); "
                              "the summary line needs fake and local.")
+    parser.add_argument("--distinct", action="store_true",
+                        help="Ask every request a question not asked before (from docs/' "
+                             "headings), so that no prompt is in llama.cpp's cache.")
     args = parser.parse_args()
     BODY["max_tokens"] = args.max_tokens
+    if args.distinct:
+        ASKED.extend(heading_questions())
     kb = build_kb()
     rows = [row for g in args.generators.split(",")
             for row in run(kb, g, args.clients, args.seconds, args.warmup, args.hostile_kb)]

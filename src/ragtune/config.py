@@ -174,9 +174,15 @@ class GeneratorSettings:
     # llamacpp: requests decoded together in one loaded model (llama.cpp's slots, each with
     # the whole max_context); ragtune serve answers that many chat requests at once
     parallel: int = 1
+    # llamacpp: memory kept for prompts already read, so a prompt asked again (or one that
+    # shares its start) is not read again; every prompt kept costs tens of MB (gemma-3-270m:
+    # about 45 MB at 600 tokens), so the default is bounded; 0 turns it off (each slot still
+    # keeps its last prompt)
+    prompt_cache_mb: int = 256
 
     def __post_init__(self) -> None:
         _check("generator", self.max_tokens, "max_tokens", 1)
+        _check("generator", self.prompt_cache_mb, "prompt_cache_mb", 0, note=" (0: off)")
         _check("generator", self.temperature, "temperature", 0, 2, note=" (0: greedy)")
         _check("generator", self.max_context, "max_context", 64)
         if self.context_window is not None:

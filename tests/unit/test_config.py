@@ -76,6 +76,7 @@ def test_numeric_settings_are_checked_with_their_range_in_the_error():
             ("ingest", "batch_chunks", 0, "at least 1"),
             ("generator", "temperature", -3, "between 0 and 2"),
             ("generator", "max_tokens", 0, "at least 1"),
+            ("generator", "prompt_cache_mb", -1, "at least 0"),
             ("generator", "citations", "loose", "inline, strict or model")):
         with pytest.raises(ConfigError, match=f"{section}.{key} must be {words}"):
             load_settings(env={}, overrides={section: {key: value}})

@@ -59,7 +59,7 @@ class LlamaCppGenerator:
     def __init__(self, model: str = "smollm2-135m-instruct", *, max_context: int = 2048,
                  threads: int | None = None, parallel: int = 1, no_repeat: int = 6,
                  stop: Sequence[str] = (), adapter: str | Path | None = None,
-                 abstain_threshold: float | None = None) -> None:
+                 abstain_threshold: float | None = None, prompt_cache_mb: int = 256) -> None:
         try:
             import xllamacpp
         except ImportError as exc:
@@ -82,6 +82,8 @@ class LlamaCppGenerator:
         params.model.path = str(self.path)
         params.n_parallel = parallel
         params.n_ctx = max_context * parallel  # each slot gets the whole window
+        params.cache_ram_mib = prompt_cache_mb  # llama.cpp's own default, 8 GiB, grows a
+        # server by about 45 MB an answer (gemma-3-270m) until it is full
         n = threads or min(os.cpu_count() or 1, 8)
         params.cpuparams.n_threads = n
         params.cpuparams_batch.n_threads = n
@@ -122,7 +124,8 @@ class LlamaCppGenerator:
     def from_settings(cls, settings: GeneratorSettings) -> LlamaCppGenerator:
         return cls(settings.model, max_context=settings.max_context, adapter=settings.adapter,
                    no_repeat=settings.no_repeat, stop=settings.stop.split("|"),
-                   abstain_threshold=settings.abstain_threshold, parallel=settings.parallel)
+                   abstain_threshold=settings.abstain_threshold, parallel=settings.parallel,
+                   prompt_cache_mb=settings.prompt_cache_mb)
 
     @property
     def adapter_name(self) -> str | None:
