@@ -10,7 +10,7 @@ this curve and then checked once on the held-out ones with ``answer_quality.py``
 other setting is the default, the bundled adapter and its abstention included. Each point
 answers the same questions with one generator, in this one run.
 
-    python bench/context_curve.py [--questions 200] [--points k3,k1,...]
+    python bench/context_curve.py [--questions 200] [--points k3,k1,...] [--examples 1200]
 """
 
 from __future__ import annotations
@@ -39,8 +39,11 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=200)
     parser.add_argument("--points", default=",".join(POINTS),
                         help=f"Comma-separated, of: {', '.join(POINTS)}.")
+    parser.add_argument("--examples", type=int, default=1200,
+                        help="How many questions the bundled adapter was trained on "
+                             "(answer_adapters.py --examples): they are left out.")
     args = parser.parse_args()
-    questions, docs = validation_questions(args.questions)
+    questions, docs = validation_questions(args.questions, args.examples)
     print(f"{len(questions)} validation questions; CPU: {cpu_flags()}")
     base = load_settings()
     generator = build_generator(replace(base.generator, adapter="auto"))
