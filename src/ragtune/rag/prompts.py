@@ -51,11 +51,17 @@ _COMPACT = {
 }
 
 
+_SIMPLIFIED = str.maketrans("資沒", "资没")  # the abstention's characters that have others
+
+
 def is_abstention(text: str) -> bool:
     """Whether an answer is the abstention of :data:`ABSTAIN` and nothing more, in either
     language, with or without punctuation or markers ("The sources do not say when it
     opened, but ..." goes on to claim something, so it is an answer)."""
     plain = re.sub(r"[\s\[\]【】\d.。,，!！]+", " ", text).strip().lower()
+    # the Chinese adapter, trained on Traditional Chinese sources, sometimes writes some of
+    # the abstention's characters in their traditional forms (資料中没有提到)
+    plain = plain.translate(_SIMPLIFIED)
     # "The source does not say.": the same refusal in the singular
     plain = re.sub(r"^the source does not", "the sources do not", plain)
     return any(plain == re.sub(r"[\s.。]+", " ", a).strip().lower() for a in ABSTAIN.values())

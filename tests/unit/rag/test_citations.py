@@ -159,6 +159,8 @@ def test_edge_cases_of_abstention_and_support():
     from ragtune.rag.prompts import is_abstention
 
     assert is_abstention("The sources do not say. [1]") and is_abstention("资料中没有提到")
+    # written with traditional characters, as the Chinese adapter sometimes does
+    assert is_abstention("資料中没有提到。") and is_abstention("資料中沒有提到。 [2]")
     # an answer that goes on to claim something is an answer, not an abstention
     assert not is_abstention("The sources do not say when it opened, but Eiffel built it [2].")
     assert not is_abstention("The sources do not saying")
