@@ -44,6 +44,7 @@ from ragtune.evaluate.metrics import exact_match, normalize_answer, token_f1, to
 from ragtune.evaluate.scoring import paired_bootstrap, percentile
 from ragtune.models.components import build_generator, language_generator
 from ragtune.rag.citations import strip_markers
+from ragtune.rag.prompts import is_abstention
 
 from _common import RESULTS, data_dir, machine, paragraph_kb, require, write_result
 
@@ -103,12 +104,22 @@ def record(item: QAItem, answer: Any) -> dict[str, Any]:
     }
 
 
+def rescored(row: dict[str, Any]) -> dict[str, Any]:
+    """A cached answer scored by today's rules: an answer that is the abstention in any
+    form :func:`~ragtune.rag.prompts.is_abstention` now recognises (資料中没有提到。 since
+    2026-12-07) is an abstention, as ``ask`` now returns it, with nothing cited."""
+    if row["abstained"] or not is_abstention(row["answer"]):
+        return row
+    return {**row, "abstained": True, "em": 0.0, "f1": 0.0, "marker": False, "cited": 0,
+            "cited_gold": 0}
+
+
 def run_arm(kb: KnowledgeBase, generator: Any, items: list[QAItem], path: Path,
             label: str) -> list[dict[str, Any]]:
     """Answers of one arm, cached line by line in ``path`` (a rerun continues)."""
     done = {}
     if path.exists():
-        done = {r["id"]: r for r in map(json.loads, path.read_text().splitlines())}
+        done = {r["id"]: rescored(r) for r in map(json.loads, path.read_text().splitlines())}
     with path.open("a", encoding="utf-8") as out:
         for i, item in enumerate(items, 1):
             if item.id not in done:
