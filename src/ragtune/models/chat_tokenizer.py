@@ -47,6 +47,7 @@ class ChatTokenizer:
             trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
         env.filters["tojson"] = _tojson
         env.globals["raise_exception"] = _raise
+        env.globals["strftime_now"] = _strftime_now  # Llama 3's templates write the date
         self._template = env.from_string(template)  # a transformers-only tag fails here
 
     def apply_chat_template(self, messages: Sequence[Message], *,
@@ -91,6 +92,12 @@ def _tojson(x: Any, ensure_ascii: bool = False, indent: int | None = None,
             separators: Any = None, sort_keys: bool = False) -> str:
     return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
                       sort_keys=sort_keys)
+
+
+def _strftime_now(format: str) -> str:
+    from datetime import datetime
+
+    return datetime.now().strftime(format)
 
 
 def _raise(message: str) -> None:

@@ -42,6 +42,14 @@ def test_the_template_gets_the_special_tokens_and_trims_blocks(tmp_path: Path,
     assert tok.decode([3, 4]) == "hello world"
 
 
+def test_templates_get_transformers_helpers(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    tok = ChatTokenizer(folder(tmp_path, "{{ strftime_now('%Y') }} {{ messages | tojson }}"))
+    assert tok.apply_chat_template([{"role": "user", "content": "é"}]) == \
+        f'{datetime.now():%Y} [{{"role": "user", "content": "é"}}]'
+
+
 def test_a_template_error_raises_its_message(tmp_path: Path) -> None:
     import jinja2
 
