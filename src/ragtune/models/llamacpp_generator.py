@@ -59,7 +59,8 @@ class LlamaCppGenerator:
     def __init__(self, model: str = "smollm2-135m-instruct", *, max_context: int = 2048,
                  threads: int | None = None, parallel: int = 1, no_repeat: int = 6,
                  stop: Sequence[str] = (), adapter: str | Path | None = None,
-                 abstain_threshold: float | None = None, prompt_cache_mb: int = 256) -> None:
+                 abstain_threshold: float | None = None,
+                 prompt_cache_mb: int = GeneratorSettings.prompt_cache_mb) -> None:
         try:
             import xllamacpp
         except ImportError as exc:
