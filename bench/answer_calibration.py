@@ -8,10 +8,14 @@ other half of the training articles (alphabetical positions 0, 2, ... against 1,
 without their own article. Each question is answered once with neither threshold (the
 abstention weighed and never chosen), which records the best cosine similarity of a
 retrieved chunk, the probability the model gives the abstention, and the answer it writes
-otherwise; every pair of thresholds is then scored from those:
+otherwise. What the similarity gate compares is then measured for every question as
+``ask`` measures it (:func:`ragtune.rag.relevance.relevance`: the best similarity of a
+retrieved chunk or one of its sentences, and whether one chunk holds every term of the
+question), and every pair of thresholds is scored from those:
 
-- abstained: best similarity below ``retrieval.min_similarity``, or abstention
-  probability at ``generator.abstain_threshold`` or above;
+- abstained: best similarity below ``retrieval.min_similarity`` with no chunk holding
+  every term of the question, or abstention probability at
+  ``generator.abstain_threshold`` or above;
 - false abstention: answerable questions abstained on; F1 and EM (SQuAD) of the answers
   to the others (an abstention scores 0); abstention on the unanswerable questions.
 
@@ -52,8 +56,21 @@ SIMILARITY_GRID = [round(0.005 * i, 3) for i in range(0, 200)]
 def abstains(row: dict[str, Any], similarity: float, threshold: float) -> bool:
     """Whether the answer abstains at these thresholds: it wrote the abstention itself (a
     generator that weighs none always may), or fell below either threshold."""
-    return bool(row["abstained"] or row["similarity"] < similarity
+    return bool(row["abstained"] or (row["similarity"] < similarity and not row["covered"])
                 or (row["p_abstain"] or 0.0) >= threshold)
+
+
+def with_relevance(kb: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with what the similarity gate compares for their questions in ``kb``."""
+    from ragtune.rag.relevance import relevance
+
+    out = []
+    for row in rows:
+        hits = kb.search(row["question"])
+        measured = relevance(row["question"], hits, kb.answer_embedder)
+        out.append({**row, "similarity": measured.similarity,
+                    "covered": measured.covered is not None})
+    return out
 
 
 def scores(answerable: list[dict[str, Any]], unanswerable: list[dict[str, Any]],
@@ -119,6 +136,7 @@ def main() -> None:
     out = work / "calibration"
     out.mkdir(parents=True, exist_ok=True)
     answerable = run_arm(kb, generator, questions, out / "answerable.jsonl", "answerable")
+    answerable = with_relevance(kb, answerable)
     kb.close()
     # a question is unanswerable in the base of the other half of the articles
     # (alternate articles: their names hold the article before the paragraph number)
@@ -131,8 +149,8 @@ def main() -> None:
         other = paragraph_kb(work / f"train-half-{1 - h}",
                              {d: t for d, t in docs.items() if half[d] == 1 - h}, settings)
         asked = [i for i in asked_all if half[i.doc or ""] == h]
-        unanswerable += run_arm(other, generator, asked, out / f"unanswerable-{h}.jsonl",
-                                f"unanswerable {h + 1}/2")
+        unanswerable += with_relevance(other, run_arm(
+            other, generator, asked, out / f"unanswerable-{h}.jsonl", f"unanswerable {h + 1}/2"))
         other.close()
     # a generator that gives no abstention probability: the similarity threshold alone
     weighed = any(r["p_abstain"] is not None for r in answerable)

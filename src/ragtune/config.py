@@ -107,8 +107,9 @@ class RetrievalSettings:
     # sentences of each chunk shown in an answer's context, those nearest the question
     # (ragtune.rag.compress); 0: whole chunks
     sentences: int = 0
-    # an answer abstains without generating when no retrieved chunk has this cosine
-    # similarity to the question; empty: the embedder's own (ragtune.rag.relevance), -1: off
+    # an answer abstains without generating when no retrieved chunk, nor a sentence of one,
+    # has this cosine similarity to the question and none holds every term of it; empty:
+    # the embedder's own (ragtune.rag.relevance), -1: off
     min_similarity: float | None = None
 
     def __post_init__(self) -> None:

@@ -194,7 +194,7 @@ class Answer:
     unsupported: tuple[str, ...] = ()  # answer sentences that no source supports
     notes: tuple[str, ...] = ()  # what the user should know (a question that was cut, ...)
     abstain_probability: float | None = None  # see Completion.abstain_probability
-    similarity: float | None = None  # best cosine similarity of a retrieved chunk
+    similarity: float | None = None  # best cosine of a retrieved chunk or sentence (rag.relevance)
 
     def to_dict(self) -> dict[str, Any]:
         return {

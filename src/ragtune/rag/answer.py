@@ -20,7 +20,7 @@ from ragtune.rag.prompts import (
     detect_language,
     is_abstention,
 )
-from ragtune.rag.relevance import best_similarity
+from ragtune.rag.relevance import relevance
 from ragtune.rag.spans import close_code, complete_list, complete_phrase
 from ragtune.retrieve.protocol import Retriever
 from ragtune.types import Answer, Hit
@@ -102,16 +102,19 @@ def answer_from_hits(
     ``draft`` (a closed-book answer from the fine-tuned model) is shown after the question
     for the generator to keep what the sources support and correct the rest.
 
-    ``min_similarity``: when no hit's dense (cosine) score reaches it, the answer abstains
-    without generating (:mod:`ragtune.rag.relevance`); ``similarity`` records the best.
+    ``min_similarity``: when neither a hit's dense (cosine) score nor, with ``embedder``,
+    one of its sentences' reaches it, and no hit holds every term of the question, the
+    answer abstains without generating (:mod:`ragtune.rag.relevance`); ``similarity``
+    records the best measured.
 
     ``sentences``: each text chunk is shown cut to this many sentences nearest the
     question (:mod:`ragtune.rag.compress`; needs ``embedder``); 0 shows chunks whole.
     """
     t1 = time.perf_counter()
     lang = detect_language(question)
-    similarity = best_similarity(hits)
-    if min_similarity is not None and similarity is not None and similarity < min_similarity:
+    relevant = relevance(question, hits, embedder, min_similarity)
+    similarity = relevant.similarity
+    if not relevant.passes(min_similarity):
         return Answer(
             question=question, text=ABSTAIN[lang], citations=(), abstained=True,
             adapter=getattr(generator, "adapter_name", None), language=lang,
@@ -119,7 +122,7 @@ def answer_from_hits(
             timings={"total_ms": (time.perf_counter() - t1) * 1e3},
             notes=(f"no source is close enough to the question to answer from (best "
                    f"similarity {similarity:.2f}, below retrieval.min_similarity "
-                   f"{min_similarity:.2f})",))
+                   f"{min_similarity:.2f}, and none holds every term of the question)",))
     style = prompt_style or str(getattr(generator, "prompt_style", "full"))
     if style not in STYLES:
         raise ConfigError(f"unknown prompt style {style!r}; valid choices: {', '.join(STYLES)}")
