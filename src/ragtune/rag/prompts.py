@@ -55,9 +55,16 @@ _SIMPLIFIED = str.maketrans("資沒", "资没")  # the abstention's characters t
 
 
 def is_abstention(text: str) -> bool:
-    """Whether an answer is the abstention of :data:`ABSTAIN` and nothing more, in either
-    language, with or without punctuation or markers ("The sources do not say when it
-    opened, but ..." goes on to claim something, so it is an answer)."""
+    """Whether an answer is the abstention of :data:`ABSTAIN`, in either language, with or
+    without punctuation or markers: the abstention and nothing more, or the abstention as
+    its first sentence (a small model that copies a source quoting the abstention goes on
+    with that source's text). "The sources do not say when it opened, but ..." goes on to
+    claim something in the same sentence, so it is an answer."""
+    first = re.split(r"(?<=[.。!！?？])(?=\s|[^\s\[\]\d.。!！?？])", text.strip(), maxsplit=1)[0]
+    return _only_abstention(text) or _only_abstention(first)
+
+
+def _only_abstention(text: str) -> bool:
     plain = re.sub(r"[\s\[\]【】\d.。,，!！]+", " ", text).strip().lower()
     # the Chinese adapter, trained on Traditional Chinese sources, sometimes writes some of
     # the abstention's characters in their traditional forms (資料中没有提到)
