@@ -77,3 +77,24 @@ def test_cli_serve_answers_the_openai_client(docs_kb):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_docs_question_far_from_its_chunk_is_answered_and_an_off_topic_one_is_not(docs_kb):
+    """The relevance gate with the real embedder: the sentence that says how to start the
+    server lets the question through although its chunk is far from it; a question the
+    docs do not cover still abstains without generating."""
+    from ragtune import KnowledgeBase
+    from ragtune.rag.relevance import best_similarity, min_similarity, relevance
+
+    with KnowledgeBase.open(docs_kb) as kb:
+        threshold = min_similarity(None, kb.manifest.embedder_model)
+        question = "How do I start the server?"
+        hits = kb.search(question)
+        measured = relevance(question, hits, kb.answer_embedder)
+        assert threshold is not None and measured.similarity is not None
+        assert best_similarity(hits) < threshold <= measured.similarity
+        answer = kb.ask(question)
+        assert not answer.abstained and "ragtune serve" in answer.text
+        assert answer.citations[0].chunk.source.endswith("serve.md")
+        off_topic = kb.ask("Who won the 2018 World Cup?")
+        assert off_topic.abstained and off_topic.steps[-1] == "relevance"
