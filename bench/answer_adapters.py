@@ -118,12 +118,16 @@ def main() -> None:
                              "adapter (the shipped adapter is step 72 of the default run).")
     parser.add_argument("--install-only", action="store_true",
                         help="Install from the last run without training again.")
+    parser.add_argument("--work", default="",
+                        help="Folder under bench/results for the knowledge base, examples and "
+                             "run (default: answer-adapter-<base>-<language>); a run stopped "
+                             "early continues with `ragtune tune lora --resume WORK/run`.")
     args = parser.parse_args()
 
     lang = LANGUAGE[args.dataset]
-    work = RESULTS / ("answer-adapter" if args.dataset == "squad" and
-                      args.base == "smollm2-135m-instruct" else
-                      f"answer-adapter-{args.base}-{lang}")
+    work = RESULTS / (args.work or ("answer-adapter" if args.dataset == "squad" and
+                                    args.base == "smollm2-135m-instruct" else
+                                    f"answer-adapter-{args.base}-{lang}"))
     if args.install_only:
         install(work / "run", args.base, lang, args.install_step)
         return

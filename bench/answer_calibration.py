@@ -37,6 +37,7 @@ threshold is chosen) and the multilingual embedder, whose default it writes.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 from dataclasses import replace
@@ -133,7 +134,9 @@ def main() -> None:
                       else f"answer-adapter-{gen.model}-{lang}")
     print(f"generator {gen.model} with {getattr(generator, 'adapter_name', None)}")
     kb = paragraph_kb(work / "train", docs, settings)  # every question reaches the model
-    out = work / "calibration"
+    # the answers are the adapter's: cached apart for each adapter file
+    weights = PACKAGE / f"{gen.model}-grounded-{lang}" / "adapter_model.safetensors"
+    out = work / "calibration" / hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
     out.mkdir(parents=True, exist_ok=True)
     answerable = run_arm(kb, generator, questions, out / "answerable.jsonl", "answerable")
     answerable = with_relevance(kb, answerable)
