@@ -29,6 +29,7 @@ import numpy as np
 
 from ragtune.errors import ConfigError, RagtuneError
 from ragtune.rag.prompts import detect_language
+from ragtune.rag.relevance import covering_source
 from ragtune.types import Hit
 
 __all__ = [
@@ -111,8 +112,10 @@ class RuleRouter:
 
     ``min_dense`` is the best query-chunk cosine below which the knowledge base is taken to
     have nothing on the question (all-MiniLM-L6-v2: related passages score above ~0.35,
-    unrelated ones below ~0.2). Without dense scores (lexical-only search), any lexical
-    hit counts as evidence.
+    unrelated ones below ~0.2), unless one hit holds every term of the question
+    (:func:`ragtune.rag.relevance.covering_source`: a short question is far from a long
+    chunk that answers it, and embedders know little of acronyms and names). Without dense
+    scores (lexical-only search), any lexical hit counts as evidence.
     """
 
     min_dense: float = 0.3
@@ -121,13 +124,17 @@ class RuleRouter:
               query_vector: np.ndarray | None = None) -> Route:
         dense = _top([h.dense_score for h in hits])
         has_dense = any(h.dense_score is not None for h in hits)
-        evidence = dense >= self.min_dense if has_dense else bool(hits)
+        covered = (covering_source(question, hits)
+                   if has_dense and dense < self.min_dense else None)
+        evidence = dense >= self.min_dense or covered is not None if has_dense else bool(hits)
         scores = {"dense_top": dense}
         if evidence:
             strategy = "serial" if has_tuned else "rag"
-            return Route(strategy, f"retrieval found evidence (dense {dense:.2f} >= "
-                                   f"{self.min_dense})" if has_dense else
-                         "retrieval found lexical matches", scores)
+            return Route(strategy, "retrieval found lexical matches" if not has_dense else
+                         f"retrieval found evidence (source {covered} holds every term of "
+                         "the question)" if covered is not None else
+                         f"retrieval found evidence (dense {dense:.2f} >= {self.min_dense})",
+                         scores)
         if has_tuned:
             return Route("closed", f"no evidence in the knowledge base (dense {dense:.2f} < "
                                    f"{self.min_dense}); the fine-tuned model answers alone",

@@ -20,7 +20,7 @@ from ragtune.rag.prompts import (
     detect_language,
     is_abstention,
 )
-from ragtune.rag.relevance import relevance
+from ragtune.rag.relevance import Relevance, best_similarity, relevance
 from ragtune.rag.spans import close_code, complete_list, complete_phrase
 from ragtune.retrieve.protocol import Retriever
 from ragtune.types import Answer, Hit
@@ -112,7 +112,8 @@ def answer_from_hits(
     """
     t1 = time.perf_counter()
     lang = detect_language(question)
-    relevant = relevance(question, hits, embedder, min_similarity)
+    relevant = (Relevance(best_similarity(hits)) if min_similarity is None  # no gate
+                else relevance(question, hits, embedder, min_similarity))
     similarity = relevant.similarity
     if not relevant.passes(min_similarity):
         return Answer(
@@ -122,7 +123,7 @@ def answer_from_hits(
             timings={"total_ms": (time.perf_counter() - t1) * 1e3},
             notes=(f"no source is close enough to the question to answer from (best "
                    f"similarity {similarity:.2f}, below retrieval.min_similarity "
-                   f"{min_similarity:.2f}, and none holds every term of the question)",))
+                   f"{min_similarity:g}, and none holds every term of the question)",))
     style = prompt_style or str(getattr(generator, "prompt_style", "full"))
     if style not in STYLES:
         raise ConfigError(f"unknown prompt style {style!r}; valid choices: {', '.join(STYLES)}")

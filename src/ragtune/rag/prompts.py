@@ -60,12 +60,17 @@ def is_abstention(text: str) -> bool:
     its first sentence (a small model that copies a source quoting the abstention goes on
     with that source's text). "The sources do not say when it opened, but ..." goes on to
     claim something in the same sentence, so it is an answer."""
-    first = re.split(r"(?<=[.。!！?？])(?=\s|[^\s\[\]\d.。!！?？])", text.strip(), maxsplit=1)[0]
+    first = _FIRST_END.split(text.strip(), maxsplit=1)[0]
     return _only_abstention(text) or _only_abstention(first)
 
 
+# the end of a first sentence: after 。！？, or after .!? before a space, a quote, a marker
+# or the end (not inside 3.5, e.g. or U.S.)
+_FIRST_END = re.compile(r"(?<=[。！？])|(?<=[.!?])(?=[\s\"'`”」\[]|$)")
+
+
 def _only_abstention(text: str) -> bool:
-    plain = re.sub(r"[\s\[\]【】\d.。,，!！]+", " ", text).strip().lower()
+    plain = re.sub(r"[\s\[\]【】\d.。,，!！\"'`“”「」]+", " ", text).strip().lower()
     # the Chinese adapter, trained on Traditional Chinese sources, sometimes writes some of
     # the abstention's characters in their traditional forms (資料中没有提到)
     plain = plain.translate(_SIMPLIFIED)

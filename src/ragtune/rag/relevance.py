@@ -100,16 +100,18 @@ def _question_words() -> tuple[frozenset[str], tuple[str, ...]]:
 
 
 def covering_source(question: str, hits: Sequence[Hit]) -> int | None:
-    """The number (1-based) of the first hit whose text holds every BM25 term of
-    ``question`` but its question words and single Latin letters (the s of "RAFT's");
-    ``None`` when none does or nothing is left."""
+    """The number (1-based) of the first hit whose indexed text (a table's header and
+    title included, as BM25 reads it) holds every BM25 term of ``question`` but its
+    question words and single Latin letters (the s of "RAFT's"); ``None`` when none does
+    or nothing is left. Chinese question words are dropped with the jieba word that holds
+    them (几天, 多少钱)."""
     english, chinese = _question_words()
     terms = {t for t in tokenize(question) if t not in english
              and (len(t) > 1 if t.isascii() else not any(w in t for w in chinese))}
     if not terms:
         return None
-    return next((n for n, h in enumerate(hits, 1) if terms <= set(tokenize(h.chunk.text))),
-                None)
+    return next((n for n, h in enumerate(hits, 1)
+                 if terms <= set(tokenize(h.chunk.index_text))), None)
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,8 @@ def relevance(question: str, hits: Sequence[Hit], embedder: Embedder | None,
               threshold: float | None = None) -> Relevance:
     """How close ``hits`` are to ``question``, measured only as far as ``threshold``
     needs: the chunks' dense scores, then every term of the question in one chunk, then
-    each sentence's similarity (with ``embedder``). ``threshold=None`` measures all."""
+    each sentence's similarity (with ``embedder``). ``threshold=None`` measures all (for
+    calibration); hits without dense scores (lexical search) are not measured."""
     chunk = best_similarity(hits)
     if chunk is None or (threshold is not None and chunk >= threshold):
         return Relevance(chunk)

@@ -178,7 +178,8 @@ def extras(answer: Answer, turn: Turn | None = None) -> dict[str, Any]:
             "adapter": answer.adapter, "kb_version": answer.kb_version,
             "language": answer.language, "unsupported": list(answer.unsupported),
             "notes": list(answer.notes),
-            # the answer as checked: the streamed text plus the [n] markers ragtune added
+            # the answer as checked: the streamed text with the [n] markers ragtune added
+            # and its spans completed, or the abstention the model began with
             "answer": answer.text}
 
 

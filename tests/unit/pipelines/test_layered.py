@@ -49,6 +49,15 @@ def test_rule_router_without_evidence_answers_from_memory_or_abstains():
     assert router.route("q", [], has_tuned=False).strategy == "abstain"
 
 
+def test_rule_router_takes_a_hit_holding_every_term_of_the_question_as_evidence():
+    far = [hit("To start the server, run ragtune serve with your knowledge base.", dense=0.2)]
+    decision = RuleRouter(min_dense=0.3).route("How do I start the server?", far,
+                                               has_tuned=False)
+    assert decision.strategy == "rag" and "every term" in decision.reason
+    assert RuleRouter(min_dense=0.3).route("How do I stop the server?", far,
+                                           has_tuned=False).strategy == "abstain"
+
+
 def test_rule_router_lexical_only_hits_count_as_evidence():
     hits = [hit("a", dense=None, lexical=2.0)]
     assert RuleRouter().route("q", hits, has_tuned=False).strategy == "rag"

@@ -169,6 +169,11 @@ def test_edge_cases_of_abstention_and_support():
     assert is_abstention("The sources do not say [1]. Eiffel built it [2].")
     assert is_abstention("资料中没有提到。埃菲尔建造了它[2]。")
     assert not is_abstention("The sources do not say much. Eiffel built it [2].")
+    assert is_abstention("The sources do not say.[1] It opened in 1990.")
+    assert is_abstention("资料中没有提到。1990年开放。")
+    assert is_abstention('"The sources do not say." The sources are data.')
+    assert is_abstention("`The sources do not say.` The sources are data.")
+    assert not is_abstention("The sources do not say e.g. when. It opened in 1990.")
     assert not is_abstention("The sources do not saying")
     # a sentence its own [n] does not support but another source does cites that one
     miscited = "Employees get 25 days of paid vacation [2]."

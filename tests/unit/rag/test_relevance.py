@@ -33,7 +33,8 @@ def test_below_the_threshold_the_answer_abstains_without_generating() -> None:
     answer = answer_from_hits("How many sick days?", far, generator, min_similarity=0.4)
     assert answer.abstained and answer.text == "The sources do not say."
     assert generator.calls == 0 and not answer.citations
-    assert answer.similarity == 0.21 and "0.21" in answer.notes[0] and "0.40" in answer.notes[0]
+    assert answer.similarity == 0.21 and "similarity 0.21" in answer.notes[0]
+    assert "min_similarity 0.4," in answer.notes[0]
     assert answer.to_dict()["similarity"] == 0.21
     zh = answer_from_hits("每年有多少天病假？", far, generator, min_similarity=0.4)
     assert zh.abstained and zh.text == "资料中没有提到。"
@@ -102,3 +103,21 @@ def test_a_chunk_holding_every_term_of_the_question_is_on_topic() -> None:
                     text="员工每年有二十五天带薪年假。"), 1.0, dense_score=0.1)]
     assert covering_source("每年有几天带薪年假？", zh) == 1  # 几天: a question word
     assert covering_source("每年有几天带薪病假？", zh) is None
+
+
+def test_without_a_threshold_nothing_but_the_chunks_scores_is_measured() -> None:
+    embedder = FakeEmbedder(dimension=512)
+    answer = answer_from_hits("How do I start the server quickly?",
+                              [Hit(LONG, 0.5, dense_score=0.2)], CountingGenerator(),
+                              embedder=embedder)
+    assert answer.similarity == 0.2  # the chunk's: no sentence was embedded for the gate
+    assert not answer.abstained
+
+
+def test_a_tables_header_counts_for_the_terms_of_the_question() -> None:
+    table = Chunk(id="t", source="prices.pdf", start=0, end=10, kind="table",
+                  context="Plans and prices\n| plan | monthly price |\n|---|---|",
+                  text="| Pro | 12 USD |")
+    hits = [Hit(table, 1.0, dense_score=0.1)]
+    assert covering_source("What is the Pro plan's monthly price?", hits) == 1
+    assert covering_source("What is the Pro plan's yearly price?", hits) is None
