@@ -8,6 +8,8 @@ answer. Nothing here chose a threshold or a prompt: the set only tests them.
 
 - correct: the answer, without its ``[n]`` markers, contains an accepted answer as whole
   words (case-insensitive);
+- shown: a source the model was shown contains one (none is shown when the relevance
+  gate abstains before generating);
 - abstained: on the docs questions, a false abstention; on the off-topic ones, right.
 
     python bench/docs_answers.py [--name NAME] [--kb .ragtune/demo-kb]
@@ -63,6 +65,8 @@ def main() -> None:
                 "id": item["id"], "question": item["question"], "answer": answer.text,
                 "abstained": answer.abstained, "similarity": answer.similarity,
                 "correct": any(contains(answer.text, a) for a in item["answers"]),
+                "shown": any(contains(c.text, a) for c in answer.context
+                             for a in item["answers"]),
                 "cited": [c.chunk.source.rsplit("/", 1)[-1] for c in answer.citations],
                 "seconds": seconds})
             print(f"{item['id']} {'abstained' if answer.abstained else answer.text!r}")
@@ -72,6 +76,7 @@ def main() -> None:
     summary = {
         "docs_questions": len(docs), "off_topic": len(off),
         "correct": sum(r["correct"] for r in docs) / len(docs),
+        "shown": sum(r["shown"] for r in docs) / len(docs),
         "abstained_docs": sum(r["abstained"] for r in docs) / len(docs),
         "abstained_off_topic": sum(r["abstained"] for r in off) / len(off),
         "p50_s": statistics.median(r["seconds"] for r in rows),
