@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from answer_quality import cpu_flags
+from ragtune.rag.citations import strip_markers
 
 from _common import RESULTS, ROOT, write_result
 
 QUESTIONS = Path(__file__).with_name("docs_questions.json")
-MARKERS = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 
 
 def contains(text: str, accepted: str) -> bool:
@@ -40,7 +40,7 @@ def contains(text: str, accepted: str) -> bool:
         pattern = r"(?<!\w)" + pattern
     if accepted[-1:].isalnum():
         pattern += r"(?!\w)"
-    return re.search(pattern, MARKERS.sub("", text).lower()) is not None
+    return re.search(pattern, strip_markers(text).lower()) is not None
 
 
 def main() -> None:

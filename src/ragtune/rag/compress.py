@@ -17,9 +17,14 @@ from ragtune.documents.chunking import split_sentences
 from ragtune.models.protocol import Embedder, embed_queries
 from ragtune.types import Hit
 
-__all__ = ["select_sentences"]
+__all__ = ["select_sentences", "similarities"]
 
 GAP = " … "
+
+
+def similarities(question: str, texts: list[str], embedder: Embedder) -> np.ndarray:
+    """The cosine similarity of ``question`` (embedded as a query) to each of ``texts``."""
+    return np.asarray(embedder.embed(texts)) @ embed_queries(embedder, [question])[0]
 
 
 def select_sentences(question: str, hits: list[Hit], n: int, embedder: Embedder) -> list[Hit]:
@@ -28,9 +33,8 @@ def select_sentences(question: str, hits: list[Hit], n: int, embedder: Embedder)
     long = [i for i, s in enumerate(spans) if len(s) > n]
     if n < 1 or not long:
         return hits
-    texts = [hits[i].chunk.text[a:b] for i in long for a, b in spans[i]]
-    query = embed_queries(embedder, [question])[0]
-    scores = np.asarray(embedder.embed(texts)) @ query
+    scores = similarities(question, [hits[i].chunk.text[a:b] for i in long for a, b in spans[i]],
+                          embedder)
     out = list(hits)
     at = 0
     for i in long:

@@ -54,6 +54,11 @@ _COMPACT = {
 _SIMPLIFIED = str.maketrans("資沒", "资没")  # the abstention's characters that have others
 
 
+# the end of a first sentence: after 。！？, or after .!? before a space, a quote, a marker
+# or the end (not inside 3.5, e.g. or U.S.)
+_FIRST_END = re.compile(r"(?<=[。！？])|(?<=[.!?])(?=[\s\"'`”」\[]|$)")
+
+
 def is_abstention(text: str) -> bool:
     """Whether an answer is the abstention of :data:`ABSTAIN`, in either language, with or
     without punctuation or markers: the abstention and nothing more, or the abstention as
@@ -62,11 +67,6 @@ def is_abstention(text: str) -> bool:
     claim something in the same sentence, so it is an answer."""
     first = _FIRST_END.split(text.strip(), maxsplit=1)[0]
     return _only_abstention(text) or _only_abstention(first)
-
-
-# the end of a first sentence: after 。！？, or after .!? before a space, a quote, a marker
-# or the end (not inside 3.5, e.g. or U.S.)
-_FIRST_END = re.compile(r"(?<=[。！？])|(?<=[.!?])(?=[\s\"'`”」\[]|$)")
 
 
 def _only_abstention(text: str) -> bool:

@@ -37,7 +37,8 @@ import numpy as np
 
 from ragtune.documents.chunking import split_sentences
 from ragtune.index.tokenize import tokenize
-from ragtune.models.protocol import Embedder, embed_queries
+from ragtune.models.protocol import Embedder
+from ragtune.rag.compress import similarities
 from ragtune.types import Hit
 
 __all__ = ["Relevance", "best_similarity", "covering_source", "default_min_similarity",
@@ -84,10 +85,7 @@ def sentence_similarity(question: str, hits: Sequence[Hit], embedder: Embedder,
     among ``hits``; ``None`` when there is no such sentence."""
     sentences = [h.chunk.text[a:b] for h in hits if h.chunk.kind == "text"
                  for a, b in split_sentences(h.chunk.text)]
-    if not sentences:
-        return None
-    query = embed_queries(embedder, [question])[0]
-    return float(np.max(np.asarray(embedder.embed(sentences)) @ query))
+    return float(np.max(similarities(question, sentences, embedder))) if sentences else None
 
 
 @cache
